@@ -1,0 +1,83 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error is the one error type of the gateway. Code is the stable wire code
+// (CONTRACT.md §2.2 keeps upstream's mixture of UPPER_SNAKE and PascalCase);
+// api maps it to an HTTP status through a single table. Extra holds fields
+// that are flattened into the wire error object (requiredScope, refresh,
+// runId ...). Message is safe to send to clients.
+type Error struct {
+	Code    string
+	Message string
+	Extra   map[string]any
+	// Err is the underlying cause, logged but never sent to clients.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an *Error with a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, or "" when
+// err carries none.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// Wire error codes used by host. The HTTP status of each lives in api.
+const (
+	CodeInvalidRequest = "INVALID_REQUEST"
+	CodeInvalidInput   = "INVALID_INPUT"
+	CodeNotFound       = "NOT_FOUND"
+	CodeRunNotActive   = "RUN_NOT_ACTIVE"
+	CodeAlreadyDecided = "AlreadyDecided"
+	CodeBusy           = "Busy"
+	CodeForbidden      = "FORBIDDEN"
+	CodeServerError    = "SERVER_ERROR"
+	CodeUnsupported    = "UnsupportedSandbox"
+	CodeRunNotFound    = "RunNotFound"
+	CodeNodeNotFound   = "NodeNotFound"
+	CodeIterationNF    = "IterationNotFound"
+	CodeNodeHasNoOut   = "NodeHasNoOutput"
+)
+
+// Workflow-level codes carried by SmithersError in JavaScript and stored in
+// node and run errorJson (DESIGN.md §2).
+const (
+	CodeTaskFailed      = "TASK_FAILED"
+	CodeTaskTimeout     = "TASK_TIMEOUT"
+	CodeApprovalDenied  = "APPROVAL_DENIED"
+	CodeCancelled       = "CANCELLED"
+	CodeExecFailed      = "EXEC_FAILED"
+	CodeNondeterminism  = "NONDETERMINISM"
+	CodeDuplicateID     = "DUPLICATE_ID"
+	CodeJSInterrupted   = "JS_INTERRUPTED"
+	CodeRunTimeout      = "RUN_TIMEOUT"
+	CodeVersionMismatch = "VERSION_MISMATCH"
+	CodeEventTimeout    = "EVENT_TIMEOUT"
+	CodeWorkflowFailed  = "WORKFLOW_FAILED"
+	CodeWorkflowMissing = "WORKFLOW_NOT_REGISTERED"
+)
+
+// ErrRunTerminal is returned by step commits against a run that has already
+// finished, failed or been cancelled; late completions of detached work are
+// dropped with it rather than published after run.completed.
+var ErrRunTerminal = errors.New("run is terminal")

@@ -1,0 +1,119 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Store is the gateway's durable state. host/sqlite implements it; a
+// PostgreSQL implementation can follow for multi-replica deployments.
+//
+// Writes go through Update only: fn runs inside one transaction on the
+// store's single writer, and the events it appended are returned, with their
+// seq and stateVersion, only after the transaction committed (publish after
+// commit). If fn returns an error nothing is written and no event is
+// returned. fn may run concurrently with reads but never with another fn.
+//
+// Read methods never see uncommitted writes. All methods are safe for
+// concurrent use.
+type Store interface {
+	Update(ctx context.Context, fn func(tx Tx) error) ([]Event, error)
+
+	GetRun(ctx context.Context, runID string) (Run, bool, error)
+	// ListRuns returns runs newest first (createdAtMs, then runId).
+	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
+	ListNodes(ctx context.Context, runID string) ([]Node, error)
+	ListAttempts(ctx context.Context, runID, nodeID string, iteration int) ([]Attempt, error)
+	// ListApprovals returns approvals ordered by requestedAtMs ascending, with
+	// WorkflowKey filled from the run.
+	ListApprovals(ctx context.Context, f ApprovalFilter) ([]Approval, error)
+	ListSignals(ctx context.Context, runID string) ([]Signal, error)
+	// ListEvents returns the run's retained events with seq > afterSeq in seq
+	// order, at most limit of them (limit <= 0: all).
+	ListEvents(ctx context.Context, runID string, afterSeq int64, limit int) ([]Event, error)
+	// FirstEventSeq is the seq of the oldest retained event of the run (0 if
+	// the run has none).
+	FirstEventSeq(ctx context.Context, runID string) (int64, error)
+	// StateVersion is the stateVersion of the newest event (0 if none).
+	StateVersion(ctx context.Context) (int64, error)
+	// ListDueNodes returns every node of a non-terminal run that is waiting
+	// with a FiresAtMs > 0 (sleeps and approval/event timeouts), for the timer
+	// wheel to re-arm at start.
+	ListDueNodes(ctx context.Context) ([]Node, error)
+	// ListValues returns the journaled ctx.now/random/uuid values of a run in
+	// call order.
+	ListValues(ctx context.Context, runID string) ([]string, error)
+	ListCrons(ctx context.Context) ([]Cron, error)
+	ListProcesses(ctx context.Context) ([]Process, error)
+
+	Close() error
+}
+
+// Tx is the write side of one Update transaction. Methods return errors only
+// for storage failures; "not found" is the bool result.
+type Tx interface {
+	GetRun(runID string) (Run, bool, error)
+	InsertRun(r Run) error
+	// UpdateRun overwrites every column of the run row except LastSeq, which
+	// only AppendEvent moves.
+	UpdateRun(r Run) error
+	RunByIdempotencyKey(workflowKey, key string) (Run, bool, error)
+
+	GetNode(runID, nodeID string, iteration int) (Node, bool, error)
+	ListNodes(runID string) ([]Node, error)
+	PutNode(n Node) error
+	PutAttempt(a Attempt) error
+	GetAttempt(runID, nodeID string, iteration, attempt int) (Attempt, bool, error)
+
+	GetApproval(runID, nodeID string, iteration int) (Approval, bool, error)
+	PutApproval(a Approval) error
+
+	// InsertSignal stores s with the next per-run seq (0-based) and returns it.
+	InsertSignal(s Signal) (Signal, error)
+	// OldestUnconsumedSignal finds the oldest buffered signal of the run with
+	// that name and correlation id (nil matches only nil).
+	OldestUnconsumedSignal(runID, name string, correlationID *string) (Signal, bool, error)
+	ConsumeSignal(runID string, seq int64, nodeID string) error
+
+	// AppendEvent persists one run event with the run's next seq and the next
+	// global stateVersion, trims the run's window, and returns the event.
+	AppendEvent(runID, name string, payload json.RawMessage, atMs int64) (Event, error)
+
+	PutValue(runID string, index int, valueJSON string) error
+
+	GetCron(cronID string) (Cron, bool, error)
+	PutCron(c Cron) error
+	DeleteCron(cronID string) (bool, error)
+
+	InsertProcess(p Process) error
+	DeleteProcess(pgid int) error
+}
+
+// RunFilter selects runs for ListRuns. Zero values select everything;
+// Limit <= 0 means no limit.
+type RunFilter struct {
+	Statuses    []RunStatus
+	WorkflowKey string
+	Limit       int
+}
+
+// ApprovalFilter selects approvals for ListApprovals.
+type ApprovalFilter struct {
+	RunID       string
+	WorkflowKey string
+	Status      ApprovalStatus
+	Limit       int
+}
+
+// Process records a t.exec child's process group so that a gateway killed
+// with SIGKILL can kill the group at its next start. StartTime is the
+// child's start time in clock ticks since boot (/proc/<pid>/stat field 22),
+// which tells a live group from a recycled pid.
+type Process struct {
+	PGID        int
+	StartTime   uint64
+	RunID       string
+	NodeID      string
+	Attempt     int
+	StartedAtMs int64
+}
