@@ -1,0 +1,40 @@
+package host
+
+// Executor runs workflow code on behalf of the engine. jsruntime implements
+// it with goja event-loop workers.
+//
+// The engine hands the executor one Session per activation of a run. The
+// executor calls the workflow function with a ctx bound to the session and
+// reports every step through the session's methods, which commit to the
+// Store. Activate, Deliver and Detach must not block: they post work to the
+// executor's own goroutines.
+type Executor interface {
+	// Workflows lists the registered workflows, sorted by key.
+	Workflows() []WorkflowDef
+	// BundleHash identifies the module code; it is stored with each run.
+	BundleHash() string
+	// ModulePath is the module's path (stored as the run's workflowPath).
+	ModulePath() string
+	// Activate starts the session's workflow function from the beginning,
+	// replaying journaled nodes from s.Lookup. It ends, sooner or later, in
+	// exactly one of s.Complete, s.Fail, s.Park, or a Detach by the engine.
+	Activate(s *Session)
+	// Deliver tells a live activation that node n settled outside the
+	// executor (approval decided, signal matched, timer fired). If the
+	// activation is no longer live (it parked meanwhile), the executor calls
+	// s.Rewake so the engine activates the run again.
+	Deliver(s *Session, n Node)
+	// Detach abandons a live activation: its JavaScript state is dropped,
+	// every in-flight task body is aborted (t.signal, exec children killed),
+	// and done is called once every goroutine started for it has returned.
+	Detach(s *Session, reason error, done func())
+	// Close stops every worker; live activations are abandoned as by
+	// Detach (their runs stay "running" and resume at the next start).
+	Close() error
+}
+
+// Publisher receives committed events, in commit order, for the streams.
+// Publish must not block.
+type Publisher interface {
+	Publish(events []Event)
+}

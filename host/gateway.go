@@ -1,0 +1,483 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Config holds what the engine needs; cmd builds it.
+type Config struct {
+	Store     Store
+	Executor  Executor
+	Publisher Publisher // may be nil
+	Logger    *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// InstanceID names this process (stored as runtimeOwnerId).
+	InstanceID string
+	// HeartbeatInterval is how often heartbeatAtMs of active runs is
+	// refreshed (default 10 s).
+	HeartbeatInterval time.Duration
+}
+
+// Gateway is the engine: it launches runs, activates them on the executor,
+// commits their steps, parks and wakes them, and answers the run methods of
+// the API. Create it with New, then Start it; Close stops it.
+type Gateway struct {
+	store     Store
+	exec      Executor
+	pub       Publisher
+	log       *slog.Logger
+	now       func() time.Time
+	instance  string
+	heartbeat time.Duration
+	workflows map[string]WorkflowDef
+	startedAt time.Time
+
+	timers *timerWheel
+
+	mu     sync.Mutex
+	active map[string]*Session // runId -> live (or activating/detaching) session
+	closed bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup // background goroutines and activations in flight
+}
+
+// New builds a Gateway from cfg. It does not touch the store; Start does.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Store == nil || cfg.Executor == nil {
+		return nil, errors.New("host: Config.Store and Config.Executor are required")
+	}
+	g := &Gateway{
+		store:     cfg.Store,
+		exec:      cfg.Executor,
+		pub:       cfg.Publisher,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		instance:  cfg.InstanceID,
+		heartbeat: cfg.HeartbeatInterval,
+		workflows: map[string]WorkflowDef{},
+		active:    map[string]*Session{},
+		stop:      make(chan struct{}),
+	}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.heartbeat <= 0 {
+		g.heartbeat = 10 * time.Second
+	}
+	for _, wf := range cfg.Executor.Workflows() {
+		g.workflows[wf.Key] = wf
+	}
+	g.startedAt = g.now()
+	g.timers = newTimerWheel(g.now, g.onTimer)
+	return g, nil
+}
+
+// Start kills process groups left by a killed gateway, re-arms durable
+// timers, resumes the runs that were running when the previous process
+// died, and starts the heartbeat. It returns once that work is scheduled.
+func (g *Gateway) Start(ctx context.Context) error {
+	killOrphanProcesses(ctx, g.store, g.log)
+	due, err := g.store.ListDueNodes(ctx)
+	if err != nil {
+		return fmt.Errorf("load timers: %w", err)
+	}
+	for _, n := range due {
+		g.timers.arm(timerEntry{at: n.FiresAtMs, runID: n.RunID, nodeID: n.NodeID, iteration: n.Iteration})
+	}
+	live, err := g.store.ListRuns(ctx, RunFilter{Statuses: []RunStatus{RunRunning, RunWaitingApproval, RunWaitingEvent, RunWaitingTimer}})
+	if err != nil {
+		return fmt.Errorf("load live runs: %w", err)
+	}
+	resumed := 0
+	for _, r := range live {
+		if r.DeadlineAtMs > 0 {
+			g.timers.arm(timerEntry{at: r.DeadlineAtMs, runID: r.RunID, deadline: true})
+		}
+		if r.Status == RunRunning {
+			resumed++
+			g.wake(r.RunID, nil)
+		}
+	}
+	if resumed > 0 {
+		g.log.Info("resuming runs interrupted by the previous process", "count", resumed)
+	}
+	g.timers.start()
+	g.wg.Add(1)
+	go g.heartbeatLoop()
+	return nil
+}
+
+// Close stops timers and the heartbeat and abandons live activations (their
+// runs stay "running" and resume at the next start). It does not close the
+// store or the executor: their owner (cmd) does, after Close.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	sessions := make([]*Session, 0, len(g.active))
+	for _, s := range g.active {
+		sessions = append(sessions, s)
+	}
+	g.mu.Unlock()
+	close(g.stop)
+	g.timers.close()
+	var wg sync.WaitGroup
+	for _, s := range sessions {
+		if !s.markDetaching() {
+			continue
+		}
+		wg.Add(1)
+		g.exec.Detach(s, errors.New("gateway shutting down"), wg.Done)
+	}
+	waitTimeout(&wg, 10*time.Second)
+	g.wg.Wait()
+	return nil
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
+// Workflows returns the registered workflows sorted by key.
+func (g *Gateway) Workflows() []WorkflowDef {
+	out := make([]WorkflowDef, 0, len(g.workflows))
+	for _, wf := range g.workflows {
+		out = append(out, wf)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// Workflow looks a registered workflow up by key.
+func (g *Gateway) Workflow(key string) (WorkflowDef, bool) {
+	wf, ok := g.workflows[key]
+	return wf, ok
+}
+
+// StartedAt is when the gateway was created (for uptimeMs).
+func (g *Gateway) StartedAt() time.Time { return g.startedAt }
+
+// Store exposes the store for read-only queries of the API.
+func (g *Gateway) Store() Store { return g.store }
+
+// ActiveRuns is the number of runs live in the executor.
+func (g *Gateway) ActiveRuns() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.active)
+}
+
+func (g *Gateway) nowMs() int64 { return g.now().UnixMilli() }
+
+// update runs fn in one transaction and publishes the events it appended.
+func (g *Gateway) update(ctx context.Context, fn func(tx Tx) error) error {
+	events, err := g.store.Update(ctx, fn)
+	if err != nil {
+		return err
+	}
+	if len(events) > 0 && g.pub != nil {
+		g.pub.Publish(events)
+	}
+	return nil
+}
+
+// wake makes sure the run makes progress: a live activation gets node n
+// delivered (when n is non-nil); a parked or interrupted run is activated
+// and replays its journal. A wake that meets an activation which is ending
+// (parking, finishing, detaching) is remembered and replayed by release.
+func (g *Gateway) wake(runID string, n *Node) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	if s := g.active[runID]; s != nil {
+		s.mu.Lock()
+		if s.ended {
+			s.rewake = true
+			s.mu.Unlock()
+			g.mu.Unlock()
+			return
+		}
+		if n != nil {
+			s.journal[nodeKey{n.NodeID, n.Iteration}] = *n
+		}
+		if !s.started {
+			if n != nil {
+				s.queued = append(s.queued, *n)
+			}
+			s.mu.Unlock()
+			g.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		g.mu.Unlock()
+		if n != nil {
+			g.exec.Deliver(s, *n)
+		}
+		return
+	}
+	s := newSession(g, runID)
+	g.active[runID] = s
+	g.wg.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.wg.Done()
+		g.activate(s)
+	}()
+}
+
+// release ends s and removes it from the active table; a wake that arrived
+// while it was ending activates the run again.
+func (g *Gateway) release(s *Session) {
+	g.mu.Lock()
+	if g.active[s.runID] == s {
+		delete(g.active, s.runID)
+	}
+	s.mu.Lock()
+	s.ended = true
+	rewake := s.rewake
+	s.rewake = false
+	s.mu.Unlock()
+	g.mu.Unlock()
+	if rewake {
+		g.wake(s.runID, nil)
+	}
+}
+
+// activate loads the run and its journal and hands the session to the
+// executor.
+func (g *Gateway) activate(s *Session) {
+	ctx := context.Background()
+	run, ok, err := g.store.GetRun(ctx, s.runID)
+	if err != nil || !ok || run.Status.Terminal() {
+		if err != nil {
+			g.log.Error("activate run: load", "runId", s.runID, "err", err)
+		}
+		g.release(s)
+		return
+	}
+	if run.CancelRequestedAtMs > 0 {
+		g.release(s)
+		g.finishRun(s.runID, RunCancelled, "", cancelledErrorJSON())
+		return
+	}
+	wf, ok := g.workflows[run.WorkflowKey]
+	if !ok {
+		g.log.Error("run's workflow is not registered by the current module; leaving it until the module registers it again",
+			"runId", run.RunID, "workflow", run.WorkflowKey)
+		g.release(s)
+		return
+	}
+	if wf.VersionPolicy == VersionStrict && run.WorkflowHash != g.exec.BundleHash() {
+		msg := fmt.Sprintf("module changed since the run started (versionPolicy strict): stored bundle %s, current %s; resume with options.force to replay under the new code", short(run.WorkflowHash), short(g.exec.BundleHash()))
+		err := g.update(ctx, func(tx Tx) error {
+			r, ok, err := tx.GetRun(run.RunID)
+			if err != nil || !ok || r.Status.Terminal() {
+				return err
+			}
+			r.ErrorJSON = errorJSON(CodeVersionMismatch, msg)
+			return tx.UpdateRun(r)
+		})
+		if err != nil {
+			g.log.Error("record version mismatch", "runId", run.RunID, "err", err)
+		}
+		g.log.Warn("run left parked: version mismatch", "runId", run.RunID, "workflow", run.WorkflowKey)
+		g.release(s)
+		return
+	}
+	nodes, err := g.store.ListNodes(ctx, run.RunID)
+	if err == nil {
+		s.values, err = g.store.ListValues(ctx, run.RunID)
+	}
+	if err != nil {
+		g.log.Error("activate run: load journal", "runId", run.RunID, "err", err)
+		g.release(s)
+		return
+	}
+	now := g.nowMs()
+	err = g.update(ctx, func(tx Tx) error {
+		r, ok, err := tx.GetRun(run.RunID)
+		if err != nil {
+			return err
+		}
+		if !ok || r.Status.Terminal() {
+			return ErrRunTerminal
+		}
+		if r.StartedAtMs == 0 {
+			r.StartedAtMs = now
+		}
+		r.Status = RunRunning
+		r.HeartbeatAtMs = now
+		r.RuntimeOwnerID = g.instance
+		if ErrorCodeOfJSON(r.ErrorJSON) == CodeVersionMismatch {
+			r.ErrorJSON = ""
+		}
+		run = r
+		return tx.UpdateRun(r)
+	})
+	if err != nil {
+		if !errors.Is(err, ErrRunTerminal) {
+			g.log.Error("activate run: mark running", "runId", run.RunID, "err", err)
+		}
+		g.release(s)
+		return
+	}
+	s.load(run, wf, nodes)
+	s.mu.Lock()
+	if s.ended { // cancelled or shut down while activating
+		s.mu.Unlock()
+		g.release(s)
+		return
+	}
+	s.started = true
+	queued := s.queued
+	s.queued = nil
+	s.mu.Unlock()
+	g.exec.Activate(s)
+	for _, n := range queued {
+		g.exec.Deliver(s, n)
+	}
+}
+
+// finishRun commits a terminal status for the run (when it is not terminal
+// yet): settles unsettled nodes as cancelled for a cancelled run, and
+// appends run.completed, the run's last event.
+func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON string) {
+	now := g.nowMs()
+	err := g.update(context.Background(), func(tx Tx) error {
+		r, ok, err := tx.GetRun(runID)
+		if err != nil || !ok || r.Status.Terminal() {
+			return err
+		}
+		r.Status = status
+		r.FinishedAtMs = now
+		r.OutputJSON = outputJSON
+		r.ErrorJSON = errJSON
+		if err := tx.UpdateRun(r); err != nil {
+			return err
+		}
+		if status != RunFinished {
+			nodes, err := tx.ListNodes(runID)
+			if err != nil {
+				return err
+			}
+			for _, n := range nodes {
+				if n.State.Settled() {
+					continue
+				}
+				n.State = NodeCancelled
+				n.UpdatedAtMs = now
+				if err := tx.PutNode(n); err != nil {
+					return err
+				}
+				if n.Kind == KindApproval {
+					if a, ok, err := tx.GetApproval(runID, n.NodeID, n.Iteration); err == nil && ok && a.Status == ApprovalRequested {
+						a.Status = ApprovalDenied
+						a.DecidedAtMs = now
+						a.Note = string(status)
+						if err := tx.PutApproval(a); err != nil {
+							return err
+						}
+					}
+				}
+			}
+		}
+		payload := map[string]any{"runId": runID, "status": string(status)}
+		if errJSON != "" && status != RunFinished {
+			payload["error"] = json.RawMessage(errJSON)
+		}
+		_, err = tx.AppendEvent(runID, "run.completed", mustJSON(payload), now)
+		return err
+	})
+	if err != nil {
+		g.log.Error("finish run", "runId", runID, "status", status, "err", err)
+	}
+}
+
+// detach abandons a live session and then calls then (in a goroutine of the
+// executor). It reports false if the run has no live session.
+func (g *Gateway) detach(runID string, reason error, then func()) bool {
+	g.mu.Lock()
+	s := g.active[runID]
+	g.mu.Unlock()
+	if s == nil || !s.markDetaching() {
+		return false
+	}
+	g.wg.Add(1)
+	g.exec.Detach(s, reason, func() {
+		defer g.wg.Done()
+		then()
+		g.release(s)
+	})
+	return true
+}
+
+func (g *Gateway) heartbeatLoop() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		g.mu.Lock()
+		ids := make([]string, 0, len(g.active))
+		for id := range g.active {
+			ids = append(ids, id)
+		}
+		g.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		now := g.nowMs()
+		err := g.update(context.Background(), func(tx Tx) error {
+			for _, id := range ids {
+				r, ok, err := tx.GetRun(id)
+				if err != nil {
+					return err
+				}
+				if !ok || r.Status != RunRunning {
+					continue
+				}
+				r.HeartbeatAtMs = now
+				if err := tx.UpdateRun(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			g.log.Error("refresh run heartbeats", "err", err)
+		}
+	}
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}

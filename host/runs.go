@@ -1,0 +1,234 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// LaunchInput is a request to start a run.
+type LaunchInput struct {
+	Workflow string
+	// InputJSON is the run input, a JSON object ("" means {}).
+	InputJSON      string
+	RunID          string
+	IdempotencyKey string
+	Auth           Identity
+	// TriggeredBy overrides the recorded trigger (default: the caller's
+	// userId, else "gateway").
+	TriggeredBy string
+}
+
+// LaunchRun creates a run and activates it. An idempotency key that already
+// maps to a run of the workflow returns that run; a runId naming an existing
+// run of the same workflow returns it, of another workflow fails with Busy.
+// created is false when an existing run was returned.
+func (g *Gateway) LaunchRun(ctx context.Context, in LaunchInput) (run Run, created bool, err error) {
+	wf, ok := g.workflows[in.Workflow]
+	if !ok {
+		return Run{}, false, Errorf(CodeNotFound, "Unknown workflow: %s", in.Workflow)
+	}
+	if in.RunID != "" && !ValidRunID(in.RunID) {
+		return Run{}, false, Errorf(CodeInvalidInput, "runId must match ^[a-z0-9_-]{1,64}$.")
+	}
+	if in.InputJSON == "" {
+		in.InputJSON = "{}"
+	}
+	runID := in.RunID
+	if runID == "" {
+		runID = uuid.NewString()
+	}
+	now := g.now()
+	triggeredBy := in.TriggeredBy
+	if triggeredBy == "" {
+		triggeredBy = in.Auth.UserID
+	}
+	if triggeredBy == "" {
+		triggeredBy = "gateway"
+	}
+	role := in.Auth.Role
+	if role == "" {
+		role = "operator"
+	}
+	scopes := in.Auth.Scopes
+	if scopes == nil {
+		scopes = []string{}
+	}
+	auth := map[string]any{"triggeredBy": triggeredBy, "scopes": scopes, "role": role, "tokenId": nullable(in.Auth.TokenID),
+		"userId": nullable(in.Auth.UserID), "createdAt": now.UTC().Format(time.RFC3339Nano)}
+	config := mustJSON(map[string]any{"gatewayWorkflowKey": wf.Key, "gatewayTriggeredBy": triggeredBy, "auth": auth})
+	err = g.update(ctx, func(tx Tx) error {
+		if in.IdempotencyKey != "" {
+			r, ok, err := tx.RunByIdempotencyKey(wf.Key, in.IdempotencyKey)
+			if err != nil || ok {
+				run = r
+				return err
+			}
+		}
+		r, ok, err := tx.GetRun(runID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if r.WorkflowKey != wf.Key {
+				return Errorf(CodeBusy, "Run %s already exists for workflow %s", runID, r.WorkflowKey)
+			}
+			run = r
+			return nil
+		}
+		run = Run{RunID: runID, WorkflowKey: wf.Key, WorkflowPath: g.exec.ModulePath(), WorkflowHash: g.exec.BundleHash(),
+			Status: RunRunning, CreatedAtMs: now.UnixMilli(), RuntimeOwnerID: g.instance, ConfigJSON: string(config),
+			InputJSON: in.InputJSON, IdempotencyKey: in.IdempotencyKey}
+		if wf.TimeoutMs > 0 {
+			run.DeadlineAtMs = now.UnixMilli() + wf.TimeoutMs
+		}
+		created = true
+		return tx.InsertRun(run)
+	})
+	if err != nil {
+		return Run{}, false, err
+	}
+	if created {
+		if run.DeadlineAtMs > 0 {
+			g.timers.arm(timerEntry{at: run.DeadlineAtMs, runID: run.RunID, deadline: true})
+		}
+		g.wake(run.RunID, nil)
+	}
+	return run, created, nil
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// RunDetail is a run with what getRun adds: node summary and RunStateView.
+type RunDetail struct {
+	Run     Run
+	Summary map[string]int
+	State   RunStateView
+}
+
+// GetRun returns the run with its summary and state view, or NOT_FOUND.
+func (g *Gateway) GetRun(ctx context.Context, runID string) (RunDetail, error) {
+	r, ok, err := g.store.GetRun(ctx, runID)
+	if err != nil {
+		return RunDetail{}, fmt.Errorf("get run %s: %w", runID, err)
+	}
+	if !ok {
+		return RunDetail{}, Errorf(CodeNotFound, "Run not found: %s", runID)
+	}
+	nodes, err := g.store.ListNodes(ctx, runID)
+	if err != nil {
+		return RunDetail{}, fmt.Errorf("list nodes of %s: %w", runID, err)
+	}
+	summary := map[string]int{}
+	for _, n := range nodes {
+		summary[string(n.State)]++
+	}
+	return RunDetail{Run: r, Summary: summary, State: ComputeRunState(r, nodes, g.now())}, nil
+}
+
+// ListRuns returns runs newest first; status "running" also matches
+// "continued" (CONTRACT.md §2.4.9).
+func (g *Gateway) ListRuns(ctx context.Context, status string, limit int) ([]Run, error) {
+	f := RunFilter{Limit: limit}
+	if status != "" {
+		f.Statuses = []RunStatus{RunStatus(status)}
+		if status == string(RunRunning) {
+			f.Statuses = append(f.Statuses, RunContinued)
+		}
+	}
+	return g.store.ListRuns(ctx, f)
+}
+
+// CancelRun cancels any non-terminal run. A parked run is cancelled before
+// CancelRun returns; an active one once its in-flight work has stopped.
+// Unknown runs fail with NOT_FOUND, terminal ones with RUN_NOT_ACTIVE.
+func (g *Gateway) CancelRun(ctx context.Context, runID string) error {
+	now := g.nowMs()
+	err := g.update(ctx, func(tx Tx) error {
+		r, ok, err := tx.GetRun(runID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return Errorf(CodeNotFound, "Run not found: %s", runID)
+		}
+		if r.Status.Terminal() {
+			return Errorf(CodeRunNotActive, "Run is not currently active")
+		}
+		if r.CancelRequestedAtMs == 0 {
+			r.CancelRequestedAtMs = now
+			return tx.UpdateRun(r)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	finish := func() { g.finishRun(runID, RunCancelled, "", cancelledErrorJSON()) }
+	if !g.detach(runID, Errorf(CodeCancelled, "Run was cancelled"), finish) {
+		finish()
+	}
+	return nil
+}
+
+// Resume outcomes of ResumeRun.
+const (
+	ResumeAlreadyTerminal = "already_terminal"
+	ResumeRequested       = "resume_requested"
+)
+
+// ResumeRun makes a non-terminal run progress again. With force, a run
+// parked by versionPolicy "strict" adopts the current module.
+func (g *Gateway) ResumeRun(ctx context.Context, runID string, force bool) (string, error) {
+	var status string
+	err := g.update(ctx, func(tx Tx) error {
+		r, ok, err := tx.GetRun(runID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return Errorf(CodeNotFound, "Run not found: %s", runID)
+		}
+		if r.Status.Terminal() {
+			status = ResumeAlreadyTerminal
+			return nil
+		}
+		status = ResumeRequested
+		if force && r.WorkflowHash != g.exec.BundleHash() {
+			r.WorkflowHash = g.exec.BundleHash()
+			if ErrorCodeOfJSON(r.ErrorJSON) == CodeVersionMismatch {
+				r.ErrorJSON = ""
+			}
+			return tx.UpdateRun(r)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if status == ResumeRequested {
+		g.wake(runID, nil)
+	}
+	return status, nil
+}
+
+// timeoutRun fails a run whose timeoutMs ran out (RUN_TIMEOUT).
+func (g *Gateway) timeoutRun(runID string) {
+	r, ok, err := g.store.GetRun(context.Background(), runID)
+	if err != nil || !ok || r.Status.Terminal() {
+		return
+	}
+	errJSON := errorJSON(CodeRunTimeout, "Run exceeded its timeoutMs")
+	finish := func() { g.finishRun(runID, RunFailed, "", errJSON) }
+	if !g.detach(runID, errors.New("run timed out"), finish) {
+		finish()
+	}
+}

@@ -1,0 +1,78 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+)
+
+// SignalInput is a submitSignal request after the API decoded it.
+type SignalInput struct {
+	RunID         string
+	Name          string
+	CorrelationID *string
+	PayloadJSON   string
+	ReceivedBy    string
+}
+
+// SubmitSignal records a signal for the run and, in the same transaction,
+// hands it to the oldest wait of the run that matches its name and
+// correlation id; an unmatched signal stays buffered for a later wait.
+// Unknown runs fail with NOT_FOUND.
+func (g *Gateway) SubmitSignal(ctx context.Context, in SignalInput) (Signal, error) {
+	if in.PayloadJSON == "" {
+		in.PayloadJSON = "{}"
+	}
+	now := g.nowMs()
+	var sig Signal
+	var settled *Node
+	err := g.update(ctx, func(tx Tx) error {
+		r, ok, err := tx.GetRun(in.RunID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return Errorf(CodeNotFound, "Run not found: %s", in.RunID)
+		}
+		sig, err = tx.InsertSignal(Signal{RunID: in.RunID, Name: in.Name, CorrelationID: in.CorrelationID, PayloadJSON: in.PayloadJSON, ReceivedAtMs: now, ReceivedBy: in.ReceivedBy})
+		if err != nil || r.Status.Terminal() {
+			return err
+		}
+		nodes, err := tx.ListNodes(in.RunID)
+		if err != nil {
+			return err
+		}
+		sort.SliceStable(nodes, func(i, j int) bool { return nodes[i].CreatedAtMs < nodes[j].CreatedAtMs })
+		for _, n := range nodes {
+			if n.State != NodeWaitingEvent || !waitMatches(n, in.Name, in.CorrelationID) {
+				continue
+			}
+			n, err = consumeSignal(tx, n, sig, now)
+			if err != nil {
+				return err
+			}
+			settled = &n
+			return nil
+		}
+		return nil
+	})
+	if err != nil {
+		return Signal{}, err
+	}
+	if settled != nil {
+		g.wake(in.RunID, settled)
+	}
+	return sig, nil
+}
+
+func waitMatches(n Node, name string, correlationID *string) bool {
+	var meta EventMeta
+	if json.Unmarshal([]byte(n.MetaJSON), &meta) != nil || meta.WaitForEvent.SignalName != name {
+		return false
+	}
+	a, b := meta.WaitForEvent.CorrelationID, correlationID
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
+}

@@ -1,0 +1,69 @@
+package host
+
+import "regexp"
+
+// WorkflowDef is one workflow registered by the module with
+// gateway.register(key, fn, options). The function itself lives in the
+// executor; host keeps the key and the validated options.
+type WorkflowDef struct {
+	Key          string
+	ReadableName string
+	Description  string
+	// Schedule is a cron pattern; crons are stored now and fired by a later
+	// issue.
+	Schedule string
+	Webhook  *WebhookConfig
+	// MaxConcurrency bounds the concurrently running tasks of one run
+	// (0: unbounded).
+	MaxConcurrency int
+	// TimeoutMs bounds the whole run (0: none); RUN_TIMEOUT when it runs out.
+	TimeoutMs int64
+	// Env lists the environment variables task bodies may read with t.env.
+	Env []string
+	// VersionPolicy is "replay" (default) or "strict".
+	VersionPolicy string
+}
+
+// WebhookConfig is the webhook option of a workflow (CONTRACT.md §5.8).
+type WebhookConfig struct {
+	Secret          string
+	SignatureHeader string
+	SignaturePrefix string
+	Signal          *WebhookSignal
+	Run             *WebhookRun
+}
+
+// WebhookSignal delivers a webhook as a signal to waiting runs.
+type WebhookSignal struct {
+	Name              string
+	CorrelationIDPath string
+	RunIDPath         string
+	PayloadPath       string
+}
+
+// WebhookRun starts a run from a webhook.
+type WebhookRun struct {
+	Enabled   *bool
+	InputPath string
+}
+
+// Version policies.
+const (
+	VersionReplay = "replay"
+	VersionStrict = "strict"
+)
+
+var (
+	workflowKeyPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+	runIDPattern       = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+	stepIDPattern      = regexp.MustCompile(`^[A-Za-z0-9:_-]{1,128}$`)
+)
+
+// ValidWorkflowKey reports whether key may name a workflow.
+func ValidWorkflowKey(key string) bool { return workflowKeyPattern.MatchString(key) }
+
+// ValidRunID reports whether id may be given as a run id by a caller.
+func ValidRunID(id string) bool { return runIDPattern.MatchString(id) }
+
+// ValidStepID reports whether id may name a node (ctx.task, ctx.approval ...).
+func ValidStepID(id string) bool { return stepIDPattern.MatchString(id) }
