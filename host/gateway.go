@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,8 @@ type Gateway struct {
 	startedAt time.Time
 
 	timers *timerWheel
+
+	stateVersion atomic.Int64 // stateVersion of the newest committed event
 
 	mu     sync.Mutex
 	active map[string]*Session // runId -> live (or activating/detaching) session
@@ -88,6 +91,11 @@ func New(cfg Config) (*Gateway, error) {
 // timers, resumes the runs that were running when the previous process
 // died, and starts the heartbeat. It returns once that work is scheduled.
 func (g *Gateway) Start(ctx context.Context) error {
+	sv, err := g.store.StateVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("load stateVersion: %w", err)
+	}
+	g.stateVersion.Store(sv)
 	killOrphanProcesses(ctx, g.store, g.log)
 	due, err := g.store.ListDueNodes(ctx)
 	if err != nil {
@@ -177,6 +185,10 @@ func (g *Gateway) Workflow(key string) (WorkflowDef, bool) {
 // StartedAt is when the gateway was created (for uptimeMs).
 func (g *Gateway) StartedAt() time.Time { return g.startedAt }
 
+// StateVersion is the gateway-global position of the newest committed event;
+// it keeps increasing across restarts.
+func (g *Gateway) StateVersion() int64 { return g.stateVersion.Load() }
+
 // Store exposes the store for read-only queries of the API.
 func (g *Gateway) Store() Store { return g.store }
 
@@ -195,8 +207,18 @@ func (g *Gateway) update(ctx context.Context, fn func(tx Tx) error) error {
 	if err != nil {
 		return err
 	}
-	if len(events) > 0 && g.pub != nil {
-		g.pub.Publish(events)
+	if len(events) > 0 {
+		for _, e := range events {
+			for {
+				cur := g.stateVersion.Load()
+				if e.StateVersion <= cur || g.stateVersion.CompareAndSwap(cur, e.StateVersion) {
+					break
+				}
+			}
+		}
+		if g.pub != nil {
+			g.pub.Publish(events)
+		}
 	}
 	return nil
 }

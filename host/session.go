@@ -173,7 +173,11 @@ func (s *Session) commitNode(fn func(tx Tx, r *Run) (Node, error)) (Node, error)
 		return Node{}, err
 	}
 	s.mu.Lock()
-	s.journal[nodeKey{out.NodeID, out.Iteration}] = out
+	// A decision delivered while this commit returned may already have
+	// settled the node in the journal; never move it back.
+	if old, ok := s.journal[nodeKey{out.NodeID, out.Iteration}]; !ok || !old.State.Settled() || out.State.Settled() {
+		s.journal[nodeKey{out.NodeID, out.Iteration}] = out
+	}
 	s.mu.Unlock()
 	return out, nil
 }
@@ -574,3 +578,17 @@ func (s *Session) Park() (bool, error) {
 // Rewake asks the engine to activate the run again; the executor calls it
 // when a delivery reaches an activation that has already ended.
 func (s *Session) Rewake() { s.g.wake(s.runID, nil) }
+
+// Restart ends the activation and activates the run again from its journal.
+// The executor calls it when it lost the activation's JavaScript state (its
+// worker was rebuilt), after every goroutine of the activation returned.
+func (s *Session) Restart() {
+	s.mu.Lock()
+	if s.detaching {
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.g.release(s)
+	s.g.wake(s.runID, nil)
+}

@@ -1,0 +1,117 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// params is the decoded params object of an RPC call (numbers are
+// json.Number). Non-object params are treated as {} (CONTRACT.md §2.1).
+type params map[string]any
+
+func asParams(v any) params {
+	if m, ok := v.(map[string]any); ok {
+		return m
+	}
+	return params{}
+}
+
+// obj returns a nested object field, nil when absent or not an object.
+func (p params) obj(key string) params {
+	if m, ok := p[key].(map[string]any); ok {
+		return m
+	}
+	return nil
+}
+
+// str returns a string field and whether it was a string.
+func (p params) str(key string) (string, bool) {
+	if p == nil {
+		return "", false
+	}
+	s, ok := p[key].(string)
+	return s, ok
+}
+
+// strOr returns the first string among p.key and alt.key.
+func (p params) strOr(key string, alt params) (string, bool) {
+	if s, ok := p.str(key); ok {
+		return s, true
+	}
+	return alt.str(key)
+}
+
+func (p params) has(key string) bool {
+	if p == nil {
+		return false
+	}
+	_, ok := p[key]
+	return ok
+}
+
+// positiveInt coerces like JS Number(x) and requires a finite integer > 0
+// (CONTRACT.md §2.4 "positive int"); absent gives def.
+func positiveIntParam(v any, field string, def int) (int, error) {
+	if v == nil {
+		return def, nil
+	}
+	f, ok := jsNumber(v)
+	if !ok || math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
+		return 0, thrown(errInvalidInput("%s must be a finite number greater than 0.", field))
+	}
+	if f != math.Trunc(f) {
+		return 0, thrown(errInvalidInput("%s must be an integer greater than 0.", field))
+	}
+	if f > math.MaxInt32 {
+		f = math.MaxInt32
+	}
+	return int(f), nil
+}
+
+// jsNumber converts like JavaScript's Number(x) for the JSON value kinds.
+func jsNumber(v any) (float64, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		return f, err == nil
+	case string:
+		s := strings.TrimSpace(x)
+		if s == "" {
+			return 0, true
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		return f, err == nil
+	case bool:
+		if x {
+			return 1, true
+		}
+		return 0, true
+	case nil:
+		return 0, true
+	}
+	return math.NaN(), false
+}
+
+// rawJSON re-encodes a decoded value.
+func rawJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "null"
+	}
+	return string(b)
+}
+
+// thrownError marks an error that upstream throws rather than returns: its
+// HTTP response frame echoes the request id, not body.id (CONTRACT.md §1.6
+// step 10).
+type thrownError struct{ err error }
+
+func (t thrownError) Error() string { return t.err.Error() }
+func (t thrownError) Unwrap() error { return t.err }
+
+func thrown(err error) error { return thrownError{err} }
+
+func describe(v any) string { return fmt.Sprintf("%v", v) }

@@ -1,0 +1,315 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"github.com/smithers-orchestrator/smithers-go/api/auth"
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+// Per-method input limits of CONTRACT.md §1.8 (launchRun.input).
+const (
+	maxInputBytes = 1 << 20
+	maxInputDepth = 32
+)
+
+// validateInput applies the launchRun input limits: serialised size and
+// container depth (a root object is depth 1).
+func validateInput(v any) (string, error) {
+	raw := rawJSON(v)
+	if len(raw) > maxInputBytes {
+		return "", errInvalidInput("Gateway RPC input exceeds %d bytes.", maxInputBytes)
+	}
+	if containerDepth(v) > maxInputDepth {
+		return "", errInvalidInput("Gateway RPC input exceeds the maximum nesting depth of %d.", maxInputDepth)
+	}
+	return raw, nil
+}
+
+func containerDepth(v any) int {
+	d := 0
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			d = max(d, containerDepth(e))
+		}
+		return d + 1
+	case []any:
+		for _, e := range x {
+			d = max(d, containerDepth(e))
+		}
+		return d + 1
+	}
+	return 0
+}
+
+func (s *Server) launchRun(ctx context.Context, c *call) (any, error) {
+	p := c.params
+	workflow, ok := p.str("workflow")
+	if !ok {
+		return nil, errInvalidRequest("workflow is required")
+	}
+	if _, ok := s.gw.Workflow(workflow); !ok {
+		return nil, host.Errorf(host.CodeNotFound, "Unknown workflow: %s", workflow)
+	}
+	input, ok := p["input"].(map[string]any)
+	if !ok {
+		input = map[string]any{}
+	}
+	inputJSON, err := validateInput(input)
+	if err != nil {
+		return nil, err
+	}
+	opts := p.obj("options")
+	runID, _ := p.strOr("runId", opts)
+	key, _ := opts.str("idempotencyKey")
+	run, _, err := s.gw.LaunchRun(ctx, host.LaunchInput{Workflow: workflow, InputJSON: inputJSON, RunID: runID, IdempotencyKey: key, Auth: c.ident})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"runId": run.RunID, "workflow": run.WorkflowKey}, nil
+}
+
+func requireRunID(p params) (string, error) {
+	id, ok := p.str("runId")
+	if !ok || id == "" {
+		return "", errInvalidRequest("runId is required")
+	}
+	return id, nil
+}
+
+func (s *Server) getRun(ctx context.Context, c *call) (any, error) {
+	id, err := requireRunID(c.params)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.gw.GetRun(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return runDetail(d), nil
+}
+
+func (s *Server) listRuns(ctx context.Context, c *call) (any, error) {
+	p := c.params
+	f := p.obj("filter")
+	lv := p["limit"]
+	if lv == nil && f != nil {
+		lv = f["limit"]
+	}
+	limit, err := positiveIntParam(lv, "limit", 50)
+	if err != nil {
+		return nil, err
+	}
+	status, _ := p.strOr("status", f)
+	runs, err := s.gw.ListRuns(ctx, status, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]any, 0, len(runs))
+	for _, r := range runs {
+		out = append(out, runRow(r))
+	}
+	return out, nil
+}
+
+func (s *Server) listWorkflows(_ context.Context, c *call) (any, error) {
+	p := c.params
+	hv, has := p["hasUi"]
+	if !has {
+		if f := p.obj("filter"); f != nil {
+			hv, has = f["hasUi"]
+		}
+	}
+	out := []any{}
+	for _, wf := range s.gw.Workflows() {
+		if b, ok := hv.(bool); has && ok && b {
+			continue // no workflow serves a UI
+		}
+		item := map[string]any{"key": wf.Key, "hasUi": false, "uiPath": nil}
+		if wf.ReadableName != "" {
+			item["readableName"] = wf.ReadableName
+		}
+		if wf.Description != "" {
+			item["description"] = wf.Description
+		}
+		out = append(out, item)
+	}
+	return out, nil
+}
+
+func (s *Server) cancelRun(ctx context.Context, c *call) (any, error) {
+	id, err := requireRunID(c.params)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.gw.CancelRun(ctx, id); err != nil {
+		return nil, err
+	}
+	return map[string]any{"runId": id, "status": "cancelling"}, nil
+}
+
+func (s *Server) resumeRun(ctx context.Context, c *call) (any, error) {
+	id, err := requireRunID(c.params)
+	if err != nil {
+		return nil, err
+	}
+	force := false
+	if opts := c.params.obj("options"); opts != nil {
+		force, _ = opts["force"].(bool)
+	}
+	status, err := s.gw.ResumeRun(ctx, id, force)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"runId": id, "status": status}, nil
+}
+
+func (s *Server) listApprovals(ctx context.Context, c *call) (any, error) {
+	p := c.params
+	f := p.obj("filter")
+	runID, _ := p.strOr("runId", f)
+	workflow, _ := p.strOr("workflow", f)
+	lv := p["limit"]
+	if lv == nil && f != nil {
+		lv = f["limit"]
+	}
+	limit := 0
+	if lv != nil {
+		var err error
+		if limit, err = positiveIntParam(lv, "limit", 0); err != nil {
+			return nil, err
+		}
+	}
+	list, err := s.gw.ListApprovals(ctx, runID, workflow, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]any, 0, len(list))
+	for _, a := range list {
+		out = append(out, approvalSummary(a))
+	}
+	return out, nil
+}
+
+func (s *Server) submitApproval(ctx context.Context, c *call) (any, error) {
+	p := c.params
+	runID, rok := p.str("runId")
+	nodeID, nok := p.str("nodeId")
+	var approved, aok bool
+	if b, ok := p["approved"].(bool); ok {
+		approved, aok = b, true
+	} else if d := p.obj("decision"); d != nil {
+		if b, ok := d["approved"].(bool); ok {
+			approved, aok = b, true
+		}
+	}
+	if !rok || runID == "" || !nok || nodeID == "" || !aok {
+		return nil, errInvalidRequest("runId, nodeId, and approved are required")
+	}
+	iteration := 0
+	if n, ok := p["iteration"].(json.Number); ok {
+		if i, err := n.Int64(); err == nil {
+			iteration = int(i)
+		}
+	}
+	note, _ := p.str("note")
+	if note == "" {
+		if d := p.obj("decision"); d != nil {
+			note, _ = d.str("note")
+		}
+	}
+	if err := s.checkApprovalRestrictions(ctx, c, runID, nodeID, iteration); err != nil {
+		return nil, err
+	}
+	var decision json.RawMessage
+	if v, ok := p["decision"]; ok {
+		decision = json.RawMessage(rawJSON(v))
+	}
+	err := s.gw.SubmitApproval(ctx, host.DecisionInput{RunID: runID, NodeID: nodeID, Iteration: iteration, Approved: approved,
+		Decision: decision, Note: note, By: c.ident})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"runId": runID, "nodeId": nodeID, "iteration": iteration, "approved": approved}, nil
+}
+
+// checkApprovalRestrictions applies the approval's allowedUsers and
+// allowedScopes (CONTRACT.md §2.4.6).
+func (s *Server) checkApprovalRestrictions(ctx context.Context, c *call, runID, nodeID string, iteration int) error {
+	list, err := s.gw.Store().ListApprovals(ctx, host.ApprovalFilter{RunID: runID})
+	if err != nil {
+		return err
+	}
+	for _, a := range list {
+		if a.NodeID != nodeID || a.Iteration != iteration || a.Status != host.ApprovalRequested {
+			continue
+		}
+		var req struct {
+			AllowedScopes []string `json:"allowedScopes"`
+			AllowedUsers  []string `json:"allowedUsers"`
+		}
+		_ = json.Unmarshal([]byte(a.RequestJSON), &req)
+		if len(req.AllowedUsers) > 0 && !slices.Contains(req.AllowedUsers, c.ident.UserID) {
+			return host.Errorf(host.CodeForbidden, "User is not allowed to decide this approval")
+		}
+		if len(req.AllowedScopes) > 0 && !auth.ApprovalScopesSatisfied(c.ident.Scopes, req.AllowedScopes) {
+			return host.Errorf(host.CodeForbidden, "Connection is missing required approval scope")
+		}
+	}
+	return nil
+}
+
+func (s *Server) submitSignal(ctx context.Context, c *call) (any, error) {
+	p := c.params
+	runID, rok := p.str("runId")
+	name, nok := p.str("signalName")
+	key, kok := p.str("correlationKey")
+	if !nok && kok {
+		name, nok = key, true
+	}
+	if !rok || runID == "" || !nok {
+		return nil, errInvalidRequest("runId and signalName are required")
+	}
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return nil, errInvalidInput("Signal name must be a non-empty string.")
+	}
+	var corr *string
+	if cid, ok := p.str("correlationId"); ok {
+		corr = &cid
+	} else if kok {
+		corr = &key
+	}
+	if corr != nil {
+		t := strings.TrimSpace(*corr)
+		if t == "" {
+			corr = nil
+		} else {
+			corr = &t
+		}
+	}
+	payload := "{}"
+	if v, ok := p["data"]; ok && v != nil {
+		payload = rawJSON(v)
+	} else if v, ok := p["payload"]; ok && v != nil {
+		payload = rawJSON(v)
+	}
+	sig, err := s.gw.SubmitSignal(ctx, host.SignalInput{RunID: runID, Name: name, CorrelationID: corr, PayloadJSON: payload, ReceivedBy: c.ident.UserID})
+	if err != nil {
+		return nil, err
+	}
+	var cid any
+	if sig.CorrelationID != nil {
+		cid = *sig.CorrelationID
+	}
+	return map[string]any{"runId": sig.RunID, "seq": sig.Seq, "signalName": sig.Name, "correlationId": cid, "receivedAtMs": sig.ReceivedAtMs}, nil
+}
+
+func (s *Server) healthRPC(_ context.Context, _ *call) (any, error) {
+	return map[string]any{"protocol": s.protocol, "features": s.features, "stateVersion": s.gw.StateVersion(),
+		"uptimeMs": s.now().Sub(s.gw.StartedAt()).Milliseconds()}, nil
+}

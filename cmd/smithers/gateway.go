@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/smithers-orchestrator/smithers-go/api"
+	"github.com/smithers-orchestrator/smithers-go/api/auth"
+	"github.com/smithers-orchestrator/smithers-go/host"
+	"github.com/smithers-orchestrator/smithers-go/host/sqlite"
+	"github.com/smithers-orchestrator/smithers-go/jsruntime"
+)
+
+// Main wires the gateway's parts: store, executor, engine, auth, API and
+// HTTP listener. Run starts them; Close stops them in reverse order and is
+// safe after a failed Run.
+type Main struct {
+	mode   string
+	cfg    *Config
+	log    *slog.Logger
+	stdout io.Writer
+	// moduleSource is the embedded example module used by `smithers dev`
+	// when no module is configured.
+	moduleSource string
+	devTokenFile string
+
+	store   *sqlite.Store
+	exec    *jsruntime.Executor
+	gw      *host.Gateway
+	authn   auth.Authenticator
+	closers []func() error
+	srv     *http.Server
+	ln      net.Listener
+	served  chan error
+}
+
+func newMain(mode string, args []string, env func(string) string, stdout, stderr io.Writer) (*Main, error) {
+	overrides := map[string]string{}
+	if mode == "dev" {
+		overrides = map[string]string{"host": "127.0.0.1", "db-path": ".smithers/smithers.db", "token-store": ".smithers/tokens.json", "module": ""}
+	}
+	cfg, err := parseConfig(mode, args, env, stderr, overrides)
+	if err != nil {
+		return nil, err
+	}
+	m := &Main{mode: mode, cfg: cfg, stdout: stdout, log: newLogger(stderr)}
+	if mode == "dev" {
+		m.devTokenFile = ".smithers/dev-token"
+		if cfg.Module == "" {
+			m.moduleSource = quickstartSource()
+			cfg.Module = "examples/quickstart/gateway.mjs"
+		}
+	}
+	return m, nil
+}
+
+// newLogger logs text on a terminal and JSON otherwise (containers).
+func newLogger(w io.Writer) *slog.Logger {
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, nil))
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// Run opens everything and starts serving; it returns once the listener is
+// up.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := m.cfg
+	exec, err := jsruntime.Load(jsruntime.Options{ModulePath: cfg.Module, Source: m.moduleSource, Workers: cfg.Workers,
+		TurnBudget: time.Duration(cfg.TurnBudgetMs) * time.Millisecond, Logger: m.log})
+	if err != nil {
+		return fmt.Errorf("load workflow module: %w", err)
+	}
+	m.exec = exec
+	m.store, err = sqlite.Open(ctx, cfg.DBPath, sqlite.Options{EventWindow: cfg.EventWindow, Logger: m.log})
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", cfg.DBPath, err)
+	}
+	if m.devTokenFile != "" {
+		if err := m.ensureDevToken(); err != nil {
+			return err
+		}
+	}
+	if err := m.openAuth(); err != nil {
+		return err
+	}
+	m.gw, err = host.New(host.Config{Store: m.store, Executor: exec, Logger: m.log, InstanceID: instanceID()})
+	if err != nil {
+		return err
+	}
+	srv := api.NewServer(api.Config{Gateway: m.gw, Auth: m.authn, Logger: m.log, MaxBodyBytes: int64(cfg.MaxBodyBytes)})
+	if err := m.gw.Start(ctx); err != nil {
+		return fmt.Errorf("start engine: %w", err)
+	}
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	m.ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	m.srv = &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: time.Duration(cfg.HeadersTimeoutMs) * time.Millisecond,
+		ReadTimeout:       time.Duration(cfg.RequestTimeoutMs) * time.Millisecond,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.srv.Serve(m.ln) }()
+	url := "http://" + m.ln.Addr().String()
+	m.log.Info("gateway listening", "url", url, "module", cfg.Module, "workflows", len(exec.Workflows()), "db", cfg.DBPath, "auth", m.authn.Mode())
+	fmt.Fprintf(m.stdout, "smithers %s listening on %s\n", m.mode, url)
+	if m.devTokenFile != "" {
+		m.printDevBanner(url)
+	}
+	return nil
+}
+
+func (m *Main) openAuth() error {
+	cfg := m.cfg
+	switch cfg.AuthMode {
+	case auth.ModeToken:
+		ts := auth.OpenTokenStore(cfg.TokenStore, auth.TokenStoreOptions{Logger: m.log})
+		m.closers = append(m.closers, ts.Close)
+		m.authn = ts
+	case auth.ModeJWT:
+		a, err := auth.NewJWT(auth.JWTConfig{Secret: cfg.JWTSecret, JWKS: cfg.JWTJWKS, Issuer: cfg.JWTIssuer, Audience: splitList(cfg.JWTAudience),
+			DefaultRole: cfg.DefaultRole, DefaultScopes: splitList(cfg.DefaultScopes)})
+		if err != nil {
+			return fmt.Errorf("jwt auth: %w", err)
+		}
+		m.closers = append(m.closers, a.Close)
+		m.authn = a
+	case auth.ModeTrustedProxy:
+		m.authn = auth.NewTrustedProxy(auth.TrustedProxyConfig{Headers: splitList(cfg.TrustedHeaders), DefaultRole: cfg.DefaultRole, DefaultScopes: splitList(cfg.DefaultScopes)})
+	case auth.ModeNone:
+		m.authn = auth.NoAuth{}
+		m.log.Warn("authentication is OFF (--insecure-no-auth): every caller has every scope")
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		out = append(out, f)
+	}
+	return out
+}
+
+func instanceID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// Close shuts down gracefully: stop accepting, park or abandon in-flight
+// turns, close sockets, flush the store.
+func (m *Main) Close() error {
+	var errs []error
+	if m.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := m.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		cancel()
+	}
+	if m.gw != nil {
+		errs = append(errs, m.gw.Close())
+	}
+	if m.exec != nil {
+		errs = append(errs, m.exec.Close())
+	}
+	for _, c := range m.closers {
+		errs = append(errs, c())
+	}
+	if m.store != nil {
+		errs = append(errs, m.store.Close())
+	}
+	return errors.Join(errs...)
+}

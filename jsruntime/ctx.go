@@ -1,0 +1,184 @@
+package jsruntime
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/big"
+	"strconv"
+
+	"github.com/dop251/goja"
+	"github.com/google/uuid"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+// newCtx builds the workflow context object of DESIGN.md §2.
+func (a *activation) newCtx() (*goja.Object, error) {
+	w := a.w
+	rt := w.rt
+	ctx := rt.NewObject()
+	input, err := w.helpers.parse(orEmptyObject(a.run.InputJSON))
+	if err != nil {
+		return nil, fmt.Errorf("parse run input: %w", err)
+	}
+	var cfg struct {
+		Auth json.RawMessage `json:"auth"`
+	}
+	_ = json.Unmarshal([]byte(a.run.ConfigJSON), &cfg)
+	auth, err := w.helpers.parse(orEmptyObject(string(cfg.Auth)))
+	if err != nil {
+		return nil, fmt.Errorf("parse run auth: %w", err)
+	}
+	set := func(k string, v any) { must(ctx.Set(k, v)) }
+	set("runId", a.run.RunID)
+	set("workflow", a.wf.Key)
+	set("input", w.helpers.deepFreeze(input))
+	set("auth", w.helpers.deepFreeze(auth))
+	set("task", a.jsTask)
+	set("approval", a.jsApproval)
+	set("waitForEvent", a.jsWaitForEvent)
+	set("signal", a.jsSignal)
+	set("sleep", a.jsSleep)
+	set("timer", a.jsTimer)
+	set("parallel", w.helpers.parallel)
+	set("now", func(goja.FunctionCall) goja.Value {
+		return a.value("now", func() string { return strconv.FormatInt(a.s.NowMs(), 10) })
+	})
+	set("random", func(goja.FunctionCall) goja.Value {
+		return a.value("random", func() string {
+			n, _ := rand.Int(rand.Reader, big.NewInt(1<<53))
+			return strconv.FormatFloat(float64(n.Int64())/math.Pow(2, 53), 'g', -1, 64)
+		})
+	})
+	set("uuid", func(goja.FunctionCall) goja.Value {
+		return a.value("uuid", func() string { return strconv.Quote(uuid.NewString()) })
+	})
+	logObj := rt.NewObject()
+	for name, level := range map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError} {
+		level := level
+		must(logObj.Set(name, func(call goja.FunctionCall) goja.Value {
+			a.structuredLog(level, call.Argument(0), call.Argument(1))
+			return goja.Undefined()
+		}))
+	}
+	set("log", logObj)
+	return ctx, nil
+}
+
+func orEmptyObject(s string) string {
+	if s == "" {
+		return "{}"
+	}
+	return s
+}
+
+// value returns the journaled ctx.now/random/uuid value for this call's
+// position in the pass, journaling a fresh one the first time.
+func (a *activation) value(kind string, fresh func() string) goja.Value {
+	rt := a.w.rt
+	if a.ended {
+		panic(rt.NewTypeError("ctx.%s called after the run's activation ended", kind))
+	}
+	idx := a.valueIndex
+	a.valueIndex++
+	s, err := a.s.Value(idx, fresh())
+	if err != nil {
+		panic(a.w.hostErrorToJS(err))
+	}
+	v, err := a.w.helpers.parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// structuredLog is ctx.log.*: a message and an optional fields object,
+// muted while the run replays.
+func (a *activation) structuredLog(level slog.Level, msg, fields goja.Value) {
+	if a.replaying || a.ended {
+		return
+	}
+	attrs := []any{"source", "ctx.log"}
+	if o, ok := fields.(*goja.Object); ok {
+		for _, k := range o.Keys() {
+			attrs = append(attrs, k, o.Get(k).Export())
+		}
+	}
+	text := ""
+	if present(msg) {
+		text = msg.String()
+	}
+	a.log.Log(a.ctx, level, text, attrs...)
+}
+
+// stepID validates a step id argument (a TypeError otherwise) and claims it
+// for this pass: a second use of the same id rejects with DUPLICATE_ID.
+func (a *activation) stepID(v goja.Value, fn string) (stepKey, error) {
+	rt := a.w.rt
+	id, ok := v.Export().(string)
+	if !ok || !host.ValidStepID(id) {
+		panic(rt.NewTypeError("%s: id must be a string matching ^[A-Za-z0-9:_-]{1,128}$, got %s", fn, describeValue(v)))
+	}
+	k := stepKey{id: id}
+	if a.used[k] {
+		return k, fmt.Errorf("%s: id %q is used twice in this run (ids must be unique per iteration)", fn, id)
+	}
+	a.used[k] = true
+	return k, nil
+}
+
+// newPromise creates a promise whose resolve/reject report uncatchable
+// errors to the worker.
+func (a *activation) newPromise() (*goja.Promise, func(any) error, func(any) error) {
+	return a.w.rt.NewPromise()
+}
+
+// begin is the common start of every journaled ctx primitive: it claims the
+// id, and returns the journaled node if there is one. done is true when the
+// returned promise is already settled (duplicate id, nondeterminism, a
+// settled node replayed, or an ended activation).
+func (a *activation) begin(fn string, idArg goja.Value, kind host.NodeKind, continueOnFail bool) (k stepKey, n host.Node, found bool, p *goja.Promise, resolve, reject func(any) error, done bool) {
+	p, resolve, reject = a.newPromise()
+	k, err := a.stepID(idArg, fn)
+	if a.ended {
+		return k, n, false, p, resolve, reject, true
+	}
+	if err != nil {
+		a.rejectWith(reject, a.w.smithersError(host.CodeDuplicateID, err.Error(), nil))
+		return k, n, false, p, resolve, reject, true
+	}
+	n, found = a.s.Lookup(k.id, k.iteration)
+	if found && n.Kind != kind {
+		a.rejectWith(reject, a.w.smithersError(host.CodeNondeterminism,
+			fmt.Sprintf("%s(%q): the run's journal has %q as a %s node; a journaled id cannot change kind (nondeterministic workflow code?)", fn, k.id, k.id, n.Kind), nil))
+		return k, n, found, p, resolve, reject, true
+	}
+	if found && n.State.Settled() {
+		a.settleFromNode(n, resolve, reject, continueOnFail)
+		return k, n, found, p, resolve, reject, true
+	}
+	a.replaying = false
+	return k, n, found, p, resolve, reject, false
+}
+
+func (a *activation) rejectWith(reject func(any) error, v goja.Value) {
+	if err := reject(v); err != nil {
+		a.w.uncatchable(err)
+	}
+}
+
+// wait parks a ctx promise on node k until it settles. The journal is read
+// again first: a decision may have landed between the commit and now.
+func (a *activation) wait(k stepKey, kind host.NodeKind, resolve, reject func(any) error) {
+	if a.ended {
+		return
+	}
+	if n, ok := a.s.Lookup(k.id, k.iteration); ok && n.State.Settled() {
+		a.settleFromNode(n, resolve, reject, false)
+		return
+	}
+	a.waits[k] = &waitFor{kind: kind, resolve: resolve, reject: reject}
+}

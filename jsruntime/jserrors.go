@@ -1,0 +1,158 @@
+package jsruntime
+
+import (
+	"encoding/json"
+	"errors"
+	"regexp"
+	"strconv"
+
+	"github.com/dop251/goja"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+// This file turns errors between Go and JavaScript: host errors into
+// SmithersError objects, JavaScript error values into the stored error JSON
+// ({name, code, message, details, retryable, stack}), and back.
+
+// jsValueError carries a JavaScript value thrown or rejected.
+type jsValueError struct {
+	rt *goja.Runtime
+	v  goja.Value
+}
+
+func (e jsValueError) Error() string { return describeJSError(e.rt, e.v) }
+
+// describeJSError renders "Name: message" for error objects and String(v)
+// otherwise.
+func describeJSError(rt *goja.Runtime, v goja.Value) string {
+	if o, ok := v.(*goja.Object); ok {
+		name, msg := o.Get("name"), o.Get("message")
+		if present(msg) {
+			if present(name) {
+				return name.String() + ": " + msg.String()
+			}
+			return msg.String()
+		}
+	}
+	if v == nil {
+		return "undefined"
+	}
+	return v.String()
+}
+
+var stackFrame = regexp.MustCompile(`at (?:[^\n(]*\()?([^\s()]+):(\d+):(\d+)`)
+
+// stackLocation finds the first file:line:col frame of a goja stack string.
+func stackLocation(stack string) (string, int, int, bool) {
+	m := stackFrame.FindStringSubmatch(stack)
+	if m == nil {
+		return "", 0, 0, false
+	}
+	line, _ := strconv.Atoi(m[2])
+	col, _ := strconv.Atoi(m[3])
+	return m[1], line, col, true
+}
+
+// storedError is the JSON form of an error kept in node and run rows.
+type storedError struct {
+	Name      string          `json:"name"`
+	Code      string          `json:"code,omitempty"`
+	Message   string          `json:"message"`
+	Details   json.RawMessage `json:"details,omitempty"`
+	Retryable *bool           `json:"retryable,omitempty"`
+	Stack     string          `json:"stack,omitempty"`
+}
+
+func (e storedError) json() string {
+	b, _ := json.Marshal(e)
+	return string(b)
+}
+
+// storedErrorOf reads a thrown JavaScript value into a storedError.
+func (w *worker) storedErrorOf(v goja.Value) storedError {
+	e := storedError{Name: "Error"}
+	o, ok := v.(*goja.Object)
+	if !ok {
+		if v != nil {
+			e.Message = v.String()
+		}
+		return e
+	}
+	if n := o.Get("name"); present(n) {
+		e.Name = n.String()
+	}
+	if m := o.Get("message"); present(m) {
+		e.Message = m.String()
+	} else {
+		e.Message = v.String()
+	}
+	if c := o.Get("code"); present(c) {
+		e.Code = c.String()
+	}
+	if d := o.Get("details"); present(d) {
+		if s, err := w.helpers.stringify(d); err == nil && s != "" {
+			e.Details = json.RawMessage(s)
+		}
+	}
+	if r := o.Get("retryable"); present(r) {
+		if b, ok := r.Export().(bool); ok {
+			e.Retryable = &b
+		}
+	}
+	if s := o.Get("stack"); present(s) {
+		e.Stack = s.String()
+	}
+	return e
+}
+
+// smithersError builds `new SmithersError(code, message, {details})`.
+func (w *worker) smithersError(code, message string, details any) goja.Value {
+	rt := w.rt
+	ctor := rt.GlobalObject().Get("__smithers_orchestrator").ToObject(rt).Get("SmithersError")
+	opts := rt.NewObject()
+	if details != nil {
+		must(opts.Set("details", details))
+	}
+	obj, err := rt.New(ctor, rt.ToValue(code), rt.ToValue(message), opts)
+	if err != nil {
+		return rt.NewGoError(errors.New(code + ": " + message))
+	}
+	return obj
+}
+
+// errorFromJSON rebuilds the SmithersError of a stored error, so a replayed
+// failure throws exactly what the live one did.
+func (w *worker) errorFromJSON(errJSON, fallbackCode string) goja.Value {
+	var e storedError
+	_ = json.Unmarshal([]byte(errJSON), &e)
+	if e.Code == "" {
+		e.Code = fallbackCode
+	}
+	if e.Message == "" {
+		e.Message = e.Code
+	}
+	var details any
+	if len(e.Details) > 0 {
+		if v, err := w.helpers.parse(string(e.Details)); err == nil {
+			details = v
+		}
+	}
+	return w.smithersError(e.Code, e.Message, details)
+}
+
+// hostErrorToJS turns an error returned by host into a JavaScript error
+// value carrying its code.
+func (w *worker) hostErrorToJS(err error) goja.Value {
+	var he *host.Error
+	if errors.As(err, &he) {
+		return w.smithersError(he.Code, he.Message, nil)
+	}
+	return w.smithersError(host.CodeServerError, err.Error(), nil)
+}
+
+// nonRetryableName reports the JavaScript error classes that signal a bug
+// in the task body, never retried.
+func nonRetryableName(name string) bool {
+	return name == "TypeError" || name == "ReferenceError" || name == "SyntaxError"
+}

@@ -1,0 +1,232 @@
+package jsruntime
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+// registerTimeout bounds an async register(gateway).
+const registerTimeout = 30 * time.Second
+
+type registration struct {
+	defs []host.WorkflowDef
+	err  error
+}
+
+// register evaluates the module on the worker's runtime, calls its register
+// function, and returns the workflows it registered.
+func (w *worker) register() ([]host.WorkflowDef, error) {
+	result := make(chan registration, 1)
+	if !w.post(nil, func() { w.initRuntimeAsync(result) }) {
+		return nil, errors.New("worker stopped")
+	}
+	select {
+	case r := <-result:
+		return r.defs, r.err
+	case <-time.After(registerTimeout):
+		return nil, &LoadError{File: w.ex.path, Message: fmt.Sprintf("register(gateway) did not settle within %s", registerTimeout)}
+	}
+}
+
+// initRuntime builds a fresh runtime (used when a worker is rebuilt after
+// the module registered successfully once).
+func (w *worker) initRuntime() error {
+	result := make(chan registration, 1)
+	w.initRuntimeAsync(result)
+	select {
+	case r := <-result:
+		return r.err
+	default:
+		return nil // async register: it completes in later turns
+	}
+}
+
+// initRuntimeAsync runs on the loop: it builds the runtime, evaluates the
+// bundle and calls register(gateway); result receives the outcome once
+// register (sync or async) has settled.
+func (w *worker) initRuntimeAsync(result chan<- registration) {
+	w.gen++
+	w.rt = goja.New()
+	w.rt.SetMaxCallStackSize(w.ex.maxStack)
+	w.workflows = map[string]goja.Callable{}
+	defs := map[string]host.WorkflowDef{}
+	fail := func(err error) { result <- registration{err: err} }
+	if err := w.installRuntime(); err != nil {
+		fail(fmt.Errorf("set up JavaScript runtime: %w", err))
+		return
+	}
+	if _, err := w.rt.RunProgram(w.ex.program); err != nil {
+		fail(w.loadError("evaluating the module failed", err))
+		return
+	}
+	mod := w.rt.GlobalObject().Get("__smithers_module")
+	var reg goja.Callable
+	if obj, ok := mod.(*goja.Object); ok {
+		if fn, ok := goja.AssertFunction(obj.Get("register")); ok {
+			reg = fn
+		} else if fn, ok := goja.AssertFunction(obj.Get("default")); ok {
+			reg = fn
+		}
+	}
+	if reg == nil {
+		w.log.Warn("workflow module exports neither register nor a default function", "module", w.ex.path)
+		result <- registration{}
+		return
+	}
+	gw := w.rt.NewObject()
+	must(gw.Set("register", func(call goja.FunctionCall) goja.Value {
+		def, fn := w.parseRegistration(call)
+		if _, dup := defs[def.Key]; dup {
+			panic(w.rt.NewTypeError("workflow %q is already registered: duplicate workflow keys are refused", def.Key))
+		}
+		defs[def.Key] = def
+		w.workflows[def.Key] = fn
+		return goja.Undefined()
+	}))
+	done := func() {
+		out := make([]host.WorkflowDef, 0, len(defs))
+		for _, d := range defs {
+			out = append(out, d)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+		result <- registration{defs: out}
+	}
+	v, err := w.call(reg, goja.Undefined(), gw)
+	if err != nil {
+		fail(w.loadError("register(gateway) threw", err))
+		return
+	}
+	if p, ok := v.Export().(*goja.Promise); ok {
+		if p.State() == goja.PromiseStateFulfilled {
+			done()
+			return
+		}
+		w.helpers.settle(v, func(goja.Value) { done() }, func(e goja.Value) {
+			fail(w.loadError("register(gateway) rejected", jsValueError{w.rt, e}))
+		})
+		return
+	}
+	done()
+}
+
+// loadError turns a JavaScript failure during module evaluation into a
+// *LoadError pointing at the user's file:line.
+func (w *worker) loadError(what string, err error) error {
+	var le *LoadError
+	if errors.As(err, &le) {
+		return le
+	}
+	var ex *goja.Exception
+	msg := err.Error()
+	if errors.As(err, &ex) {
+		msg = describeJSError(w.rt, ex.Value())
+		if file, line, col, ok := exceptionLocation(ex); ok {
+			return &LoadError{File: file, Line: line, Column: col, Message: what + ": " + msg}
+		}
+	}
+	var jv jsValueError
+	if errors.As(err, &jv) {
+		msg = describeJSError(w.rt, jv.v)
+		if o, ok := jv.v.(*goja.Object); ok {
+			if stack := o.Get("stack"); stack != nil {
+				if file, line, col, ok := stackLocation(stack.String()); ok {
+					return &LoadError{File: file, Line: line, Column: col, Message: what + ": " + msg}
+				}
+			}
+		}
+	}
+	return &LoadError{File: w.ex.path, Message: what + ": " + msg}
+}
+
+var envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// parseRegistration validates gateway.register(key, workflow, options);
+// mistakes throw a TypeError at the caller's line.
+func (w *worker) parseRegistration(call goja.FunctionCall) (host.WorkflowDef, goja.Callable) {
+	rt := w.rt
+	keyV := call.Argument(0)
+	key, ok := keyV.Export().(string)
+	if !ok || !host.ValidWorkflowKey(key) {
+		panic(rt.NewTypeError("gateway.register: workflow key must be a string matching ^[A-Za-z0-9._:-]{1,128}$, got %s", describeValue(keyV)))
+	}
+	fn, ok := goja.AssertFunction(call.Argument(1))
+	if !ok {
+		panic(rt.NewTypeError("gateway.register(%q, workflow): workflow must be a function async (ctx) => result", key))
+	}
+	def := host.WorkflowDef{Key: key, VersionPolicy: host.VersionReplay}
+	o := optionsObject(rt, call.Argument(2), fmt.Sprintf("gateway.register(%q) options", key))
+	if o == nil {
+		return def, fn
+	}
+	where := func(field string) string { return fmt.Sprintf("gateway.register(%q) option %s", key, field) }
+	def.ReadableName = optString(rt, o, "readableName", where)
+	def.Description = optString(rt, o, "description", where)
+	if s := optString(rt, o, "schedule", where); s != "" {
+		if err := host.ValidateCronPattern(s); err != nil {
+			panic(rt.NewTypeError("%s: %s", where("schedule"), err.(*host.Error).Message))
+		}
+		def.Schedule = s
+	}
+	if v := o.Get("maxConcurrency"); present(v) {
+		def.MaxConcurrency = int(positiveInt(rt, v, where("maxConcurrency")))
+	}
+	if v := o.Get("timeoutMs"); present(v) {
+		def.TimeoutMs = positiveInt(rt, v, where("timeoutMs"))
+	}
+	if v := o.Get("env"); present(v) {
+		for _, name := range stringArray(rt, v, where("env")) {
+			if !envNamePattern.MatchString(name) {
+				panic(rt.NewTypeError("%s: %q is not an environment variable name", where("env"), name))
+			}
+			def.Env = append(def.Env, name)
+		}
+	}
+	if s := optString(rt, o, "versionPolicy", where); s != "" {
+		if s != host.VersionReplay && s != host.VersionStrict {
+			panic(rt.NewTypeError(`%s must be "replay" or "strict", got %q`, where("versionPolicy"), s))
+		}
+		def.VersionPolicy = s
+	}
+	if v := o.Get("webhook"); present(v) {
+		def.Webhook = parseWebhook(rt, v, where)
+	}
+	return def, fn
+}
+
+func parseWebhook(rt *goja.Runtime, v goja.Value, where func(string) string) *host.WebhookConfig {
+	o := optionsObject(rt, v, where("webhook"))
+	wh := &host.WebhookConfig{}
+	sub := func(f string) string { return where("webhook." + f) }
+	wh.Secret = optString(rt, o, "secret", sub)
+	wh.SignatureHeader = optString(rt, o, "signatureHeader", sub)
+	wh.SignaturePrefix = optString(rt, o, "signaturePrefix", sub)
+	if sv := o.Get("signal"); present(sv) {
+		so := optionsObject(rt, sv, sub("signal"))
+		sig := &host.WebhookSignal{}
+		sig.Name = optString(rt, so, "name", func(f string) string { return sub("signal." + f) })
+		sig.CorrelationIDPath = optString(rt, so, "correlationIdPath", func(f string) string { return sub("signal." + f) })
+		sig.RunIDPath = optString(rt, so, "runIdPath", func(f string) string { return sub("signal." + f) })
+		sig.PayloadPath = optString(rt, so, "payloadPath", func(f string) string { return sub("signal." + f) })
+		wh.Signal = sig
+	}
+	if rv := o.Get("run"); present(rv) {
+		ro := optionsObject(rt, rv, sub("run"))
+		run := &host.WebhookRun{InputPath: optString(rt, ro, "inputPath", func(f string) string { return sub("run." + f) })}
+		if ev := ro.Get("enabled"); present(ev) {
+			b, ok := ev.Export().(bool)
+			if !ok {
+				panic(rt.NewTypeError("%s must be a boolean", sub("run.enabled")))
+			}
+			run.Enabled = &b
+		}
+		wh.Run = run
+	}
+	return wh
+}

@@ -1,0 +1,307 @@
+package jsruntime
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+// taskOptions are the options of ctx.task (DESIGN.md §2, §8).
+type taskOptions struct {
+	retries        int
+	backoffMs      int64
+	timeoutMs      int64
+	label          string
+	continueOnFail bool
+}
+
+const maxBackoffMs = 300000
+
+func (a *activation) taskOptions(v goja.Value) taskOptions {
+	rt := a.w.rt
+	const what = "ctx.task options"
+	o := optionsObject(rt, v, what)
+	opts := taskOptions{retries: 3, backoffMs: 1000}
+	if o == nil {
+		return opts
+	}
+	if r := o.Get("retries"); present(r) {
+		opts.retries = int(nonNegativeInt(rt, r, what+".retries"))
+	}
+	if b := o.Get("backoffMs"); present(b) {
+		opts.backoffMs = nonNegativeInt(rt, b, what+".backoffMs")
+	}
+	if t := o.Get("timeoutMs"); present(t) {
+		opts.timeoutMs = positiveInt(rt, t, what+".timeoutMs")
+	}
+	opts.label = optString(rt, o, "label", func(f string) string { return what + "." + f })
+	opts.continueOnFail = optBool(rt, o, "continueOnFail", what)
+	return opts
+}
+
+// taskRun drives one task node through its attempts.
+type taskRun struct {
+	a       *activation
+	key     stepKey
+	body    goja.Callable
+	opts    taskOptions
+	resolve func(any) error
+	reject  func(any) error
+	attempt *attemptRun // the attempt in flight, nil between attempts
+}
+
+// attemptRun is one execution of a task body.
+type attemptRun struct {
+	t        *taskRun
+	number   int
+	ctx      context.Context // cancelled on timeout, cancel, or when the attempt settles
+	cancel   context.CancelFunc
+	signal   *abortSignal
+	timer    *time.Timer
+	finished bool
+}
+
+// jsTask is ctx.task(id, body, opts).
+func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
+	rt := a.w.rt
+	opts := a.taskOptions(call.Argument(2))
+	k, n, found, p, resolve, reject, done := a.begin("ctx.task", call.Argument(0), host.KindTask, opts.continueOnFail)
+	if done {
+		return rt.ToValue(p)
+	}
+	metaJSON := fmt.Sprintf(`{"retries":%d,"backoffMs":%d,"timeoutMs":%d,"continueOnFail":%t}`, opts.retries, opts.backoffMs, opts.timeoutMs, opts.continueOnFail)
+	body, isFn := goja.AssertFunction(call.Argument(1))
+	if !isFn {
+		out, err := a.w.helpers.stringify(call.Argument(1))
+		if err != nil {
+			panic(rt.NewTypeError("ctx.task(%q, value): a static task value must be JSON-serialisable", k.id))
+		}
+		a.commit(func() error {
+			_, err := a.s.StaticTask(k.id, k.iteration, opts.label, metaJSON, out)
+			return err
+		}, func(err error) {
+			if err != nil {
+				a.rejectWith(reject, a.w.hostErrorToJS(err))
+				return
+			}
+			if n, ok := a.s.Lookup(k.id, k.iteration); ok {
+				a.settleFromNode(n, resolve, reject, opts.continueOnFail)
+			}
+		})
+		return rt.ToValue(p)
+	}
+	t := &taskRun{a: a, key: k, body: body, opts: opts, resolve: resolve, reject: reject}
+	a.inflight++ // the task is in flight until its node settles
+	if found {
+		_ = n
+		t.schedule()
+		return rt.ToValue(p)
+	}
+	a.commit(func() error {
+		_, err := a.s.CreateTask(k.id, k.iteration, opts.label, metaJSON)
+		return err
+	}, func(err error) {
+		if err != nil {
+			t.settleWithError(a.w.hostErrorToJS(err))
+			return
+		}
+		t.schedule()
+	})
+	return rt.ToValue(p)
+}
+
+// schedule starts the next attempt now, or when a maxConcurrency slot frees.
+func (t *taskRun) schedule() {
+	a := t.a
+	if a.ended {
+		return
+	}
+	if max := a.wf.MaxConcurrency; max > 0 && a.running >= max {
+		a.pending = append(a.pending, t.schedule)
+		return
+	}
+	a.running++
+	a.commit(func() error {
+		_, _, err := a.s.StartAttempt(t.key.id, t.key.iteration)
+		return err
+	}, func(err error) {
+		if err != nil {
+			t.releaseSlot()
+			t.settleWithError(a.w.hostErrorToJS(err))
+			return
+		}
+		n, _ := a.s.Lookup(t.key.id, t.key.iteration)
+		t.runAttempt(n.Attempts)
+	})
+}
+
+func (t *taskRun) releaseSlot() {
+	a := t.a
+	a.running--
+	if len(a.pending) > 0 && !a.ended {
+		next := a.pending[0]
+		a.pending = a.pending[1:]
+		next()
+	}
+}
+
+// runAttempt calls the body with a fresh t.
+func (t *taskRun) runAttempt(number int) {
+	a := t.a
+	w := a.w
+	ctx, cancel := context.WithCancel(a.ctx)
+	at := &attemptRun{t: t, number: number, ctx: ctx, cancel: cancel}
+	at.signal = newAbortSignal(w.rt)
+	t.attempt = at
+	if t.opts.timeoutMs > 0 {
+		at.timer = time.AfterFunc(time.Duration(t.opts.timeoutMs)*time.Millisecond, func() {
+			w.post(a, func() {
+				if at.finished {
+					return
+				}
+				e := w.smithersError(host.CodeTaskTimeout, fmt.Sprintf("Task %s attempt %d timed out after %dms", t.key.id, number, t.opts.timeoutMs), nil)
+				at.abort(e)
+				t.onAttemptFailed(at, e)
+			})
+		})
+	}
+	tObj := t.newT(at)
+	v, err := w.call(t.body, goja.Undefined(), tObj)
+	if err != nil {
+		if w.broken != nil {
+			return
+		}
+		t.onAttemptFailed(at, exceptionValue(w.rt, err))
+		return
+	}
+	w.helpers.settle(v, func(v goja.Value) { t.onAttemptSucceeded(at, v) }, func(e goja.Value) { t.onAttemptFailed(at, e) })
+}
+
+func (at *attemptRun) finish() bool {
+	if at.finished {
+		return false
+	}
+	at.finished = true
+	if at.timer != nil {
+		at.timer.Stop()
+	}
+	at.cancel()
+	return true
+}
+
+// abort aborts t.signal with reason and cancels the attempt's goroutines.
+func (at *attemptRun) abort(reason goja.Value) {
+	at.signal.abort(reason)
+	at.cancel()
+}
+
+func (t *taskRun) onAttemptSucceeded(at *attemptRun, v goja.Value) {
+	a := t.a
+	if a.ended || !at.finish() {
+		return
+	}
+	t.releaseSlot()
+	out, err := a.w.helpers.stringify(v)
+	if err != nil {
+		t.onFinalFailure(at, a.w.storedErrorOf(exceptionValue(a.w.rt, err)))
+		return
+	}
+	a.commit(func() error {
+		_, err := a.s.FinishTask(t.key.id, t.key.iteration, at.number, out)
+		return err
+	}, func(err error) {
+		if err != nil {
+			t.settleWithError(a.w.hostErrorToJS(err))
+			return
+		}
+		t.settleFromJournal()
+	})
+}
+
+// onAttemptFailed records a failed attempt and retries it after a backoff,
+// unless the error is not retryable or the attempts are used up.
+func (t *taskRun) onAttemptFailed(at *attemptRun, e goja.Value) {
+	a := t.a
+	if a.ended || !at.finish() {
+		return
+	}
+	t.releaseSlot()
+	se := a.w.storedErrorOf(e)
+	retryable := !nonRetryableName(se.Name) && se.Code != host.CodeCancelled && (se.Retryable == nil || *se.Retryable)
+	if !retryable || at.number > t.opts.retries {
+		t.onFinalFailure(at, se)
+		return
+	}
+	errJSON := se.json()
+	a.commit(func() error {
+		_, err := a.s.FailAttempt(t.key.id, t.key.iteration, at.number, errJSON, false)
+		return err
+	}, func(err error) {
+		if err != nil {
+			t.settleWithError(a.w.hostErrorToJS(err))
+			return
+		}
+		delay := t.opts.backoffMs << min(at.number-1, 20)
+		if delay > maxBackoffMs || delay < 0 {
+			delay = maxBackoffMs
+		}
+		a.inflight++ // the backoff keeps the run active
+		time.AfterFunc(time.Duration(delay)*time.Millisecond, func() {
+			a.w.post(a, func() {
+				a.inflight--
+				t.schedule()
+			})
+		})
+	})
+}
+
+// onFinalFailure fails the node: ctx.task rejects with a SmithersError
+// (TASK_TIMEOUT, the body's own SmithersError code, or TASK_FAILED), or
+// resolves to undefined with continueOnFail.
+func (t *taskRun) onFinalFailure(at *attemptRun, cause storedError) {
+	a := t.a
+	code := host.CodeTaskFailed
+	if cause.Name == "SmithersError" && cause.Code != "" {
+		code = cause.Code
+	}
+	msg := fmt.Sprintf("Task %s failed after %d attempt(s): %s", t.key.id, at.number, cause.Message)
+	if cause.Name != "" && cause.Name != "SmithersError" && cause.Name != "Error" {
+		msg = fmt.Sprintf("Task %s failed after %d attempt(s): %s: %s", t.key.id, at.number, cause.Name, cause.Message)
+	}
+	details := map[string]any{"attempts": at.number, "cause": map[string]any{"name": cause.Name, "code": cause.Code, "message": cause.Message}}
+	if len(cause.Details) > 0 {
+		details["causeDetails"] = cause.Details
+	}
+	final := storedError{Name: "SmithersError", Code: code, Message: msg, Stack: cause.Stack}
+	final.Details, _ = jsonMarshal(details)
+	errJSON := final.json()
+	a.commit(func() error {
+		_, err := a.s.FailAttempt(t.key.id, t.key.iteration, at.number, errJSON, true)
+		return err
+	}, func(err error) {
+		if err != nil {
+			t.settleWithError(a.w.hostErrorToJS(err))
+			return
+		}
+		t.settleFromJournal()
+	})
+}
+
+func (t *taskRun) settleFromJournal() {
+	a := t.a
+	a.inflight--
+	if n, ok := a.s.Lookup(t.key.id, t.key.iteration); ok && n.State.Settled() {
+		a.settleFromNode(n, t.resolve, t.reject, t.opts.continueOnFail)
+	}
+}
+
+// settleWithError rejects ctx.task when the engine refused a step (the run
+// was cancelled or finished meanwhile).
+func (t *taskRun) settleWithError(e goja.Value) {
+	t.a.inflight--
+	t.a.rejectWith(t.reject, e)
+}

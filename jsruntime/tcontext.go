@@ -1,0 +1,132 @@
+package jsruntime
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/dop251/goja"
+)
+
+func jsonMarshal(v any) (json.RawMessage, error) { return json.Marshal(v) }
+
+// newT builds the task body context t of DESIGN.md §2: the only place
+// effects are allowed.
+func (t *taskRun) newT(at *attemptRun) *goja.Object {
+	a := t.a
+	rt := a.w.rt
+	o := rt.NewObject()
+	set := func(k string, v any) { must(o.Set(k, v)) }
+	set("runId", a.run.RunID)
+	set("nodeId", t.key.id)
+	set("iteration", t.key.iteration)
+	set("attempt", at.number)
+	set("idempotencyKey", fmt.Sprintf("%s:%s:%d", a.run.RunID, t.key.id, t.key.iteration))
+	set("signal", at.signal.obj)
+	set("heartbeat", func(call goja.FunctionCall) goja.Value {
+		data := ""
+		if present(call.Argument(0)) {
+			s, err := a.w.helpers.stringify(call.Argument(0))
+			if err != nil {
+				panic(rt.NewTypeError("t.heartbeat(data): data must be JSON-serialisable"))
+			}
+			data = s
+		}
+		if !at.finished {
+			a.commit(func() error { return a.s.Heartbeat(t.key.id, t.key.iteration, at.number, data) }, nil)
+		}
+		return goja.Undefined()
+	})
+	set("emit", func(call goja.FunctionCall) goja.Value {
+		text := call.Argument(0).String()
+		stream := "stdout"
+		if present(call.Argument(1)) {
+			stream = call.Argument(1).String()
+			if stream != "stdout" && stream != "stderr" {
+				panic(rt.NewTypeError(`t.emit(text, stream): stream must be "stdout" or "stderr", got %q`, stream))
+			}
+		}
+		if !at.finished {
+			t.emit(text, stream)
+		}
+		return goja.Undefined()
+	})
+	set("env", func(call goja.FunctionCall) goja.Value {
+		name, ok := call.Argument(0).Export().(string)
+		if !ok {
+			panic(rt.NewTypeError("t.env(name): name must be a string"))
+		}
+		if !slices.Contains(a.wf.Env, name) {
+			panic(rt.NewTypeError("t.env(%q): %s is not in the env allowlist of workflow %q (gateway.register options.env)", name, name, a.wf.Key))
+		}
+		v, ok := a.ex.lookupEnv(name)
+		if !ok {
+			return goja.Undefined()
+		}
+		return rt.ToValue(v)
+	})
+	set("fetch", func(call goja.FunctionCall) goja.Value { return t.fetch(at, call) })
+	set("exec", func(call goja.FunctionCall) goja.Value { return t.exec(at, call) })
+	return o
+}
+
+// emit appends a task.output event (through the ordered commit queue).
+func (t *taskRun) emit(text, stream string) {
+	a := t.a
+	if text == "" {
+		return
+	}
+	a.commit(func() error { return a.s.Emit(t.key.id, text, stream) }, nil)
+}
+
+// abortSignal is the AbortSignal-like t.signal: aborted, reason,
+// onabort, addEventListener("abort"), removeEventListener,
+// throwIfAborted(). Loop-only.
+type abortSignal struct {
+	rt        *goja.Runtime
+	obj       *goja.Object
+	aborted   bool
+	reason    goja.Value
+	listeners []goja.Callable
+}
+
+func newAbortSignal(rt *goja.Runtime) *abortSignal {
+	s := &abortSignal{rt: rt, reason: goja.Undefined()}
+	o := rt.NewObject()
+	must(o.DefineAccessorProperty("aborted", rt.ToValue(func(goja.FunctionCall) goja.Value { return rt.ToValue(s.aborted) }), nil, goja.FLAG_FALSE, goja.FLAG_TRUE))
+	must(o.DefineAccessorProperty("reason", rt.ToValue(func(goja.FunctionCall) goja.Value { return s.reason }), nil, goja.FLAG_FALSE, goja.FLAG_TRUE))
+	must(o.Set("onabort", goja.Null()))
+	must(o.Set("addEventListener", func(call goja.FunctionCall) goja.Value {
+		if call.Argument(0).String() == "abort" {
+			if fn, ok := goja.AssertFunction(call.Argument(1)); ok {
+				s.listeners = append(s.listeners, fn)
+			}
+		}
+		return goja.Undefined()
+	}))
+	must(o.Set("removeEventListener", func(call goja.FunctionCall) goja.Value { return goja.Undefined() }))
+	must(o.Set("throwIfAborted", func(goja.FunctionCall) goja.Value {
+		if s.aborted {
+			panic(s.reason)
+		}
+		return goja.Undefined()
+	}))
+	s.obj = o
+	return s
+}
+
+func (s *abortSignal) abort(reason goja.Value) {
+	if s.aborted {
+		return
+	}
+	s.aborted = true
+	s.reason = reason
+	event := s.rt.NewObject()
+	must(event.Set("type", "abort"))
+	if fn, ok := goja.AssertFunction(s.obj.Get("onabort")); ok {
+		_, _ = fn(s.obj, event)
+	}
+	for _, fn := range s.listeners {
+		_, _ = fn(s.obj, event)
+	}
+}

@@ -1,0 +1,232 @@
+package jsruntime
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"github.com/dop251/goja"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+// jsApproval is ctx.approval(id, opts): parks the run in waiting-approval
+// until submitApproval; resolves to {approved, note, decidedBy, decidedAtMs,
+// value}.
+func (a *activation) jsApproval(call goja.FunctionCall) goja.Value {
+	rt := a.w.rt
+	opts := optionsObject(rt, call.Argument(1), "ctx.approval options")
+	spec := a.approvalSpec(call.Argument(0), opts)
+	k, _, found, p, resolve, reject, done := a.begin("ctx.approval", call.Argument(0), host.KindApproval, false)
+	if done {
+		return rt.ToValue(p)
+	}
+	if found {
+		a.wait(k, host.KindApproval, resolve, reject)
+		return rt.ToValue(p)
+	}
+	a.commit(func() error {
+		_, err := a.s.RequestApproval(k.id, k.iteration, spec)
+		return err
+	}, func(err error) {
+		if err != nil {
+			a.rejectWith(reject, a.w.hostErrorToJS(err))
+			return
+		}
+		a.wait(k, host.KindApproval, resolve, reject)
+	})
+	return rt.ToValue(p)
+}
+
+// approvalSpec validates the approval options of DESIGN.md §2 and builds the
+// stored request.
+func (a *activation) approvalSpec(idArg goja.Value, o *goja.Object) host.ApprovalSpec {
+	rt := a.w.rt
+	const what = "ctx.approval options"
+	id, _ := idArg.Export().(string)
+	label := optString(rt, o, "label", func(f string) string { return what + "." + f })
+	req := map[string]any{"title": nil, "summary": nil, "metadata": nil}
+	if o != nil {
+		if rv := o.Get("request"); present(rv) {
+			ro := optionsObject(rt, rv, what+".request")
+			where := func(f string) string { return what + ".request." + f }
+			if t := optString(rt, ro, "title", where); t != "" {
+				req["title"] = t
+			}
+			if s := optString(rt, ro, "summary", where); s != "" {
+				req["summary"] = s
+			}
+			if m := ro.Get("metadata"); present(m) {
+				s, err := a.w.helpers.stringify(m)
+				if err != nil {
+					panic(rt.NewTypeError("%s.request.metadata must be JSON-serialisable", what))
+				}
+				req["metadata"] = json.RawMessage(s)
+			}
+		}
+	}
+	if req["title"] == nil {
+		if label != "" {
+			req["title"] = label
+		} else {
+			req["title"] = id
+		}
+	}
+	req["mode"] = oneOf(rt, o, "mode", what, "gate", "decision", "select", "rank")
+	options := []map[string]any{}
+	if o != nil {
+		if ov := o.Get("options"); present(ov) {
+			arr, ok := ov.(*goja.Object)
+			if !ok || arr.ClassName() != "Array" {
+				panic(rt.NewTypeError("%s.options must be an array of {key, label, summary?}", what))
+			}
+			for i := int64(0); i < arr.Get("length").ToInteger(); i++ {
+				eo := optionsObject(rt, arr.Get(fmt.Sprint(i)), fmt.Sprintf("%s.options[%d]", what, i))
+				where := func(f string) string { return fmt.Sprintf("%s.options[%d].%s", what, i, f) }
+				key, lbl := optString(rt, eo, "key", where), optString(rt, eo, "label", where)
+				if key == "" || lbl == "" {
+					panic(rt.NewTypeError("%s.options[%d] needs a string key and label", what, i))
+				}
+				opt := map[string]any{"key": key, "label": lbl}
+				if s := optString(rt, eo, "summary", where); s != "" {
+					opt["summary"] = s
+				}
+				options = append(options, opt)
+			}
+		}
+	}
+	req["options"] = options
+	req["allowedScopes"], req["allowedUsers"] = []string{}, []string{}
+	req["autoApprove"] = nil
+	if o != nil {
+		for _, f := range []string{"allowedScopes", "allowedUsers"} {
+			if v := o.Get(f); present(v) {
+				req[f] = stringArray(rt, v, what+"."+f)
+			}
+		}
+		if v := o.Get("autoApprove"); present(v) {
+			ao := optionsObject(rt, v, what+".autoApprove")
+			s, err := a.w.helpers.stringify(ao)
+			if err != nil {
+				panic(rt.NewTypeError("%s.autoApprove must be JSON-serialisable", what))
+			}
+			req["autoApprove"] = json.RawMessage(s)
+		}
+	}
+	spec := host.ApprovalSpec{Label: label, OnDeny: oneOf(rt, o, "onDeny", what, "fail", "continue", "skip")}
+	if o != nil {
+		if v := o.Get("timeoutMs"); present(v) {
+			spec.TimeoutMs = positiveInt(rt, v, what+".timeoutMs")
+		}
+	}
+	b, _ := json.Marshal(req)
+	spec.RequestJSON = string(b)
+	return spec
+}
+
+// jsWaitForEvent is ctx.waitForEvent(id, {event, correlationId, timeoutMs,
+// onTimeout}): resolves to the payload of the matching signal.
+func (a *activation) jsWaitForEvent(call goja.FunctionCall) goja.Value {
+	return a.waitForEvent("ctx.waitForEvent", call.Argument(0), call.Argument(1), "")
+}
+
+// jsSignal is ctx.signal(name, opts): waitForEvent with event = name.
+func (a *activation) jsSignal(call goja.FunctionCall) goja.Value {
+	name, _ := call.Argument(0).Export().(string)
+	return a.waitForEvent("ctx.signal", call.Argument(0), call.Argument(1), name)
+}
+
+func (a *activation) waitForEvent(fn string, idArg, optsArg goja.Value, eventName string) goja.Value {
+	rt := a.w.rt
+	what := fn + " options"
+	o := optionsObject(rt, optsArg, what)
+	spec := host.EventSpec{SignalName: eventName}
+	if e := optString(rt, o, "event", func(f string) string { return what + "." + f }); e != "" {
+		spec.SignalName = e
+	}
+	if spec.SignalName == "" {
+		spec.SignalName, _ = idArg.Export().(string)
+	}
+	spec.Label = optString(rt, o, "label", func(f string) string { return what + "." + f })
+	if o != nil {
+		if c := o.Get("correlationId"); present(c) {
+			s, ok := c.Export().(string)
+			if !ok {
+				panic(rt.NewTypeError("%s.correlationId must be a string or null, got %s", what, describeValue(c)))
+			}
+			spec.CorrelationID = &s
+		}
+		if v := o.Get("timeoutMs"); present(v) {
+			spec.TimeoutMs = positiveInt(rt, v, what+".timeoutMs")
+		}
+	}
+	spec.OnTimeout = oneOf(rt, o, "onTimeout", what, "fail", "continue", "skip")
+	k, _, found, p, resolve, reject, done := a.begin(fn, idArg, host.KindEvent, false)
+	if done {
+		return rt.ToValue(p)
+	}
+	if found {
+		a.wait(k, host.KindEvent, resolve, reject)
+		return rt.ToValue(p)
+	}
+	a.commit(func() error {
+		_, err := a.s.WaitForEvent(k.id, k.iteration, spec)
+		return err
+	}, func(err error) {
+		if err != nil {
+			a.rejectWith(reject, a.w.hostErrorToJS(err))
+			return
+		}
+		a.wait(k, host.KindEvent, resolve, reject)
+	})
+	return rt.ToValue(p)
+}
+
+// jsSleep is ctx.sleep(id, ms): a durable timer.
+func (a *activation) jsSleep(call goja.FunctionCall) goja.Value {
+	rt := a.w.rt
+	ms := nonNegativeInt(rt, call.Argument(1), "ctx.sleep(id, ms): ms")
+	return a.timer("ctx.sleep", call.Argument(0), func(now int64) int64 { return now + ms })
+}
+
+// jsTimer is ctx.timer(id, {durationMs} | {untilMs}).
+func (a *activation) jsTimer(call goja.FunctionCall) goja.Value {
+	rt := a.w.rt
+	o := optionsObject(rt, call.Argument(1), "ctx.timer options")
+	if o == nil {
+		panic(rt.NewTypeError("ctx.timer(id, opts): opts must be {durationMs} or {untilMs}"))
+	}
+	if v := o.Get("durationMs"); present(v) {
+		ms := nonNegativeInt(rt, v, "ctx.timer options.durationMs")
+		return a.timer("ctx.timer", call.Argument(0), func(now int64) int64 { return now + ms })
+	}
+	if v := o.Get("untilMs"); present(v) {
+		until := number(rt, v, "ctx.timer options.untilMs")
+		return a.timer("ctx.timer", call.Argument(0), func(int64) int64 { return int64(math.Ceil(until)) })
+	}
+	panic(rt.NewTypeError("ctx.timer(id, opts): opts must be {durationMs} or {untilMs}"))
+}
+
+func (a *activation) timer(fn string, idArg goja.Value, firesAt func(now int64) int64) goja.Value {
+	rt := a.w.rt
+	k, _, found, p, resolve, reject, done := a.begin(fn, idArg, host.KindTimer, false)
+	if done {
+		return rt.ToValue(p)
+	}
+	if found {
+		a.wait(k, host.KindTimer, resolve, reject)
+		return rt.ToValue(p)
+	}
+	at := firesAt(a.s.NowMs())
+	a.commit(func() error {
+		_, err := a.s.StartTimer(k.id, k.iteration, "", at)
+		return err
+	}, func(err error) {
+		if err != nil {
+			a.rejectWith(reject, a.w.hostErrorToJS(err))
+			return
+		}
+		a.wait(k, host.KindTimer, resolve, reject)
+	})
+	return rt.ToValue(p)
+}

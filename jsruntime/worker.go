@@ -1,0 +1,214 @@
+package jsruntime
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dop251/goja"
+)
+
+// job is one turn on a worker's event loop. act is the activation the turn
+// runs for (nil for worker-level work such as module registration); a turn
+// that blows its budget fails that activation.
+type job struct {
+	act *activation
+	fn  func()
+}
+
+// worker is one goja runtime with its event loop goroutine. The runtime is
+// touched only from the loop goroutine; post is the only way in from other
+// goroutines (it never blocks).
+type worker struct {
+	id     int
+	ex     *Executor
+	log    *slog.Logger
+	budget time.Duration
+
+	mu      sync.Mutex
+	queue   []job
+	wakeup  chan struct{}
+	stopped bool
+	done    chan struct{}
+
+	// Loop-only state.
+	rt        *goja.Runtime
+	workflows map[string]goja.Callable
+	acts      map[*activation]struct{}
+	current   *activation
+	broken    error // an uncatchable error (interrupt, stack overflow) ended the turn
+	helpers   jsHelpers
+	gen       uint64 // runtime generation; bumped on rebuild
+	timerSeq  int64
+	timers    map[int64]*jsTimer
+
+	load int // activations assigned (guarded by Executor.mu)
+}
+
+func newWorker(id int, ex *Executor) *worker {
+	return &worker{id: id, ex: ex, log: ex.log.With("worker", id), budget: ex.budget,
+		wakeup: make(chan struct{}, 1), done: make(chan struct{}), acts: map[*activation]struct{}{}, timers: map[int64]*jsTimer{}}
+}
+
+// post queues fn to run on the loop for act. It never blocks; after stop
+// nothing more is queued and false is returned (stop drains what was queued
+// before).
+func (w *worker) post(act *activation, fn func()) bool {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return false
+	}
+	w.queue = append(w.queue, job{act: act, fn: fn})
+	w.mu.Unlock()
+	select {
+	case w.wakeup <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (w *worker) stop() {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return
+	}
+	w.stopped = true
+	w.mu.Unlock()
+	select {
+	case w.wakeup <- struct{}{}:
+	default:
+	}
+	<-w.done
+}
+
+func (w *worker) loop() {
+	defer close(w.done)
+	for {
+		w.mu.Lock()
+		if len(w.queue) == 0 && w.stopped {
+			w.mu.Unlock()
+			return
+		}
+		if len(w.queue) == 0 {
+			w.mu.Unlock()
+			<-w.wakeup
+			continue
+		}
+		j := w.queue[0]
+		w.queue[0] = job{}
+		w.queue = w.queue[1:]
+		w.mu.Unlock()
+		w.runTurn(j)
+	}
+}
+
+var errTurnBudget = errors.New("turn budget exceeded")
+
+// runTurn runs one job with the turn budget watchdog, then settles the
+// consequences: a blown budget or stack overflow fails the activation that
+// owned the turn and rebuilds the runtime; otherwise the activation is
+// checked for completion, parking or a stall.
+func (w *worker) runTurn(j job) {
+	if j.act != nil && j.act.ended {
+		return
+	}
+	w.current = j.act
+	var (
+		fired bool
+		wmu   sync.Mutex
+		over  bool
+	)
+	rt := w.rt
+	timer := time.AfterFunc(w.budget, func() {
+		wmu.Lock()
+		defer wmu.Unlock()
+		if !over {
+			fired = true
+			rt.Interrupt(errTurnBudget)
+		}
+	})
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				w.broken = fmt.Errorf("panic in JavaScript turn: %v", r)
+				w.log.Error("panic in JavaScript turn", "panic", r)
+			}
+		}()
+		j.fn()
+	}()
+	timer.Stop()
+	wmu.Lock()
+	over = true
+	if fired {
+		rt.ClearInterrupt()
+	}
+	wmu.Unlock()
+	w.current = nil
+	if w.broken != nil {
+		err := w.broken
+		w.broken = nil
+		w.rebuild(j.act, err)
+		return
+	}
+	if j.act != nil {
+		j.act.afterTurn()
+	}
+}
+
+// uncatchable records an uncatchable goja error (interrupt, stack overflow)
+// so that runTurn rebuilds the worker; it reports whether err was one.
+func (w *worker) uncatchable(err error) bool {
+	var ie *goja.InterruptedError
+	var se *goja.StackOverflowError
+	switch {
+	case errors.As(err, &ie):
+		w.broken = fmt.Errorf("a JavaScript turn ran longer than the %s turn budget (infinite loop?)", w.budget)
+	case errors.As(err, &se):
+		w.broken = fmt.Errorf("maximum call stack size exceeded (unbounded recursion?)")
+	default:
+		return false
+	}
+	return true
+}
+
+// call invokes a JS function; an uncatchable error is recorded for runTurn
+// and returned like any other.
+func (w *worker) call(fn goja.Callable, this goja.Value, args ...goja.Value) (goja.Value, error) {
+	v, err := fn(this, args...)
+	if err != nil {
+		w.uncatchable(err)
+	}
+	return v, err
+}
+
+// rebuild replaces the runtime after an uncatchable error: goja dropped the
+// microtask queue of every run on this worker, so the culprit activation
+// fails with JS_INTERRUPTED and every other one is restarted from its
+// journal on a fresh runtime.
+func (w *worker) rebuild(culprit *activation, cause error) {
+	w.log.Error("JavaScript turn interrupted; rebuilding worker", "err", cause)
+	acts := make([]*activation, 0, len(w.acts))
+	for a := range w.acts {
+		acts = append(acts, a)
+	}
+	for _, a := range acts {
+		if a == culprit {
+			a.failInterrupted(cause)
+			continue
+		}
+		a.restart()
+	}
+	for id, t := range w.timers {
+		t.timer.Stop()
+		delete(w.timers, id)
+	}
+	if err := w.initRuntime(); err != nil {
+		// The module registered fine before; failing now means the
+		// process is in trouble. Keep the worker usable for nothing.
+		w.log.Error("rebuild worker runtime", "err", err)
+	}
+}
