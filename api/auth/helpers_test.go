@@ -1,0 +1,118 @@
+package auth
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// logBuffer is a goroutine-safe log sink.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// count returns how many log lines contain every one of subs.
+func (b *logBuffer) count(subs ...string) int {
+	n := 0
+	for _, line := range strings.Split(b.String(), "\n") {
+		ok := line != ""
+		for _, s := range subs {
+			ok = ok && strings.Contains(line, s)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+func newTestLogger() (*slog.Logger, *logBuffer) {
+	b := &logBuffer{}
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
+
+// fakeClock is a settable clock safe for concurrent use.
+type fakeClock struct{ ms atomic.Int64 }
+
+func newFakeClock(t time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.ms.Store(t.UnixMilli())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time          { return time.UnixMilli(c.ms.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+
+// writeAtomic replaces path with data the way the CLI does.
+func writeAtomic(t *testing.T, path, data string) {
+	t.Helper()
+	tmp := path + ".tmp-test"
+	if err := os.WriteFile(tmp, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func storePath(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(t.TempDir(), "tokens.json")
+}
+
+// wantUnauthorized checks err is UNAUTHORIZED with message and, when
+// refresh is true, the refresh hint.
+func wantUnauthorized(t *testing.T, err error, message string, refresh bool) {
+	t.Helper()
+	var he *host.Error
+	if !errors.As(err, &he) {
+		t.Fatalf("error = %v, want *host.Error", err)
+	}
+	if he.Code != CodeUnauthorized || he.Message != message {
+		t.Fatalf("error = %s / %q, want %s / %q", he.Code, he.Message, CodeUnauthorized, message)
+	}
+	got, has := he.Extra["refresh"]
+	if refresh && got != RefreshHint {
+		t.Fatalf("refresh = %v, want %q", got, RefreshHint)
+	}
+	if !refresh && has {
+		t.Fatalf("unexpected refresh %v", got)
+	}
+}
