@@ -29,7 +29,7 @@ const helpersSource = `(function () {
       if (thunks.length === 0) { resolve(results); return; }
       function launch() {
         while (!failed && running < max && next < thunks.length) {
-          var i = next++;
+          const i = next++;
           running++;
           Promise.resolve().then(function () { return thunks[i](); }).then(function (v) {
             results[i] = v; running--; done++;
