@@ -438,21 +438,24 @@ func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON 
 }
 
 // detach abandons a live session and then calls then (in a goroutine of the
-// executor). It reports false if the run has no live session.
-func (g *Gateway) detach(runID string, reason error, then func()) bool {
+// executor). It returns nil if the run has no live session, else a channel
+// closed after then returned.
+func (g *Gateway) detach(runID string, reason error, then func()) <-chan struct{} {
 	g.mu.Lock()
 	s := g.active[runID]
 	g.mu.Unlock()
 	if s == nil || !s.markDetaching() {
-		return false
+		return nil
 	}
+	done := make(chan struct{})
 	g.wg.Add(1)
 	g.exec.Detach(s, reason, func() {
 		defer g.wg.Done()
+		defer close(done)
 		then()
 		g.release(s)
 	})
-	return true
+	return done
 }
 
 func (g *Gateway) heartbeatLoop() {

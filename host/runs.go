@@ -173,8 +173,18 @@ func (g *Gateway) CancelRun(ctx context.Context, runID string) error {
 		return err
 	}
 	finish := func() { g.finishRun(runID, RunCancelled, "", cancelledErrorJSON()) }
-	if !g.detach(runID, Errorf(CodeCancelled, "Run was cancelled"), finish) {
+	done := g.detach(runID, Errorf(CodeCancelled, "Run was cancelled"), finish)
+	if done == nil {
 		finish()
+		return nil
+	}
+	// In-flight work stops promptly (contexts cancelled, exec groups
+	// killed); wait a little so that a caller usually sees the final
+	// status, without holding the request hostage.
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-time.After(2 * time.Second):
 	}
 	return nil
 }
@@ -228,7 +238,7 @@ func (g *Gateway) timeoutRun(runID string) {
 	}
 	errJSON := errorJSON(CodeRunTimeout, "Run exceeded its timeoutMs")
 	finish := func() { g.finishRun(runID, RunFailed, "", errJSON) }
-	if !g.detach(runID, errors.New("run timed out"), finish) {
+	if g.detach(runID, errors.New("run timed out"), finish) == nil {
 		finish()
 	}
 }

@@ -107,9 +107,9 @@ func Load(opts Options) (*Executor, error) {
 		return nil, err
 	}
 	if ex.bundle.Code != "" {
-		ex.program, err = goja.Compile(opts.ModulePath, ex.bundle.Code, false)
+		ex.program, err = ex.bundle.Compile()
 		if err != nil {
-			return nil, &LoadError{File: opts.ModulePath, Message: "compile bundled module: " + err.Error()}
+			return nil, &LoadError{File: opts.ModulePath, Message: err.Error()}
 		}
 	}
 	for i := 0; i < n; i++ {

@@ -3,8 +3,6 @@ package jsruntime
 import (
 	"encoding/json"
 	"errors"
-	"regexp"
-	"strconv"
 
 	"github.com/dop251/goja"
 
@@ -39,19 +37,6 @@ func describeJSError(rt *goja.Runtime, v goja.Value) string {
 		return "undefined"
 	}
 	return v.String()
-}
-
-var stackFrame = regexp.MustCompile(`at (?:[^\n(]*\()?([^\s()]+):(\d+):(\d+)`)
-
-// stackLocation finds the first file:line:col frame of a goja stack string.
-func stackLocation(stack string) (string, int, int, bool) {
-	m := stackFrame.FindStringSubmatch(stack)
-	if m == nil {
-		return "", 0, 0, false
-	}
-	line, _ := strconv.Atoi(m[2])
-	col, _ := strconv.Atoi(m[3])
-	return m[1], line, col, true
 }
 
 // storedError is the JSON form of an error kept in node and run rows.

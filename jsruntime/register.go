@@ -134,12 +134,8 @@ func (w *worker) loadError(what string, err error) error {
 	var jv jsValueError
 	if errors.As(err, &jv) {
 		msg = describeJSError(w.rt, jv.v)
-		if o, ok := jv.v.(*goja.Object); ok {
-			if stack := o.Get("stack"); stack != nil {
-				if file, line, col, ok := stackLocation(stack.String()); ok {
-					return &LoadError{File: file, Line: line, Column: col, Message: what + ": " + msg}
-				}
-			}
+		if file, line, col, ok := errorValueLocation(jv.v); ok {
+			return &LoadError{File: file, Line: line, Column: col, Message: what + ": " + msg}
 		}
 	}
 	return &LoadError{File: w.ex.path, Message: what + ": " + msg}

@@ -1,0 +1,270 @@
+package jsruntime_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+func TestExecResultFailureAndOutputEvents(t *testing.T) {
+	h := newHarness(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    const ok = await ctx.task("ok", (t) => t.exec("sh", ["-c", "echo out; echo err >&2; echo -n \"$FOO:$SECRET\""], { env: { FOO: "bar" } }));
+    const soft = await ctx.task("soft", (t) => t.exec("sh", ["-c", "exit 3"], { allowFailure: true }));
+    const input = await ctx.task("input", (t) => t.exec("cat", [], { input: "piped" }));
+    let failed;
+    try {
+      await ctx.task("hard", (t) => t.exec("sh", ["-c", "echo bad >&2; exit 2"]), { retries: 0 });
+    } catch (e) { failed = { code: e.code, details: e.details }; }
+    let timedOut;
+    try {
+      await ctx.task("slow", (t) => t.exec("sleep", ["5"], { timeoutMs: 50 }), { retries: 0 });
+    } catch (e) { timedOut = e.code; }
+    return { ok, soft: soft.code, input: input.stdout, failed, timedOut };
+  });
+}`)
+	t.Setenv("SECRET", "leaked")
+	id := h.launch("wf", nil)
+	out := h.output(id).(map[string]any)
+	ok := out["ok"].(map[string]any)
+	if ok["code"] != float64(0) || ok["stdout"] != "out\nbar:" || ok["stderr"] != "err\n" {
+		t.Fatalf("exec result %v (the child must get only PATH, HOME and env)", ok)
+	}
+	if out["soft"] != float64(3) || out["input"] != "piped" || out["timedOut"] != "EXEC_FAILED" {
+		t.Fatalf("out %v", out)
+	}
+	failed := out["failed"].(map[string]any)
+	if failed["code"] != "EXEC_FAILED" {
+		t.Fatalf("failed %v", failed)
+	}
+	cause := failed["details"].(map[string]any)["causeDetails"].(map[string]any)
+	if cause["code"] != float64(2) || cause["stderr"] != "bad\n" {
+		t.Fatalf("EXEC_FAILED details %v", failed)
+	}
+	var streamed []string
+	for _, e := range h.events(id) {
+		if e.Name != "task.output" {
+			continue
+		}
+		var p struct{ NodeID, Output, Stream string }
+		_ = json.Unmarshal(e.Payload, &p)
+		if p.NodeID == "ok" {
+			streamed = append(streamed, p.Stream+":"+p.Output)
+		}
+	}
+	joined := strings.Join(streamed, "|")
+	if !strings.Contains(joined, "stdout:out\n") || !strings.Contains(joined, "stderr:err\n") {
+		t.Fatalf("task.output events %q", joined)
+	}
+}
+
+// TestExecProcessGroupKilledOnCancel checks that cancelling a run kills the
+// whole process group of its t.exec child, grandchildren included.
+func TestExecProcessGroupKilledOnCancel(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	h := newHarness(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    await ctx.task("bg", (t) => t.exec("sh", ["-c", "sleep 30 & echo $! > `+pidFile+`; wait"]));
+  });
+}`)
+	id := h.launch("wf", nil)
+	var pid int
+	eventually(t, "grandchild started", func() bool {
+		b, err := os.ReadFile(pidFile)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && pid > 0
+	})
+	if err := h.gw.CancelRun(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.finish(id); r.Status != host.RunCancelled {
+		t.Fatalf("status %s", r.Status)
+	}
+	eventually(t, "grandchild killed", func() bool { return syscall.Kill(pid, 0) != nil || isZombie(pid) })
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && len(b) > i+2 && b[i+2] == 'Z'
+}
+
+func TestFetchEnvHeartbeatEmit(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Echo", r.Header.Get("X-In"))
+		w.WriteHeader(201)
+		fmt.Fprintf(w, `{"method":%q,"body":%q}`, r.Method, readAll(r))
+	}))
+	defer srv.Close()
+	h := newHarnessOpts(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    return await ctx.task("call", async (t) => {
+      t.heartbeat({ progress: 1 });
+      t.emit("working\n");
+      t.emit("careful\n", "stderr");
+      const res = await t.fetch(ctx.input.url, { method: "POST", headers: { "X-In": "hi" }, body: JSON.stringify({ a: 1 }) });
+      const body = await res.json();
+      let denied;
+      try { t.env("NOT_ALLOWED"); } catch (e) { denied = e.name; }
+      return { status: res.status, ok: res.ok, echo: res.headers.get("x-echo"), body, token: t.env("API_TOKEN"), denied, aborted: t.signal.aborted };
+    });
+  }, { env: ["API_TOKEN"] });
+}`, harnessOpts{env: map[string]string{"API_TOKEN": "s3cret", "NOT_ALLOWED": "x"}})
+	id := h.launch("wf", map[string]any{"url": srv.URL})
+	jsonEqual(t, h.output(id), `{"status":201,"ok":true,"echo":"hi","body":{"method":"POST","body":"{\"a\":1}"},"token":"s3cret","denied":"TypeError","aborted":false}`)
+	names := strings.Join(h.eventNames(id), " ")
+	if !strings.Contains(names, "task.heartbeat:call") || strings.Count(names, "task.output:call") != 2 {
+		t.Fatalf("events %s", names)
+	}
+}
+
+func readAll(r *http.Request) string {
+	b := make([]byte, 1024)
+	n, _ := r.Body.Read(b)
+	return string(b[:n])
+}
+
+func TestFetchNetworkErrorIsTypeError(t *testing.T) {
+	h := newHarness(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => ctx.task("t", async (t) => {
+    try { await t.fetch("http://127.0.0.1:1/"); } catch (e) { return e.name; }
+  }));
+}`)
+	jsonEqual(t, h.output(h.launch("wf", nil)), `"TypeError"`)
+}
+
+// TestRunawayTurnIsInterrupted: an infinite loop fails its run with
+// JS_INTERRUPTED within the turn budget; other runs on the same worker
+// finish, also one that was mid-flight.
+func TestRunawayTurnIsInterrupted(t *testing.T) {
+	h := newHarnessOpts(t, `
+export default function (gateway) {
+  gateway.register("spin", async (ctx) => { await ctx.task("t", () => { for (;;) {} }); });
+  gateway.register("recurse", async (ctx) => { const f = (n) => f(n + 1) + 1; return f(0); });
+  gateway.register("ok", async (ctx) => {
+    const a = await ctx.task("a", () => new Promise((res) => setTimeout(() => res(1), 300)));
+    await ctx.approval("gate", {});
+    return a + 1;
+  });
+}`, harnessOpts{turnBudget: 200 * time.Millisecond, workers: 1})
+	other := h.launch("ok", nil)
+	eventually(t, "other run's task started", func() bool { return h.nodes(other)["a"].State == host.NodeInProgress })
+	start := time.Now()
+	spin := h.launch("spin", nil)
+	if e := h.errorOf(spin); e["code"] != "JS_INTERRUPTED" {
+		t.Fatalf("spin error %v", e)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("interrupt took %s", d)
+	}
+	if e := h.errorOf(h.launch("recurse", nil)); e["code"] != "JS_INTERRUPTED" && e["code"] != "WORKFLOW_FAILED" {
+		t.Fatalf("recursion error %v", e)
+	}
+	h.waitStatus(other, host.RunWaitingApproval)
+	if err := h.approve(other, "gate", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	jsonEqual(t, h.output(other), `2`)
+}
+
+func TestRunTimeout(t *testing.T) {
+	h := newHarness(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => { await ctx.approval("never", {}); }, { timeoutMs: 100 });
+}`)
+	if e := h.errorOf(h.launch("wf", nil)); e["code"] != "RUN_TIMEOUT" {
+		t.Fatalf("error %v", e)
+	}
+}
+
+func TestMaxConcurrencyBoundsParallelTasks(t *testing.T) {
+	h := newHarness(t, `
+let running = 0, peak = 0;
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    const body = async () => { running++; peak = Math.max(peak, running); await new Promise((r) => setTimeout(r, 20)); running--; return peak; };
+    const all = await Promise.all([1, 2, 3, 4, 5, 6].map((i) => ctx.task("t" + i, body)));
+    return Math.max(...all);
+  }, { maxConcurrency: 2 });
+}`)
+	jsonEqual(t, h.output(h.launch("wf", nil)), `2`)
+}
+
+func TestVersionPolicyStrictParksUntilForced(t *testing.T) {
+	src := func(v string) string {
+		return `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => { await ctx.approval("gate", {}); return "` + v + `"; }, { versionPolicy: "strict" });
+}`
+	}
+	h := newHarness(t, src("v1"))
+	id := h.launch("wf", nil)
+	h.waitStatus(id, host.RunWaitingApproval)
+	h.src = src("v2")
+	h.restart()
+	if err := h.approve(id, "gate", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "VERSION_MISMATCH recorded", func() bool { return strings.Contains(h.run(id).ErrorJSON, "VERSION_MISMATCH") })
+	if st := h.run(id).Status; st.Terminal() {
+		t.Fatalf("strict run ran under new code: %s", st)
+	}
+	if _, err := h.gw.ResumeRun(context.Background(), id, true); err != nil {
+		t.Fatal(err)
+	}
+	jsonEqual(t, h.output(id), `"v2"`)
+}
+
+func TestReplayDoesNotRerunFinishedTasks(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "side-effects")
+	h := newHarness(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    await ctx.task("one", (t) => t.exec("sh", ["-c", "echo one >> `+log+`"]));
+    await ctx.approval("gate", {});
+    await ctx.task("two", (t) => t.exec("sh", ["-c", "echo two >> `+log+`"]));
+    return "done";
+  });
+}`)
+	id := h.launch("wf", nil)
+	h.waitStatus(id, host.RunWaitingApproval)
+	h.restart()
+	if err := h.approve(id, "gate", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	jsonEqual(t, h.output(id), `"done"`)
+	b, _ := os.ReadFile(log)
+	if string(b) != "one\ntwo\n" {
+		t.Fatalf("side effects %q, want each task once", b)
+	}
+	// Replay never re-publishes events of journaled steps.
+	seen := map[string]int{}
+	for _, n := range h.eventNames(id) {
+		seen[n]++
+	}
+	for n, c := range seen {
+		if c > 1 {
+			t.Fatalf("event %s published %d times", n, c)
+		}
+	}
+}

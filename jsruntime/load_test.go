@@ -1,0 +1,97 @@
+package jsruntime_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/smithers-orchestrator/smithers-go/jsruntime"
+)
+
+// TestLoadFailuresNameFileAndLine covers the start-up failures of DESIGN.md
+// §2: each must be a *LoadError pointing at the user's file:line.
+func TestLoadFailuresNameFileAndLine(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		line      int
+		contains  string
+	}{
+		{"syntax", "export default function (g) {\n  g.register(\"a\", async (ctx) => {\n    return {;\n  });\n}\n", 3, ""},
+		{"register throws", "export default function (g) {\n\n  throw new Error(\"nope\");\n}\n", 3, "nope"},
+		{"duplicate key", "export default function (g) {\n  g.register(\"a\", async () => 1);\n  g.register(\"a\", async () => 2);\n}\n", 3, "already registered"},
+		{"bad key", "export default function (g) {\n  g.register(\"has space\", async () => 1);\n}\n", 2, "workflow key"},
+		{"bad option", "export default function (g) {\n  g.register(\"a\", async () => 1, { schedule: \"not a cron\" });\n}\n", 2, "schedule"},
+		{"top-level await", "const x = 1;\nawait Promise.resolve(x);\nexport default function (g) {}\n", 2, "top-level await"},
+		{"node import", "import fs from \"node:fs\";\nexport default function (g) {}\n", 1, "node:fs"},
+		{"upstream api", "import { createSmithers } from \"smithers-orchestrator\";\nexport default function (g) {}\n", 1, "async (ctx)"},
+		{"async register rejects", "export default async function (g) {\n  await null;\n  throw new Error(\"later\");\n}\n", 3, "later"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "gateway.mjs")
+			if err := os.WriteFile(path, []byte(tc.src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ex, err := jsruntime.Load(jsruntime.Options{ModulePath: path, Workers: 1, Logger: testLogger()})
+			if err == nil {
+				ex.Close()
+				t.Fatal("module loaded; want a load error")
+			}
+			var le *jsruntime.LoadError
+			if !errors.As(err, &le) {
+				t.Fatalf("error %T %v is not a *LoadError", err, err)
+			}
+			if !strings.HasSuffix(le.File, "gateway.mjs") || le.Line != tc.line {
+				t.Fatalf("location %s:%d, want gateway.mjs:%d (%v)", le.File, le.Line, tc.line, err)
+			}
+			if !strings.Contains(err.Error(), tc.contains) {
+				t.Fatalf("message %q lacks %q", err.Error(), tc.contains)
+			}
+		})
+	}
+}
+
+func TestMissingModuleStartsWithNoWorkflows(t *testing.T) {
+	ex, err := jsruntime.Load(jsruntime.Options{ModulePath: filepath.Join(t.TempDir(), "absent.mjs"), Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	if n := len(ex.Workflows()); n != 0 {
+		t.Fatalf("%d workflows", n)
+	}
+}
+
+func TestRegisterOptionsAndTypeScript(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "lib.ts"), []byte("export const name: string = \"typed\";\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := `import { name } from "./lib";
+export async function register(gateway: any) {
+  await Promise.resolve();
+  gateway.register(name, async (ctx: any) => 1, { readableName: "Typed", description: "d", schedule: "0 8 * * 1-5",
+    maxConcurrency: 2, timeoutMs: 1000, env: ["HOME"], versionPolicy: "strict",
+    webhook: { secret: "s", signal: { name: "push", correlationIdPath: "a.b" }, run: { enabled: false } } });
+}`
+	path := filepath.Join(dir, "gateway.ts")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ex, err := jsruntime.Load(jsruntime.Options{ModulePath: path, Workers: 2, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	wfs := ex.Workflows()
+	if len(wfs) != 1 {
+		t.Fatalf("workflows %v", wfs)
+	}
+	wf := wfs[0]
+	if wf.Key != "typed" || wf.ReadableName != "Typed" || wf.Schedule != "0 8 * * 1-5" || wf.MaxConcurrency != 2 || wf.TimeoutMs != 1000 ||
+		wf.VersionPolicy != "strict" || wf.Webhook == nil || wf.Webhook.Signal.Name != "push" || *wf.Webhook.Run.Enabled {
+		t.Fatalf("options %+v", wf)
+	}
+}
