@@ -1,0 +1,186 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+)
+
+// migrations is the schema history: migrations[i] takes the database from
+// PRAGMA user_version i to i+1. Append only; never edit a released entry.
+//
+// Columns that the wire renders as null when unset (times, JSON, optional
+// text) are nullable and hold NULL for Go's zero value.
+var migrations = []string{
+	// 1: initial schema.
+	`
+CREATE TABLE runs (
+	run_id                 TEXT PRIMARY KEY,
+	parent_run_id          TEXT,
+	workflow_key           TEXT NOT NULL,
+	workflow_path          TEXT,
+	workflow_hash          TEXT,
+	status                 TEXT NOT NULL,
+	created_at_ms          INTEGER NOT NULL,
+	started_at_ms          INTEGER,
+	finished_at_ms         INTEGER,
+	heartbeat_at_ms        INTEGER,
+	runtime_owner_id       TEXT,
+	cancel_requested_at_ms INTEGER,
+	error_json             TEXT,
+	config_json            TEXT,
+	input_json             TEXT,
+	output_json            TEXT,
+	idempotency_key        TEXT,
+	deadline_at_ms         INTEGER,
+	last_seq               INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX runs_created ON runs (created_at_ms DESC, run_id DESC);
+CREATE INDEX runs_status ON runs (status, created_at_ms DESC, run_id DESC);
+CREATE INDEX runs_workflow ON runs (workflow_key, created_at_ms DESC, run_id DESC);
+CREATE UNIQUE INDEX runs_idempotency ON runs (workflow_key, idempotency_key)
+	WHERE idempotency_key IS NOT NULL;
+
+CREATE TABLE nodes (
+	run_id        TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+	node_id       TEXT NOT NULL,
+	iteration     INTEGER NOT NULL,
+	kind          TEXT NOT NULL,
+	state         TEXT NOT NULL,
+	label         TEXT,
+	output_json   TEXT,
+	error_json    TEXT,
+	meta_json     TEXT,
+	attempts      INTEGER NOT NULL DEFAULT 0,
+	created_at_ms INTEGER,
+	updated_at_ms INTEGER,
+	fires_at_ms   INTEGER,
+	PRIMARY KEY (run_id, node_id, iteration)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX nodes_due ON nodes (fires_at_ms)
+	WHERE fires_at_ms > 0 AND state IN ('waiting-approval', 'waiting-event', 'waiting-timer');
+
+CREATE TABLE attempts (
+	run_id              TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+	node_id             TEXT NOT NULL,
+	iteration           INTEGER NOT NULL,
+	attempt             INTEGER NOT NULL,
+	state               TEXT NOT NULL,
+	started_at_ms       INTEGER,
+	finished_at_ms      INTEGER,
+	heartbeat_at_ms     INTEGER,
+	heartbeat_data_json TEXT,
+	error_json          TEXT,
+	meta_json           TEXT,
+	PRIMARY KEY (run_id, node_id, iteration, attempt)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE approvals (
+	run_id          TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+	node_id         TEXT NOT NULL,
+	iteration       INTEGER NOT NULL,
+	status          TEXT NOT NULL,
+	requested_at_ms INTEGER,
+	decided_at_ms   INTEGER,
+	note            TEXT,
+	decided_by      TEXT,
+	request_json    TEXT,
+	decision_json   TEXT,
+	auto_approved   INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (run_id, node_id, iteration)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX approvals_status ON approvals (status, requested_at_ms);
+CREATE INDEX approvals_requested ON approvals (requested_at_ms);
+
+CREATE TABLE signals (
+	run_id         TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+	seq            INTEGER NOT NULL,
+	name           TEXT NOT NULL,
+	correlation_id TEXT,
+	payload_json   TEXT,
+	received_at_ms INTEGER,
+	received_by    TEXT,
+	consumed_by    TEXT,
+	PRIMARY KEY (run_id, seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX signals_buffered ON signals (run_id, name, seq) WHERE consumed_by IS NULL;
+
+CREATE TABLE events (
+	id      INTEGER PRIMARY KEY AUTOINCREMENT,
+	run_id  TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+	seq     INTEGER NOT NULL,
+	name    TEXT NOT NULL,
+	payload TEXT,
+	at_ms   INTEGER NOT NULL,
+	UNIQUE (run_id, seq)
+) STRICT;
+
+CREATE TABLE run_values (
+	run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+	idx    INTEGER NOT NULL,
+	value  TEXT NOT NULL,
+	PRIMARY KEY (run_id, idx)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE crons (
+	cron_id        TEXT PRIMARY KEY,
+	pattern        TEXT NOT NULL,
+	workflow_path  TEXT,
+	workflow_key   TEXT,
+	enabled        INTEGER NOT NULL,
+	created_at_ms  INTEGER,
+	last_run_at_ms INTEGER,
+	next_run_at_ms INTEGER,
+	error_json     TEXT
+) STRICT;
+
+CREATE TABLE processes (
+	pgid          INTEGER PRIMARY KEY,
+	start_time    INTEGER NOT NULL,
+	run_id        TEXT,
+	node_id       TEXT,
+	attempt       INTEGER NOT NULL DEFAULT 0,
+	started_at_ms INTEGER
+) STRICT;
+`,
+}
+
+// migrate brings the schema to len(migrations), one transaction per step, on
+// the writer connection. A database written by a newer binary is refused.
+func (s *Store) migrate(ctx context.Context) error {
+	var version int
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("migrate: read user_version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("migrate: database schema version %d is newer than this binary's %d", version, len(migrations))
+	}
+	for v := version; v < len(migrations); v++ {
+		if err := s.migrateStep(ctx, v); err != nil {
+			return err
+		}
+		s.log.Info("sqlite schema migrated", "version", v+1)
+	}
+	return nil
+}
+
+func (s *Store) migrateStep(ctx context.Context, from int) (err error) {
+	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("migrate to version %d: begin: %w", from+1, err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = s.wconn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	if _, err := s.wconn.ExecContext(ctx, migrations[from]); err != nil {
+		return fmt.Errorf("migrate to version %d: %w", from+1, err)
+	}
+	// PRAGMA takes no bound parameters; the value is our own integer.
+	if _, err := s.wconn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", from+1)); err != nil {
+		return fmt.Errorf("migrate to version %d: set user_version: %w", from+1, err)
+	}
+	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("migrate to version %d: commit: %w", from+1, err)
+	}
+	return nil
+}

@@ -1,0 +1,148 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+const runColumns = `run_id, COALESCE(parent_run_id, ''), workflow_key,
+	COALESCE(workflow_path, ''), COALESCE(workflow_hash, ''), status, created_at_ms,
+	COALESCE(started_at_ms, 0), COALESCE(finished_at_ms, 0), COALESCE(heartbeat_at_ms, 0),
+	COALESCE(runtime_owner_id, ''), COALESCE(cancel_requested_at_ms, 0),
+	COALESCE(error_json, ''), COALESCE(config_json, ''), COALESCE(input_json, ''),
+	COALESCE(output_json, ''), COALESCE(idempotency_key, ''), COALESCE(deadline_at_ms, 0),
+	last_seq`
+
+func scanRun(sc scanner) (host.Run, error) {
+	var r host.Run
+	err := sc.Scan(&r.RunID, &r.ParentRunID, &r.WorkflowKey, &r.WorkflowPath, &r.WorkflowHash,
+		&r.Status, &r.CreatedAtMs, &r.StartedAtMs, &r.FinishedAtMs, &r.HeartbeatAtMs,
+		&r.RuntimeOwnerID, &r.CancelRequestedAtMs, &r.ErrorJSON, &r.ConfigJSON, &r.InputJSON,
+		&r.OutputJSON, &r.IdempotencyKey, &r.DeadlineAtMs, &r.LastSeq)
+	return r, err
+}
+
+// runArgs are r's columns in the order of insertRunSQL and updateRunSQL
+// (run_id last), without last_seq.
+func runArgs(r host.Run) []any {
+	return []any{nullString(r.ParentRunID), r.WorkflowKey, nullString(r.WorkflowPath),
+		nullString(r.WorkflowHash), string(r.Status), r.CreatedAtMs, nullInt(r.StartedAtMs),
+		nullInt(r.FinishedAtMs), nullInt(r.HeartbeatAtMs), nullString(r.RuntimeOwnerID),
+		nullInt(r.CancelRequestedAtMs), nullString(r.ErrorJSON), nullString(r.ConfigJSON),
+		nullString(r.InputJSON), nullString(r.OutputJSON), nullString(r.IdempotencyKey),
+		nullInt(r.DeadlineAtMs), r.RunID}
+}
+
+const (
+	getRunSQL = `SELECT ` + runColumns + ` FROM runs WHERE run_id = ?`
+
+	// A new run has no events: last_seq starts at 0 whatever r.LastSeq says.
+	insertRunSQL = `INSERT INTO runs (parent_run_id, workflow_key, workflow_path,
+	workflow_hash, status, created_at_ms, started_at_ms, finished_at_ms, heartbeat_at_ms,
+	runtime_owner_id, cancel_requested_at_ms, error_json, config_json, input_json,
+	output_json, idempotency_key, deadline_at_ms, run_id, last_seq)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`
+
+	updateRunSQL = `UPDATE runs SET parent_run_id = ?, workflow_key = ?, workflow_path = ?,
+	workflow_hash = ?, status = ?, created_at_ms = ?, started_at_ms = ?, finished_at_ms = ?,
+	heartbeat_at_ms = ?, runtime_owner_id = ?, cancel_requested_at_ms = ?, error_json = ?,
+	config_json = ?, input_json = ?, output_json = ?, idempotency_key = ?, deadline_at_ms = ?
+	WHERE run_id = ?`
+
+	runByIdempotencySQL = `SELECT ` + runColumns + ` FROM runs
+	WHERE workflow_key = ? AND idempotency_key = ?`
+)
+
+// GetRun reads one run.
+func (t *tx) GetRun(runID string) (host.Run, bool, error) {
+	r, ok, err := getOne(t.queryRow(getRunSQL, runID), scanRun)
+	if err != nil {
+		return r, false, fmt.Errorf("get run %s: %w", runID, err)
+	}
+	return r, ok, nil
+}
+
+// InsertRun creates the run row; a run with the same id, or the same
+// workflow key and idempotency key, is an error. LastSeq starts at 0.
+func (t *tx) InsertRun(r host.Run) error {
+	if _, err := t.exec(insertRunSQL, runArgs(r)...); err != nil {
+		return fmt.Errorf("insert run %s: %w", r.RunID, err)
+	}
+	return nil
+}
+
+// UpdateRun overwrites every column of the run except last_seq. Updating a
+// run that does not exist is an error.
+func (t *tx) UpdateRun(r host.Run) error {
+	res, err := t.exec(updateRunSQL, runArgs(r)...)
+	if err != nil {
+		return fmt.Errorf("update run %s: %w", r.RunID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("update run %s: %w", r.RunID, err)
+	} else if n == 0 {
+		return fmt.Errorf("update run %s: no such run", r.RunID)
+	}
+	return nil
+}
+
+// RunByIdempotencyKey finds the run of workflowKey launched with key. An
+// empty key matches nothing.
+func (t *tx) RunByIdempotencyKey(workflowKey, key string) (host.Run, bool, error) {
+	if key == "" {
+		return host.Run{}, false, nil
+	}
+	r, ok, err := getOne(t.queryRow(runByIdempotencySQL, workflowKey, key), scanRun)
+	if err != nil {
+		return r, false, fmt.Errorf("run by idempotency key %s/%s: %w", workflowKey, key, err)
+	}
+	return r, ok, nil
+}
+
+// GetRun reads one committed run.
+func (s *Store) GetRun(ctx context.Context, runID string) (host.Run, bool, error) {
+	r, ok, err := getOne(s.rdb.QueryRowContext(ctx, getRunSQL, runID), scanRun)
+	if err != nil {
+		return r, false, fmt.Errorf("get run %s: %w", runID, err)
+	}
+	return r, ok, nil
+}
+
+// ListRuns returns the runs selected by f, newest first (createdAtMs, then
+// runId, both descending).
+func (s *Store) ListRuns(ctx context.Context, f host.RunFilter) ([]host.Run, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if len(f.Statuses) > 0 {
+		marks := strings.Repeat(", ?", len(f.Statuses))[2:]
+		where = append(where, "status IN ("+marks+")")
+		for _, st := range f.Statuses {
+			args = append(args, string(st))
+		}
+	}
+	if f.WorkflowKey != "" {
+		where = append(where, "workflow_key = ?")
+		args = append(args, f.WorkflowKey)
+	}
+	var q strings.Builder
+	q.WriteString("SELECT " + runColumns + " FROM runs")
+	if len(where) > 0 {
+		q.WriteString(" WHERE " + strings.Join(where, " AND "))
+	}
+	q.WriteString(" ORDER BY created_at_ms DESC, run_id DESC")
+	if f.Limit > 0 {
+		q.WriteString(" LIMIT ?")
+		args = append(args, f.Limit)
+	}
+	rows, err := s.rdb.QueryContext(ctx, q.String(), args...)
+	runs, err := collect(rows, err, scanRun)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return runs, nil
+}

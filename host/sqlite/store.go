@@ -1,0 +1,214 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Compile-time checks that the implementations satisfy host's interfaces.
+var (
+	_ host.Store = (*Store)(nil)
+	_ host.Tx    = (*tx)(nil)
+)
+
+// ErrClosed is returned by Update once Close has been called.
+var ErrClosed = errors.New("sqlite store closed")
+
+// DefaultEventWindow is the number of events kept per run when
+// Options.EventWindow is not set.
+const DefaultEventWindow = 10000
+
+// busyTimeoutMs is how long a connection waits for a lock held by another
+// connection (a checkpoint, or another process) before failing.
+const busyTimeoutMs = 5000
+
+// Options configures Open.
+type Options struct {
+	// EventWindow is how many of a run's newest events are retained; older
+	// ones are deleted as new ones are appended. <= 0 means
+	// DefaultEventWindow.
+	EventWindow int
+	// Logger receives the store's log lines (migrations applied). nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// Store is a host.Store on one SQLite database file. Create it with Open and
+// release it with Close.
+type Store struct {
+	log    *slog.Logger
+	window int64
+
+	// wdb has exactly one connection, wconn, owned by the writer goroutine
+	// (and by Open before the goroutine starts).
+	wdb   *sql.DB
+	wconn *sql.Conn
+	stmts map[string]*sql.Stmt // writer's prepared statements, writer-owned
+
+	// rdb is the read pool used by every read method.
+	rdb *sql.DB
+
+	reqs      chan *request
+	quit      chan struct{} // closed by Close
+	stopped   chan struct{} // closed by the writer goroutine when it returns
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating it and its parent directory if needed) the database
+// at path, applies pending schema migrations and starts the writer
+// goroutine. The caller must Close the returned Store.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("open store: empty path")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("open store %s: path must not contain '?' or '#'", path)
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("open store: create directory %s: %w", dir, err)
+		}
+	}
+	s := &Store{
+		log:     opts.Logger,
+		window:  int64(opts.EventWindow),
+		stmts:   make(map[string]*sql.Stmt),
+		reqs:    make(chan *request),
+		quit:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.window <= 0 {
+		s.window = DefaultEventWindow
+	}
+	if err := s.openWriter(ctx, path); err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := s.openReaders(ctx, path); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	go s.writeLoop()
+	return s, nil
+}
+
+// dsn builds a data source name that makes every connection of a pool apply
+// the same pragmas when it is opened.
+func dsn(path string, readOnly bool) string {
+	q := []string{
+		fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMs),
+		"_pragma=journal_mode(WAL)",
+		"_pragma=synchronous(NORMAL)",
+		"_pragma=foreign_keys(1)",
+	}
+	if readOnly {
+		q = append(q, "_pragma=query_only(1)")
+	}
+	return path + "?" + strings.Join(q, "&")
+}
+
+func (s *Store) openWriter(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return fmt.Errorf("open store %s: writer: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		_ = db.Close()
+		return fmt.Errorf("open store %s: writer connection: %w", path, err)
+	}
+	s.wdb, s.wconn = db, conn
+	return nil
+}
+
+func (s *Store) openReaders(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		return fmt.Errorf("open store %s: readers: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return fmt.Errorf("open store %s: readers: %w", path, err)
+	}
+	s.rdb = db
+	return nil
+}
+
+// Close stops the writer goroutine, waiting for the batch it is committing,
+// and closes the database. Update calls that have not been scheduled yet
+// return ErrClosed. Close is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		<-s.stopped
+		s.closeErr = s.closeDBs()
+	})
+	return s.closeErr
+}
+
+func (s *Store) closeDBs() error {
+	var errs []error
+	// Readers first, so that the writer is the last connection to close and
+	// checkpoints the WAL into the database file.
+	if s.rdb != nil {
+		if err := s.rdb.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close readers: %w", err))
+		}
+	}
+	for q, st := range s.stmts {
+		if err := st.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close statement %q: %w", q, err))
+		}
+	}
+	clear(s.stmts)
+	if s.wconn != nil {
+		if err := s.wconn.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close writer connection: %w", err))
+		}
+	}
+	if s.wdb != nil {
+		if err := s.wdb.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close writer: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stmt returns the writer's prepared statement for query, preparing it on
+// first use. Only the writer goroutine calls it.
+func (s *Store) stmt(query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.wconn.PrepareContext(context.Background(), query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", query, err)
+	}
+	s.stmts[query] = st
+	return st, nil
+}

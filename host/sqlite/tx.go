@@ -1,0 +1,126 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+// errTxDone is returned by a tx used after its Update function returned.
+var errTxDone = errors.New("tx used after its Update function returned")
+
+// tx is the host.Tx given to one Update function. It runs on the writer
+// goroutine, on the writer's connection, inside the batch transaction and
+// the function's savepoint.
+type tx struct {
+	s *Store
+	// events are the events appended by this function, returned by Update
+	// after commit.
+	events []host.Event
+	// done is set when the function returned; later calls fail.
+	done bool
+}
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// errRow is a scanner that fails with err, for a statement that could not
+// be prepared.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+func (t *tx) exec(query string, args ...any) (sql.Result, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	st, err := t.s.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(context.Background(), args...)
+}
+
+func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	st, err := t.s.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(context.Background(), args...)
+}
+
+func (t *tx) queryRow(query string, args ...any) scanner {
+	if t.done {
+		return errRow{errTxDone}
+	}
+	st, err := t.s.stmt(query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(context.Background(), args...)
+}
+
+// getOne scans the single row of a lookup, mapping "no row" to false.
+func getOne[T any](sc scanner, scan func(scanner) (T, error)) (T, bool, error) {
+	v, err := scan(sc)
+	if errors.Is(err, sql.ErrNoRows) {
+		var zero T
+		return zero, false, nil
+	}
+	if err != nil {
+		var zero T
+		return zero, false, err
+	}
+	return v, true, nil
+}
+
+// collect scans every row of rows and closes it.
+func collect[T any](rows *sql.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// nullString stores "" as NULL; such columns are read back through COALESCE.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// nullInt stores 0 as NULL; columns read back with COALESCE(col, 0).
+func nullInt(n int64) any {
+	if n == 0 {
+		return nil
+	}
+	return n
+}
+
+// boolInt stores a boolean as 0 or 1.
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

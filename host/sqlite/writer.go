@@ -1,0 +1,193 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+// maxBatch bounds how many Update requests one group commit takes.
+const maxBatch = 64
+
+// request is one Update call waiting for the writer.
+type request struct {
+	ctx  context.Context
+	fn   func(host.Tx) error
+	done chan result // buffered (1): the writer never blocks answering
+}
+
+// result is the writer's answer to one request.
+type result struct {
+	events []host.Event
+	err    error
+	// panicked is set when fn panicked; Update re-panics with panicVal on
+	// the caller's goroutine, after the fn's writes were rolled back.
+	panicked bool
+	panicVal any
+}
+
+// Update runs fn on the writer goroutine inside a transaction shared with
+// the other requests of its group commit, and returns the events fn appended
+// once that transaction has committed. If fn returns an error (or panics),
+// its writes alone are rolled back and the error is returned (or the panic
+// re-raised here). ctx is honoured until the writer picks the request up,
+// and checked once more just before fn runs; after that Update waits for the
+// outcome, so that a nil error always means committed. After Close, Update
+// returns ErrClosed.
+func (s *Store) Update(ctx context.Context, fn func(tx host.Tx) error) ([]host.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("update: %w", err)
+	}
+	select {
+	case <-s.quit:
+		return nil, fmt.Errorf("update: %w", ErrClosed)
+	default:
+	}
+	r := &request{ctx: ctx, fn: fn, done: make(chan result, 1)}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("update: %w", ctx.Err())
+	case <-s.quit:
+		return nil, fmt.Errorf("update: %w", ErrClosed)
+	}
+	res := <-r.done
+	if res.panicked {
+		panic(res.panicVal)
+	}
+	return res.events, res.err
+}
+
+// writeLoop is the writer goroutine: it takes the first queued request,
+// drains whatever else is queued (up to maxBatch) and commits them together.
+// The request channel is unbuffered, so once quit is closed no request can
+// be left behind unanswered.
+func (s *Store) writeLoop() {
+	defer close(s.stopped)
+	batch := make([]*request, 0, maxBatch)
+	results := make([]result, maxBatch)
+	for {
+		// Prefer quit over queued requests so that Close is prompt under load.
+		select {
+		case <-s.quit:
+			return
+		default:
+		}
+		select {
+		case <-s.quit:
+			return
+		case r := <-s.reqs:
+			batch = append(batch[:0], r)
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		res := results[:len(batch)]
+		s.commitBatch(batch, res)
+		for i, r := range batch {
+			r.done <- res[i]
+			res[i] = result{}
+			batch[i] = nil
+		}
+	}
+}
+
+// commitBatch runs the batch's functions in one transaction, each inside its
+// own savepoint, and fills res. SQL runs with a context that is never
+// cancelled (see wexec and tx.exec): an interrupted write statement would make
+// SQLite roll back the whole transaction, that is the other callers' work
+// too.
+func (s *Store) commitBatch(batch []*request, res []result) {
+	if err := s.wexec("BEGIN IMMEDIATE"); err != nil {
+		failBatch(res, fmt.Errorf("update: begin: %w", err))
+		return
+	}
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			res[i].err = fmt.Errorf("update: %w", err)
+			continue
+		}
+		if err := s.wexec("SAVEPOINT fn"); err != nil {
+			s.abort(res, fmt.Errorf("update: savepoint: %w", err))
+			return
+		}
+		t := &tx{s: s}
+		out := callFn(r.fn, t)
+		t.done = true
+		if out.err != nil || out.panicked {
+			res[i] = out
+			if rbErr := s.wexec("ROLLBACK TO fn", "RELEASE fn"); rbErr != nil {
+				s.abort(res, fmt.Errorf("update: roll back failed function: %w", rbErr))
+				return
+			}
+			continue
+		}
+		if err := s.wexec("RELEASE fn"); err != nil {
+			// SQLite rolled the whole transaction back (disk full, I/O
+			// error...) under a function that ignored the error.
+			s.abort(res, fmt.Errorf("update: release savepoint: %w", err))
+			return
+		}
+		res[i].events = t.events
+	}
+	if err := s.wexec("COMMIT"); err != nil {
+		s.abort(res, fmt.Errorf("update: commit: %w", err))
+	}
+}
+
+// abort rolls the open transaction back and gives err to every request of
+// the batch that had not already failed on its own.
+func (s *Store) abort(res []result, err error) {
+	rbErr := s.wexec("ROLLBACK")
+	// SQLite may already have rolled back on its own (disk full, I/O
+	// error); any other rollback failure is worth reporting too.
+	if rbErr != nil && !strings.Contains(rbErr.Error(), "no transaction is active") {
+		err = errors.Join(err, fmt.Errorf("update: rollback: %w", rbErr))
+	}
+	failBatch(res, err)
+}
+
+// failBatch sets err on every result that does not already carry the
+// failure of its own function, and drops their events.
+func failBatch(res []result, err error) {
+	for i := range res {
+		if res[i].err == nil && !res[i].panicked {
+			res[i] = result{err: err}
+		}
+	}
+}
+
+// callFn runs fn and returns its error, or its panic as a value that Update
+// re-raises on the caller's goroutine.
+func callFn(fn func(host.Tx) error, t *tx) (out result) {
+	defer func() {
+		if p := recover(); p != nil {
+			out = result{panicked: true, panicVal: p}
+		}
+	}()
+	return result{err: fn(t)}
+}
+
+// wexec runs transaction-control statements on the writer's connection
+// through its statement cache, with a context that is never cancelled.
+func (s *Store) wexec(queries ...string) error {
+	for _, q := range queries {
+		st, err := s.stmt(q)
+		if err != nil {
+			return err
+		}
+		if _, err := st.ExecContext(context.Background()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
