@@ -33,8 +33,3 @@ type Executor interface {
 	Close() error
 }
 
-// Publisher receives committed events, in commit order, for the streams.
-// Publish must not block.
-type Publisher interface {
-	Publish(events []Event)
-}

@@ -14,10 +14,9 @@ import (
 
 // Config holds what the engine needs; cmd builds it.
 type Config struct {
-	Store     Store
-	Executor  Executor
-	Publisher Publisher // may be nil
-	Logger    *slog.Logger
+	Store    Store
+	Executor Executor
+	Logger   *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// InstanceID names this process (stored as runtimeOwnerId).
@@ -33,7 +32,6 @@ type Config struct {
 type Gateway struct {
 	store     Store
 	exec      Executor
-	pub       Publisher
 	log       *slog.Logger
 	now       func() time.Time
 	instance  string
@@ -61,7 +59,6 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		store:     cfg.Store,
 		exec:      cfg.Executor,
-		pub:       cfg.Publisher,
 		log:       cfg.Logger,
 		now:       cfg.Now,
 		instance:  cfg.InstanceID,
@@ -201,7 +198,9 @@ func (g *Gateway) ActiveRuns() int {
 
 func (g *Gateway) nowMs() int64 { return g.now().UnixMilli() }
 
-// update runs fn in one transaction and publishes the events it appended.
+// update runs fn in one transaction and advances StateVersion past the
+// events it appended. Streams receive the events from the store's commit
+// hook (sqlite.Options.OnCommit), which sees commits in their true order.
 func (g *Gateway) update(ctx context.Context, fn func(tx Tx) error) error {
 	events, err := g.store.Update(ctx, fn)
 	if err != nil {
@@ -215,9 +214,6 @@ func (g *Gateway) update(ctx context.Context, fn func(tx Tx) error) error {
 					break
 				}
 			}
-		}
-		if g.pub != nil {
-			g.pub.Publish(events)
 		}
 	}
 	return nil

@@ -42,13 +42,20 @@ type Options struct {
 	// Logger receives the store's log lines (migrations applied). nil
 	// discards them.
 	Logger *slog.Logger
+	// OnCommit, when set, receives the events of every committed batch in
+	// stateVersion order, on the writer goroutine, before the callers of
+	// Update return: the one place that sees commits in their true order,
+	// so streams can publish them gap-free. It must not block or call
+	// Update.
+	OnCommit func(events []host.Event)
 }
 
 // Store is a host.Store on one SQLite database file. Create it with Open and
 // release it with Close.
 type Store struct {
-	log    *slog.Logger
-	window int64
+	log      *slog.Logger
+	window   int64
+	onCommit func([]host.Event)
 
 	// wdb has exactly one connection, wconn, owned by the writer goroutine
 	// (and by Open before the goroutine starts).
@@ -82,12 +89,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		}
 	}
 	s := &Store{
-		log:     opts.Logger,
-		window:  int64(opts.EventWindow),
-		stmts:   make(map[string]*sql.Stmt),
-		reqs:    make(chan *request),
-		quit:    make(chan struct{}),
-		stopped: make(chan struct{}),
+		log:      opts.Logger,
+		window:   int64(opts.EventWindow),
+		onCommit: opts.OnCommit,
+		stmts:    make(map[string]*sql.Stmt),
+		reqs:     make(chan *request),
+		quit:     make(chan struct{}),
+		stopped:  make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -141,6 +141,16 @@ func (s *Store) commitBatch(batch []*request, res []result) {
 	}
 	if err := s.wexec("COMMIT"); err != nil {
 		s.abort(res, fmt.Errorf("update: commit: %w", err))
+		return
+	}
+	if s.onCommit != nil {
+		var all []host.Event
+		for i := range res {
+			all = append(all, res[i].events...)
+		}
+		if len(all) > 0 {
+			s.onCommit(all)
+		}
 	}
 }
 

@@ -387,3 +387,41 @@ func (c *doneWatcher) Done() <-chan struct{} {
 	c.once.Do(func() { close(c.asked) })
 	return c.Context.Done()
 }
+
+// TestOnCommitSeesEveryEventInOrder: concurrent Updates appending events to
+// one run reach OnCommit gap-free and in seq order.
+func TestOnCommitSeesEveryEventInOrder(t *testing.T) {
+	var mu sync.Mutex
+	var seen []host.Event
+	s, _ := openTemp(t, Options{OnCommit: func(ev []host.Event) {
+		mu.Lock()
+		seen = append(seen, ev...)
+		mu.Unlock()
+	}})
+	ctx := context.Background()
+	if _, err := s.Update(ctx, func(tx host.Tx) error { return tx.InsertRun(host.Run{RunID: "r", WorkflowKey: "w", Status: host.RunRunning, CreatedAtMs: 1}) }); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = s.Update(ctx, func(tx host.Tx) error {
+				_, err := tx.AppendEvent("r", "node.started", []byte(`{}`), 1)
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 100 {
+		t.Fatalf("OnCommit saw %d events, want 100", len(seen))
+	}
+	for i, e := range seen {
+		if e.Seq != int64(i+1) {
+			t.Fatalf("event %d has seq %d: out of order", i, e.Seq)
+		}
+	}
+}
