@@ -33,3 +33,14 @@ type Executor interface {
 	Close() error
 }
 
+
+// Observer is told about run lifecycle events (the API's metrics implement
+// it). Methods must not block.
+type Observer interface {
+	// RunStarted reports an activation: source is "cron", "webhook",
+	// "gateway" or "user" (from the run's triggeredBy); resume is true when
+	// the run had been started before.
+	RunStarted(workflow, source string, resume bool)
+	// RunCompleted reports a run reaching a terminal status.
+	RunCompleted(workflow string, status RunStatus)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,8 @@ type Config struct {
 	Store    Store
 	Executor Executor
 	Logger   *slog.Logger
+	// Observer, when set, is told about run starts and completions.
+	Observer Observer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// InstanceID names this process (stored as runtimeOwnerId).
@@ -32,6 +35,7 @@ type Config struct {
 type Gateway struct {
 	store     Store
 	exec      Executor
+	observer  Observer
 	log       *slog.Logger
 	now       func() time.Time
 	instance  string
@@ -59,6 +63,7 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		store:     cfg.Store,
 		exec:      cfg.Executor,
+		observer:  cfg.Observer,
 		log:       cfg.Logger,
 		now:       cfg.Now,
 		instance:  cfg.InstanceID,
@@ -334,6 +339,7 @@ func (g *Gateway) activate(s *Session) {
 		return
 	}
 	now := g.nowMs()
+	resumed := false
 	err = g.update(ctx, func(tx Tx) error {
 		r, ok, err := tx.GetRun(run.RunID)
 		if err != nil {
@@ -342,6 +348,7 @@ func (g *Gateway) activate(s *Session) {
 		if !ok || r.Status.Terminal() {
 			return ErrRunTerminal
 		}
+		resumed = r.StartedAtMs != 0
 		if r.StartedAtMs == 0 {
 			r.StartedAtMs = now
 		}
@@ -360,6 +367,9 @@ func (g *Gateway) activate(s *Session) {
 		}
 		g.release(s)
 		return
+	}
+	if g.observer != nil {
+		g.observer.RunStarted(run.WorkflowKey, runSource(run.ConfigJSON), resumed)
 	}
 	s.load(run, wf, nodes)
 	s.mu.Lock()
@@ -383,11 +393,13 @@ func (g *Gateway) activate(s *Session) {
 // appends run.completed, the run's last event.
 func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON string) {
 	now := g.nowMs()
+	workflow := ""
 	err := g.update(context.Background(), func(tx Tx) error {
 		r, ok, err := tx.GetRun(runID)
 		if err != nil || !ok || r.Status.Terminal() {
 			return err
 		}
+		workflow = r.WorkflowKey
 		r.Status = status
 		r.FinishedAtMs = now
 		r.OutputJSON = outputJSON
@@ -430,7 +442,28 @@ func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON 
 	})
 	if err != nil {
 		g.log.Error("finish run", "runId", runID, "status", status, "err", err)
+		return
 	}
+	if workflow != "" && g.observer != nil {
+		g.observer.RunCompleted(workflow, status)
+	}
+}
+
+// runSource classifies a run's trigger for metrics (CONTRACT.md §6.2).
+func runSource(configJSON string) string {
+	var cfg struct {
+		TriggeredBy string `json:"gatewayTriggeredBy"`
+	}
+	_ = json.Unmarshal([]byte(configJSON), &cfg)
+	switch {
+	case strings.HasPrefix(cfg.TriggeredBy, "cron:"):
+		return "cron"
+	case strings.HasPrefix(cfg.TriggeredBy, "webhook:"):
+		return "webhook"
+	case cfg.TriggeredBy == "gateway":
+		return "gateway"
+	}
+	return "user"
 }
 
 // detach abandons a live session and then calls then (in a goroutine of the
