@@ -1,0 +1,82 @@
+package e2e
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+// tokenEffectTimeout is how soon a token store change must take effect
+// (DESIGN.md §5: within a second; a little slack for a loaded machine).
+const tokenEffectTimeout = 1500 * time.Millisecond
+
+// assertUnauthorized calls listWorkflows with token and fails unless the
+// gateway answers 401 UNAUTHORIZED with message (any message if empty).
+func assertUnauthorized(t *testing.T, g *Gateway, token, message string) {
+	t.Helper()
+	status, f := postRPC(t, g.URL, token, "listWorkflows", map[string]any{})
+	if status != http.StatusUnauthorized || f.OK || f.Error == nil || f.Error.Code != "UNAUTHORIZED" {
+		t.Fatalf("token %q: HTTP %d, error %+v; want 401 UNAUTHORIZED", token, status, f.Error)
+	}
+	if message != "" && f.Error.Message != message {
+		t.Fatalf("token %q: message %q, want %q", token, f.Error.Message, message)
+	}
+}
+
+// authorized reports whether listWorkflows succeeds with token.
+func authorized(t *testing.T, g *Gateway, token string) bool {
+	t.Helper()
+	status, f := postRPC(t, g.URL, token, "listWorkflows", map[string]any{})
+	return status == http.StatusOK && f.OK
+}
+
+// TestAuthTokens checks token mode over HTTP: missing and wrong tokens are
+// refused, and tokens issued or revoked with the CLI while the gateway runs
+// take effect within about a second.
+func TestAuthTokens(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, exampleModule("quickstart"))
+
+	assertUnauthorized(t, g, "", "A bearer token is required")
+	assertUnauthorized(t, g, "smithers_not-a-real-token", "Invalid token")
+	if !authorized(t, g, g.Token) {
+		t.Fatalf("the token issued before start is refused")
+	}
+
+	fresh := issueToken(t, g.Store)
+	start := time.Now()
+	eventually(t, tokenEffectTimeout, "a token issued while the gateway runs to be accepted", func() bool {
+		return authorized(t, g, fresh)
+	})
+	t.Logf("issued token accepted after %v", time.Since(start).Round(time.Millisecond))
+
+	revokeToken(t, g.Store, fresh)
+	start = time.Now()
+	eventually(t, tokenEffectTimeout, "a revoked token to be refused", func() bool {
+		return !authorized(t, g, fresh)
+	})
+	t.Logf("revoked token refused after %v", time.Since(start).Round(time.Millisecond))
+	assertUnauthorized(t, g, fresh, "Token has been revoked")
+	if !authorized(t, g, g.Token) {
+		t.Errorf("revoking one token also locked out another")
+	}
+}
+
+// TestAuthMissingTokenStore: without a token store file every request is
+// refused (fail closed) and the log says why; issuing a token creates the
+// file and the gateway recovers without a restart.
+func TestAuthMissingTokenStore(t *testing.T) {
+	t.Parallel()
+	g := startGatewayWith(t, gatewayConfig{module: exampleModule("quickstart"), noToken: true})
+
+	assertUnauthorized(t, g, "", "")
+	assertUnauthorized(t, g, "smithers_anything", "")
+	if !hasLog(g.Stderr(), "ERROR", g.Store, "token store") {
+		t.Errorf("no ERROR log line says that the token store %s is unavailable", g.Store)
+	}
+
+	tok := issueToken(t, g.Store)
+	eventually(t, tokenEffectTimeout, "the gateway to accept a token once the store exists", func() bool {
+		return authorized(t, g, tok)
+	})
+}
