@@ -4,6 +4,7 @@
 //	smithers gateway   the server (the Docker image's entrypoint)
 //	smithers dev       the server on an embedded default, for trying it out
 //	smithers token     issue, revoke and list tokens of a token store
+//	smithers bench     load-test a gateway over the v1 protocol
 package main
 
 import (
@@ -21,6 +22,7 @@ Commands:
   gateway   serve the Gateway v1 API (configuration: env vars or flags; see --help)
   dev       serve on 127.0.0.1:7331 with local data in ./.smithers and the quickstart example
   token     issue, revoke or list tokens of a token store
+  bench     load-test a gateway (ours or upstream) over the v1 protocol
 `
 
 func main() {
@@ -39,6 +41,8 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 		return serve("dev", args[1:], env, stdout, stderr)
 	case "token":
 		return runToken(args[1:], env, stdout, stderr)
+	case "bench":
+		return runBench(args[1:], env, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

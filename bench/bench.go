@@ -1,0 +1,434 @@
+// Package bench is the load generator behind `smithers bench`. It speaks
+// the Gateway v1 protocol through api/client, so it measures any gateway,
+// this one or the upstream one: RPC throughput, launch-to-completion
+// throughput, event fan-out latency, and the memory cost of parked runs.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/smithers-orchestrator/smithers-go/api/client"
+)
+
+// Options configure a benchmark run.
+type Options struct {
+	URL         string
+	Token       string
+	Duration    time.Duration // per timed scenario (default 10 s)
+	Concurrency int           // concurrent callers (default 32)
+	Workflow    string        // workflow to launch (default "quickstart")
+	Input       json.RawMessage
+	Subscribers int // sockets for the fan-out scenario (default 50)
+	Parked      int // runs to park for the memory scenario (0 skips it)
+	Scenarios   []string
+}
+
+// Result is one row of the report.
+type Result struct {
+	Name     string
+	Ops      int64
+	Elapsed  time.Duration
+	P50, P99 time.Duration
+	Errors   int64
+	Note     string
+}
+
+// Rate is operations per second.
+func (r Result) Rate() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Ops) / r.Elapsed.Seconds()
+}
+
+func (o *Options) defaults() {
+	if o.Duration <= 0 {
+		o.Duration = 10 * time.Second
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 32
+	}
+	if o.Workflow == "" {
+		o.Workflow = "quickstart"
+	}
+	if len(o.Input) == 0 {
+		o.Input = json.RawMessage(`{"name":"bench"}`)
+	}
+	if o.Subscribers <= 0 {
+		o.Subscribers = 50
+	}
+	if len(o.Scenarios) == 0 {
+		o.Scenarios = []string{"rpc", "runs", "fanout"}
+		if o.Parked > 0 {
+			o.Scenarios = append(o.Scenarios, "parked")
+		}
+	}
+}
+
+// Run runs the selected scenarios in order and returns their results.
+func Run(ctx context.Context, o Options) ([]Result, error) {
+	o.defaults()
+	var out []Result
+	for _, s := range o.Scenarios {
+		var r Result
+		var err error
+		switch s {
+		case "rpc":
+			r, err = rpcThroughput(ctx, o)
+		case "runs":
+			r, err = runThroughput(ctx, o)
+		case "fanout":
+			r, err = fanout(ctx, o)
+		case "parked":
+			r, err = parked(ctx, o)
+		default:
+			return out, fmt.Errorf("unknown scenario %q (rpc, runs, fanout, parked)", s)
+		}
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", s, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Print writes the results as a table.
+func Print(w io.Writer, results []Result) {
+	fmt.Fprintf(w, "%-34s %10s %12s %10s %10s %7s  %s\n", "scenario", "ops", "rate/s", "p50", "p99", "errors", "notes")
+	for _, r := range results {
+		fmt.Fprintf(w, "%-34s %10d %12.1f %10s %10s %7d  %s\n", r.Name, r.Ops, r.Rate(), round(r.P50), round(r.P99), r.Errors, r.Note)
+	}
+}
+
+func round(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	case d < time.Second:
+		return d.Round(10 * time.Microsecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// latencies collects samples from many goroutines.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) percentiles() (p50, p99 time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.d) == 0 {
+		return 0, 0
+	}
+	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
+	at := func(p float64) time.Duration { return l.d[min(len(l.d)-1, int(p*float64(len(l.d))))] }
+	return at(0.50), at(0.99)
+}
+
+// timed runs worker on Concurrency goroutines until Duration passes.
+func timed(ctx context.Context, o Options, worker func(ctx context.Context, lat *latencies) error) (ops, errs int64, elapsed time.Duration, lat *latencies) {
+	lat = &latencies{}
+	ctx, cancel := context.WithTimeout(ctx, o.Duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	var nOps, nErr atomic.Int64
+	start := time.Now()
+	for i := 0; i < o.Concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if err := worker(ctx, lat); err != nil {
+					if ctx.Err() == nil {
+						nErr.Add(1)
+					}
+					continue
+				}
+				nOps.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return nOps.Load(), nErr.Load(), time.Since(start), lat
+}
+
+// rpcThroughput calls getRun over HTTP on one existing run.
+func rpcThroughput(ctx context.Context, o Options) (Result, error) {
+	c := client.New(o.URL, o.Token)
+	var launched struct {
+		RunID string `json:"runId"`
+	}
+	if err := c.Call(ctx, "launchRun", map[string]any{"workflow": o.Workflow, "input": o.Input}, &launched); err != nil {
+		return Result{}, err
+	}
+	ops, errs, el, lat := timed(ctx, o, func(ctx context.Context, lat *latencies) error {
+		t := time.Now()
+		err := c.Call(ctx, "getRun", map[string]any{"runId": launched.RunID}, nil)
+		lat.add(time.Since(t))
+		return err
+	})
+	p50, p99 := lat.percentiles()
+	return Result{Name: fmt.Sprintf("rpc getRun over HTTP (c=%d)", o.Concurrency), Ops: ops, Errors: errs, Elapsed: el, P50: p50, P99: p99}, nil
+}
+
+// runThroughput launches runs and drives each to completion: every worker
+// holds one socket, follows its run with streamRunEvents, approves any
+// approval the run asks for, and waits for run.completed.
+func runThroughput(ctx context.Context, o Options) (Result, error) {
+	c := client.New(o.URL, o.Token)
+	conns := make([]*client.Conn, o.Concurrency)
+	for i := range conns {
+		conn, _, err := client.Dial(ctx, o.URL, o.Token, client.DialOptions{Subscribe: []string{}})
+		if err != nil {
+			return Result{}, err
+		}
+		defer conn.Close()
+		conns[i] = conn
+	}
+	var next atomic.Int64
+	ops, errs, el, lat := timed(ctx, o, func(ctx context.Context, lat *latencies) error {
+		conn := conns[int(next.Add(1))%len(conns)]
+		return driveRun(ctx, c, conn, o, lat)
+	})
+	p50, p99 := lat.percentiles()
+	return Result{Name: fmt.Sprintf("launch→completed %s (c=%d)", o.Workflow, o.Concurrency), Ops: ops, Errors: errs, Elapsed: el, P50: p50, P99: p99,
+		Note: "launch, stream, approve, run.completed"}, nil
+}
+
+var connLocks sync.Map // *client.Conn -> *sync.Mutex: one run at a time per socket
+
+func driveRun(ctx context.Context, c *client.Client, conn *client.Conn, o Options, lat *latencies) error {
+	mu, _ := connLocks.LoadOrStore(conn, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	start := time.Now()
+	var launched struct {
+		RunID string `json:"runId"`
+	}
+	if err := c.Call(ctx, "launchRun", map[string]any{"workflow": o.Workflow, "input": o.Input}, &launched); err != nil {
+		return err
+	}
+	st, err := conn.StreamRunEvents(ctx, launched.RunID, 0)
+	if err != nil {
+		return err
+	}
+	approved := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, ok := <-conn.Events():
+			if !ok {
+				return fmt.Errorf("socket closed")
+			}
+			if ev.Name != "run.event" {
+				continue
+			}
+			var re client.RunEvent
+			if json.Unmarshal(ev.Payload, &re) != nil || re.StreamID != st.StreamID {
+				continue
+			}
+			switch re.Event {
+			case "approval.requested":
+				var p struct {
+					NodeID    string `json:"nodeId"`
+					Iteration int    `json:"iteration"`
+				}
+				_ = json.Unmarshal(re.Payload, &p)
+				if approved[p.NodeID] {
+					continue
+				}
+				approved[p.NodeID] = true
+				if err := conn.Call(ctx, "submitApproval", map[string]any{"runId": launched.RunID, "nodeId": p.NodeID, "iteration": p.Iteration,
+					"decision": map[string]any{"approved": true}}, nil); err != nil {
+					return err
+				}
+			case "run.completed":
+				lat.add(time.Since(start))
+				return nil
+			}
+		}
+	}
+}
+
+// fanout measures broadcast delivery: Subscribers unfiltered sockets; a
+// driver launches runs and approves them; each socket's receive time of
+// approval.decided minus the time the approval was sent is one sample.
+func fanout(ctx context.Context, o Options) (Result, error) {
+	c := client.New(o.URL, o.Token)
+	var sent sync.Map // runId -> time the decision was sent
+	lat := &latencies{}
+	var delivered atomic.Int64
+	subs := make([]*client.Conn, o.Subscribers)
+	var wg sync.WaitGroup
+	for i := range subs {
+		conn, _, err := client.Dial(ctx, o.URL, o.Token, client.DialOptions{})
+		if err != nil {
+			return Result{}, err
+		}
+		subs[i] = conn
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ev := range conn.Events() {
+				if ev.Name != "approval.decided" {
+					continue
+				}
+				var p struct {
+					RunID string `json:"runId"`
+				}
+				_ = json.Unmarshal(ev.Payload, &p)
+				if t, ok := sent.Load(p.RunID); ok {
+					lat.add(ev.Received.Sub(t.(time.Time)))
+					delivered.Add(1)
+				}
+			}
+		}()
+	}
+	driver, _, err := client.Dial(ctx, o.URL, o.Token, client.DialOptions{Subscribe: []string{}})
+	if err != nil {
+		return Result{}, err
+	}
+	defer driver.Close()
+	fo := o
+	fo.Concurrency = 1
+	ops, errs, el, _ := timed(ctx, fo, func(ctx context.Context, _ *latencies) error {
+		var launched struct {
+			RunID string `json:"runId"`
+		}
+		if err := c.Call(ctx, "launchRun", map[string]any{"workflow": o.Workflow, "input": o.Input}, &launched); err != nil {
+			return err
+		}
+		node, err := waitApproval(ctx, c, launched.RunID)
+		if err != nil {
+			return err
+		}
+		sent.Store(launched.RunID, time.Now())
+		return c.Call(ctx, "submitApproval", map[string]any{"runId": launched.RunID, "nodeId": node, "decision": map[string]any{"approved": true}}, nil)
+	})
+	time.Sleep(500 * time.Millisecond) // let the last broadcasts arrive
+	for _, s := range subs {
+		s.Close()
+	}
+	wg.Wait()
+	p50, p99 := lat.percentiles()
+	return Result{Name: fmt.Sprintf("fan-out approval.decided (%d sockets)", o.Subscribers), Ops: delivered.Load(), Errors: errs, Elapsed: el, P50: p50, P99: p99,
+		Note: fmt.Sprintf("%d decisions; rate = frames delivered/s", ops)}, nil
+}
+
+// waitApproval polls listApprovals until the run asks for one.
+func waitApproval(ctx context.Context, c *client.Client, runID string) (string, error) {
+	for {
+		var list []struct {
+			NodeID string `json:"nodeId"`
+		}
+		if err := c.Call(ctx, "listApprovals", map[string]any{"runId": runID}, &list); err != nil {
+			return "", err
+		}
+		if len(list) > 0 {
+			return list[0].NodeID, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// parked launches Parked runs that park on their approval and reports how
+// much the gateway's resident memory grew (process_resident_memory_bytes of
+// /metrics), then cancels them.
+func parked(ctx context.Context, o Options) (Result, error) {
+	c := client.New(o.URL, o.Token)
+	before, err := residentMemory(ctx, o.URL)
+	if err != nil {
+		return Result{}, err
+	}
+	start := time.Now()
+	ids := make([]string, o.Parked)
+	var idx atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for w := 0; w < o.Concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(idx.Add(1)) - 1
+				if i >= o.Parked {
+					return
+				}
+				var launched struct {
+					RunID string `json:"runId"`
+				}
+				if err := c.Call(ctx, "launchRun", map[string]any{"workflow": o.Workflow, "input": o.Input}, &launched); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				ids[i] = launched.RunID
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return Result{}, err
+	}
+	// Wait until every run parked.
+	for {
+		var list []json.RawMessage
+		if err := c.Call(ctx, "listRuns", map[string]any{"status": "running", "limit": 1}, &list); err != nil {
+			return Result{}, err
+		}
+		if len(list) == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	el := time.Since(start)
+	after, err := residentMemory(ctx, o.URL)
+	if err != nil {
+		return Result{}, err
+	}
+	for _, id := range ids {
+		_ = c.Call(ctx, "cancelRun", map[string]any{"runId": id}, nil)
+	}
+	grow := after - before
+	return Result{Name: fmt.Sprintf("park %d runs", o.Parked), Ops: int64(o.Parked), Elapsed: el,
+		Note: fmt.Sprintf("RSS %.1f MiB -> %.1f MiB (%.0f bytes per parked run)", before/(1<<20), after/(1<<20), grow/float64(o.Parked))}, nil
+}
+
+func residentMemory(ctx context.Context, url string) (float64, error) {
+	c := client.New(url, "")
+	body, err := c.Get(ctx, "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "process_resident_memory_bytes ") {
+			var v float64
+			_, err := fmt.Sscanf(strings.TrimPrefix(line, "process_resident_memory_bytes "), "%g", &v)
+			return v, err
+		}
+	}
+	return 0, fmt.Errorf("/metrics has no process_resident_memory_bytes")
+}
