@@ -147,7 +147,22 @@ func (m *Main) openAuth() error {
 		m.authn = auth.NewTrustedProxy(auth.TrustedProxyConfig{Headers: splitList(cfg.TrustedHeaders), DefaultRole: cfg.DefaultRole, DefaultScopes: splitList(cfg.DefaultScopes)})
 	case auth.ModeNone:
 		m.authn = auth.NoAuth{}
-		m.log.Warn("authentication is OFF (--insecure-no-auth): every caller has every scope")
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			t := time.NewTicker(time.Minute)
+			defer t.Stop()
+			for {
+				m.log.Warn("authentication is OFF (--insecure-no-auth): every caller has every scope")
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+		m.closers = append(m.closers, func() error { close(stop); <-done; return nil })
 	}
 	return nil
 }
