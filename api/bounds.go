@@ -24,11 +24,12 @@ func checkBounds(v any) error {
 
 func walkBounds(v any, depth int) error {
 	if depth > maxJSONDepth {
-		return errInvalidInput("%s exceeds the maximum JSON depth of %d.", boundsErrorStart, maxJSONDepth)
+		return errDepth()
 	}
 	switch x := v.(type) {
 	case string:
-		if utf16Len(x) > maxStringUnits {
+		// n bytes of UTF-8 never make more than n UTF-16 units.
+		if len(x) > maxStringUnits && utf16Len(x) > maxStringUnits {
 			return errInvalidInput("%s contains a string exceeding %d characters.", boundsErrorStart, maxStringUnits)
 		}
 	case []any:
@@ -51,13 +52,14 @@ func walkBounds(v any, depth int) error {
 	return nil
 }
 
-// utf16Len counts UTF-16 code units (JavaScript's string length). A string
-// of at most maxStringUnits bytes cannot have more units than bytes, so its
-// byte length is returned as a cheap upper bound.
+// errDepth is the depth violation of §1.8, also answered when the JSON
+// decoder itself gives up on a deeper body.
+func errDepth() error {
+	return errInvalidInput("%s exceeds the maximum JSON depth of %d.", boundsErrorStart, maxJSONDepth)
+}
+
+// utf16Len counts UTF-16 code units (JavaScript's string length).
 func utf16Len(s string) int {
-	if len(s) <= maxStringUnits {
-		return len(s)
-	}
 	n := 0
 	for _, r := range s {
 		n += utf16.RuneLen(r)

@@ -1,11 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
-	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
 // params is the decoded params object of an RPC call (numbers are
@@ -95,13 +98,16 @@ func jsNumber(v any) (float64, bool) {
 	return math.NaN(), false
 }
 
-// rawJSON re-encodes a decoded value.
+// rawJSON re-encodes a decoded value as JSON.stringify would: without
+// HTML escaping and without a trailing newline.
 func rawJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return "null"
 	}
-	return string(b)
+	return strings.TrimSuffix(buf.String(), "\n")
 }
 
 // thrownError marks an error that upstream throws rather than returns: its
@@ -114,4 +120,54 @@ func (t thrownError) Unwrap() error { return t.err }
 
 func thrown(err error) error { return thrownError{err} }
 
-func describe(v any) string { return fmt.Sprintf("%v", v) }
+// Identifier patterns of the routes that validate ids (CONTRACT.md §5.9).
+var (
+	runIDPattern  = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+	nodeIDPattern = regexp.MustCompile(`^[a-zA-Z0-9:_-]{1,128}$`)
+)
+
+const maxI32 = math.MaxInt32
+
+// validRunIDParam requires params.runId to be a string matching the run id
+// pattern; both failures are InvalidRunId.
+func validRunIDParam(p params) (string, error) {
+	id, _ := p.str("runId")
+	if id == "" {
+		return "", host.Errorf("InvalidRunId", "runId is required")
+	}
+	if !runIDPattern.MatchString(id) {
+		return "", host.Errorf("InvalidRunId", "runId must match ^[a-z0-9_-]{1,64}$.")
+	}
+	return id, nil
+}
+
+// validNodeIDParam requires params.nodeId to be a string matching the node
+// id pattern (InvalidNodeId).
+func validNodeIDParam(p params) (string, error) {
+	id, _ := p.str("nodeId")
+	if id == "" {
+		return "", host.Errorf("InvalidNodeId", "nodeId is required")
+	}
+	if !nodeIDPattern.MatchString(id) {
+		return "", host.Errorf("InvalidNodeId", "nodeId must match ^[a-zA-Z0-9:_-]{1,128}$.")
+	}
+	return id, nil
+}
+
+// jsonInt reports the value of a JSON number that is an integer in
+// [0, limit] (3, 3.0 and 3e0 all count as 3).
+func jsonInt(v any, limit int64) (int64, bool) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return 0, false
+	}
+	return integralInRange(n.String(), limit)
+}
+
+func integralInRange(s string, limit int64) (int64, bool) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f != math.Trunc(f) || f < 0 || f > float64(limit) {
+		return 0, false
+	}
+	return int64(f), true
+}

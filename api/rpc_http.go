@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"regexp"
 	"strings"
@@ -25,10 +24,11 @@ const (
 	maxIDLength     = 128
 )
 
-// httpRPC serves POST /v1/rpc/<method> (urlMethod set) and POST /rpc, in the
-// processing order of CONTRACT.md §1.6.
-func (s *Server) httpRPC(c echo.Context, urlMethod string) error {
+// httpRPC serves POST /v1/rpc/<method> (v1 set, seg the still-escaped method
+// segment) and POST /rpc, in the processing order of CONTRACT.md §1.6.
+func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 	r := c.Request()
+	// 1. The request id echoed by frames that have no usable body id.
 	requestID := r.Header.Get("X-Request-Id")
 	if requestID == "" {
 		requestID = uuid.NewString()
@@ -37,37 +37,38 @@ func (s *Server) httpRPC(c echo.Context, urlMethod string) error {
 		frame, code := errorFrame(id, err)
 		return writeJSON(c, statusOf(code), frame)
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("rpc handler panicked", "requestId", requestID, "panic", p)
+			err = fail(requestID, fmt.Errorf("panic: %v", p))
+		}
+	}()
+	urlMethod := ""
+	if v1 {
+		if urlMethod, err = decodeMethodSegment(seg); err != nil {
+			return fail(requestID, err)
+		}
+	}
 	// 2. Authenticate before reading the body.
 	ident, err := s.auth.Authenticate(auth.Credentials{Token: auth.BearerToken(r.Header), Header: r.Header})
 	if err != nil {
 		return fail(requestID, err)
 	}
-	// 3. Read the body within the cap.
+	// 3-5. Read, parse and bound-check the body.
 	body, err := s.readBody(r)
 	if err != nil {
 		return fail(requestID, err)
 	}
-	// 4. Parse: the body must be a JSON object; empty means {}.
-	var root any = map[string]any{}
-	if len(bytes.TrimSpace(body)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.UseNumber()
-		if err := dec.Decode(&root); err != nil || dec.More() {
-			return fail(requestID, errInvalidInput("Gateway RPC payload must be valid JSON."))
-		}
-	}
-	obj, ok := root.(map[string]any)
-	if !ok {
-		return fail(requestID, errInvalidRequest("RPC body must be a JSON object"))
-	}
-	// 5. Bounds.
-	if err := checkBounds(obj); err != nil {
+	obj, err := decodeRPCBody(body)
+	if err != nil {
 		return fail(requestID, err)
 	}
-	// 6. Method name and params.
+	// 6. Method name and params: /rpc takes both from the envelope; v1 takes
+	// the method from the URL and params from body.params only when the body
+	// is an envelope (has a method key), else the whole body is params.
 	var methodV any = urlMethod
 	var p any = obj
-	if urlMethod == "" {
+	if !v1 {
 		methodV = obj["method"]
 		p = obj["params"]
 	} else if _, envelope := obj["method"]; envelope {
@@ -77,18 +78,18 @@ func (s *Server) httpRPC(c echo.Context, urlMethod string) error {
 	if err != nil {
 		return fail(requestID, err)
 	}
-	// 7. Response id.
+	// 7. Response id: a string body id, else the request id.
 	id := requestID
 	if bid, ok := obj["id"].(string); ok {
-		if len([]rune(bid)) > maxIDLength {
+		if utf16Len(bid) > maxIDLength {
 			return fail(requestID, errInvalidInput("id exceeds the maximum length of %d characters.", maxIDLength))
 		}
 		id = bid
 	}
-	payload, err := s.invoke(c.Request().Context(), &call{method: name, params: asParams(p), ident: ident, transport: "http"})
+	// 8-9. Scope gate, then the method.
+	payload, err := s.invoke(r.Context(), &call{method: name, params: asParams(p), ident: ident, transport: "http"})
 	if err != nil {
-		var te thrownError
-		if errors.As(err, &te) {
+		if responseIDIsRequestID(err) {
 			id = requestID
 		}
 		var he *host.Error
@@ -97,15 +98,74 @@ func (s *Server) httpRPC(c echo.Context, urlMethod string) error {
 		}
 		return fail(id, err)
 	}
-	return writeJSON(c, http.StatusOK, okFrame(id, payload))
+	b, err := json.Marshal(okFrame(id, payload))
+	if err != nil {
+		s.log.Error("rpc response could not be encoded", "method", name, "requestId", requestID, "err", err)
+		return fail(requestID, err)
+	}
+	setCommonHeaders(c.Response().Header(), "application/json")
+	c.Response().WriteHeader(http.StatusOK)
+	_, err = c.Response().Write(b)
+	return err
 }
 
+// responseIDIsRequestID reports whether a failed call answers with the
+// request id instead of body.id: upstream throws these errors rather than
+// returning them (CONTRACT.md §1.6 step 10), which is every error that is not
+// a Smithers error and every error marked with thrown.
+func responseIDIsRequestID(err error) bool {
+	var te thrownError
+	if errors.As(err, &te) {
+		return true
+	}
+	var he *host.Error
+	return !errors.As(err, &he)
+}
+
+// decodeRPCBody parses an HTTP RPC body (empty means {}), requires a JSON
+// object and applies the bounds of CONTRACT.md §1.8. Numbers stay
+// json.Number.
+func decodeRPCBody(body []byte) (map[string]any, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return map[string]any{}, nil
+	}
+	var root any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	err := dec.Decode(&root)
+	if err == nil {
+		// Exactly one value: anything but whitespace after it is invalid.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("trailing data")
+		}
+	}
+	if err != nil {
+		// Go's decoder refuses nesting beyond 10000 levels, which JSON.parse
+		// accepts and the bounds check then refuses; answer as the bounds
+		// check does.
+		if strings.Contains(err.Error(), "exceeded max depth") {
+			return nil, errDepth()
+		}
+		return nil, errInvalidInput("Gateway RPC payload must be valid JSON.")
+	}
+	obj, ok := root.(map[string]any)
+	if !ok {
+		return nil, errInvalidRequest("RPC body must be a JSON object")
+	}
+	if err := checkBounds(obj); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// validMethodName checks an RPC method name (CONTRACT.md §1.6 step 6); the
+// length is counted in UTF-16 code units as JavaScript does.
 func validMethodName(v any) (string, error) {
 	name, ok := v.(string)
 	if !ok {
 		return "", errInvalidInput("Gateway method name must be a string.")
 	}
-	if len([]rune(name)) > maxMethodLength {
+	if utf16Len(name) > maxMethodLength {
 		return "", errInvalidInput("method exceeds the maximum length of %d characters.", maxMethodLength)
 	}
 	if !methodNamePattern.MatchString(name) {
@@ -114,27 +174,57 @@ func validMethodName(v any) (string, error) {
 	return name, nil
 }
 
-// readBody reads the request body within MaxBodyBytes: a Content-Length
-// that is not a non-negative integer is 400, one above the cap 413 before
-// reading, and a body that grows past the cap while streaming 413.
+// readBody reads the request body within MaxBodyBytes (CONTRACT.md §1.7): a
+// Content-Length that is not all digits is INVALID_INPUT, one above the cap
+// PayloadTooLarge before anything is read, and a body that grows past the
+// cap while streaming (chunked, or a lying length) PayloadTooLarge. A body
+// of exactly the cap is accepted.
 func (s *Server) readBody(r *http.Request) ([]byte, error) {
 	tooLarge := &host.Error{Code: "PayloadTooLarge", Message: fmt.Sprintf("Gateway request payload exceeds %d bytes.", s.maxBody)}
-	if cl := r.Header.Get("Content-Length"); cl != "" {
-		cl = strings.TrimSpace(cl)
-		n, ok := new(big.Int).SetString(cl, 10)
-		if !ok || n.Sign() < 0 || strings.ContainsAny(cl, "+-") {
+	if values, present := r.Header["Content-Length"]; present && len(values) > 0 {
+		n, ok := parseContentLength(values[0])
+		if !ok {
 			return nil, errInvalidInput("Gateway request Content-Length must be a non-negative integer.")
 		}
-		if n.Cmp(big.NewInt(s.maxBody)) > 0 {
+		if n > s.maxBody {
 			return nil, tooLarge
 		}
 	}
+	if r.ContentLength > s.maxBody {
+		return nil, tooLarge
+	}
+	if r.Body == nil {
+		return nil, nil
+	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, s.maxBody+1))
 	if err != nil {
-		return nil, errInvalidInput("Gateway request body could not be read: %v", err)
+		return nil, errInvalidInput("Gateway request body could not be read.")
 	}
 	if int64(len(b)) > s.maxBody {
 		return nil, tooLarge
 	}
 	return b, nil
+}
+
+// parseContentLength accepts a trimmed, non-empty string of ASCII digits. A
+// value too large for int64 is reported as the largest int64, so that it
+// compares as too large (upstream compares as a big integer).
+func parseContentLength(v string) (int64, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n > (1<<63-1-int64(c-'0'))/10 {
+			n = 1<<63 - 1
+			continue
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -62,8 +63,10 @@ func NewServer(cfg Config) *Server {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	e.Any("/*", s.dispatch)
-	e.Any("/", s.dispatch)
+	// Every request goes through dispatch, before Echo's router: the route
+	// table of CONTRACT.md §1.1 compares raw request targets and has no 405,
+	// neither of which a path router expresses.
+	e.Pre(func(echo.HandlerFunc) echo.HandlerFunc { return s.dispatch })
 	s.echo = e
 	return s
 }
@@ -71,35 +74,70 @@ func NewServer(cfg Config) *Server {
 // Handler is the http.Handler serving every route.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// dispatch applies the route table of CONTRACT.md §1.1 in order; the raw
-// request target is compared where upstream compares it.
+const v1RPCPrefix = "/v1/rpc/"
+
+// dispatch applies the route table of CONTRACT.md §1.1 in order, first match
+// wins. Rows 1, 2 and 5 compare the raw request target including its query
+// string; row 4 matches the still-escaped path, so "/v1/rpc/a%2Fb" reaches
+// the RPC route with method "a/b" (and fails method validation) rather than
+// looking like an extra segment. Wrong methods fall through to the 404; there
+// is no 405 and no CORS.
 func (s *Server) dispatch(c echo.Context) error {
 	r := c.Request()
 	target := r.RequestURI
-	path := r.URL.Path
 	switch {
 	case r.Method == http.MethodGet && target == "/health":
 		return s.health(c)
-	case r.Method == http.MethodPost && strings.HasPrefix(path, "/v1/rpc/") && len(path) > len("/v1/rpc/") && !strings.Contains(path[len("/v1/rpc/"):], "/"):
-		return s.httpRPC(c, path[len("/v1/rpc/"):])
+	// Row 2, GET /metrics, is added with the metrics registry.
+	case r.Method == http.MethodPost && isV1RPCPath(r.URL.EscapedPath()):
+		return s.httpRPC(c, strings.TrimPrefix(r.URL.EscapedPath(), v1RPCPrefix), true)
 	case r.Method == http.MethodPost && target == "/rpc":
-		return s.httpRPC(c, "")
+		return s.httpRPC(c, "", false)
 	}
+	return writeRouteNotFound(c)
+}
+
+// isV1RPCPath reports whether p matches ^/v1/rpc/([^/]+)$.
+func isV1RPCPath(p string) bool {
+	seg, ok := strings.CutPrefix(p, v1RPCPrefix)
+	return ok && seg != "" && !strings.Contains(seg, "/")
+}
+
+// decodeMethodSegment percent-decodes the method segment of a v1 RPC path;
+// malformed escapes are INVALID_INPUT (DESIGN.md §8). Behind net/http's own
+// request parser they never get here: it refuses such a target with a bare
+// 400, which stands (DESIGN.md §8).
+func decodeMethodSegment(seg string) (string, error) {
+	m, err := url.PathUnescape(seg)
+	if err != nil {
+		return "", errInvalidInput("Gateway method name is not valid percent-encoding.")
+	}
+	return m, nil
+}
+
+// writeRouteNotFound writes the route-404 body, which has its own shape
+// (not an RPC frame).
+func writeRouteNotFound(c echo.Context) error {
 	return writeJSON(c, http.StatusNotFound, map[string]any{"error": map[string]any{"code": "NOT_FOUND", "message": "Route not found"}})
 }
 
+// setCommonHeaders sets the headers of CONTRACT.md §1.2 that every JSON and
+// text response of the gateway carries.
+func setCommonHeaders(h http.Header, contentType string) {
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Smithers-API-Version", "v1")
+}
+
 // writeJSON writes a JSON response with the common headers of CONTRACT.md
-// §1.2.
+// §1.2. The body is produced in full before anything is written.
 func writeJSON(c echo.Context, status int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	h := c.Response().Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Smithers-API-Version", "v1")
+	setCommonHeaders(c.Response().Header(), "application/json")
 	c.Response().WriteHeader(status)
 	_, err = c.Response().Write(b)
 	return err
