@@ -110,7 +110,7 @@ func rawExchange(t *testing.T, addr, request string) *http.Response {
 	return res
 }
 
-func decodeFrame(t *testing.T, r io.Reader) map[string]any {
+func readResponseFrame(t *testing.T, r io.Reader) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.NewDecoder(r).Decode(&m); err != nil {
@@ -136,7 +136,7 @@ func TestBodyLimitOverTheWire(t *testing.T) {
 			t.Fatalf("status %d", res.StatusCode)
 		}
 		checkCommonHeaders(t, "413", res.Header)
-		if e := decodeFrame(t, res.Body)["error"].(map[string]any); e["code"] != "PayloadTooLarge" {
+		if e := readResponseFrame(t, res.Body)["error"].(map[string]any); e["code"] != "PayloadTooLarge" {
 			t.Fatalf("error %v", e)
 		}
 	})
@@ -154,7 +154,7 @@ func TestBodyLimitOverTheWire(t *testing.T) {
 	})
 	t.Run("an encoded slash stays in the method", func(t *testing.T) {
 		res := rawExchange(t, addr, "POST /v1/rpc/a%2Fb HTTP/1.1\r\nHost: x\r\n"+auth+"Content-Length: 2\r\n\r\n{}")
-		f := decodeFrame(t, res.Body)
+		f := readResponseFrame(t, res.Body)
 		if e, _ := f["error"].(map[string]any); res.StatusCode != 400 || e["code"] != "INVALID_INPUT" || e["message"] != "Gateway method name is invalid." {
 			t.Fatalf("status %d frame %v", res.StatusCode, f)
 		}
@@ -183,7 +183,7 @@ func TestBodyLimitOverTheWire(t *testing.T) {
 		if res.StatusCode != 413 || lastTE.Load() != "chunked" {
 			t.Fatalf("status %d, transfer encoding %q", res.StatusCode, lastTE.Load())
 		}
-		if e := decodeFrame(t, res.Body)["error"].(map[string]any); e["code"] != "PayloadTooLarge" {
+		if e := readResponseFrame(t, res.Body)["error"].(map[string]any); e["code"] != "PayloadTooLarge" {
 			t.Fatalf("error %v", e)
 		}
 	})
@@ -199,7 +199,7 @@ func TestBodyLimitOverTheWire(t *testing.T) {
 		if lastTE.Load() != "chunked" {
 			t.Fatalf("request was not chunked: %q", lastTE.Load())
 		}
-		if f := decodeFrame(t, res.Body); res.StatusCode != 200 || f["id"] != "pad" {
+		if f := readResponseFrame(t, res.Body); res.StatusCode != 200 || f["id"] != "pad" {
 			t.Fatalf("status %d frame %v", res.StatusCode, f)
 		}
 	})

@@ -13,7 +13,16 @@ type call struct {
 	method    string
 	params    params
 	ident     host.Identity
-	transport string // "http" or "ws"
+	transport string  // "http" or "ws"
+	conn      *wsConn // the socket of a WebSocket call (nil over HTTP)
+}
+
+// subscribe adds a run the caller started to its socket's filter
+// (auto-subscribe, CONTRACT.md §3.5); a no-op over HTTP.
+func (c *call) subscribe(runID string) {
+	if c.conn != nil {
+		c.conn.autoSubscribe(runID)
+	}
 }
 
 // handler implements one method; errors are *host.Error (rendered by the
@@ -51,7 +60,7 @@ func methodTable() map[string]*method {
 	add((*Server).submitApproval, "submitApproval", "approvals.decide")
 	add((*Server).submitSignal, "submitSignal", "signals.send")
 	add((*Server).healthRPC, "health")
-	m["streamRunEvents"] = &method{wsOnly: true}
+	m["streamRunEvents"] = &method{handler: (*Server).streamRunEvents, wsOnly: true}
 	// Operator handoff and time travel (rpc_devtools.go).
 	add((*Server).hijackRun, "hijackRun")
 	add((*Server).rewindRun, "rewindRun", "jumpToFrame", "devtools.jumpToFrame")

@@ -93,5 +93,7 @@ func (s *Server) cronRun(ctx context.Context, c *call) (any, error) {
 		}
 		return nil, err
 	}
+	s.metrics.cronTrigger("manual")
+	c.subscribe(run.RunID)
 	return map[string]any{"runId": run.RunID, "workflow": run.WorkflowKey}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -35,6 +36,7 @@ func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 	}
 	fail := func(id string, err error) error {
 		frame, code := errorFrame(id, err)
+		s.metrics.sent("http", "response", "error", "")
 		return writeJSON(c, statusOf(code), frame)
 	}
 	defer func() {
@@ -50,7 +52,9 @@ func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 		}
 	}
 	// 2. Authenticate before reading the body.
+	s.metrics.received("http", "request")
 	ident, err := s.auth.Authenticate(auth.Credentials{Token: auth.BearerToken(r.Header), Header: r.Header})
+	s.metrics.authEvent("http", s.auth.Mode(), err == nil)
 	if err != nil {
 		return fail(requestID, err)
 	}
@@ -87,7 +91,9 @@ func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 		id = bid
 	}
 	// 8-9. Scope gate, then the method.
+	start := time.Now()
 	payload, err := s.invoke(r.Context(), &call{method: name, params: asParams(p), ident: ident, transport: "http"})
+	s.metrics.rpc(name, "http", start, err)
 	if err != nil {
 		if responseIDIsRequestID(err) {
 			id = requestID
@@ -106,6 +112,7 @@ func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 	setCommonHeaders(c.Response().Header(), "application/json")
 	c.Response().WriteHeader(http.StatusOK)
 	_, err = c.Response().Write(b)
+	s.metrics.sent("http", "response", "ok", "")
 	return err
 }
 

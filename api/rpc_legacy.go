@@ -31,6 +31,7 @@ func (s *Server) rerunRun(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.subscribe(run.RunID)
 	return map[string]any{"runId": run.RunID, "workflow": run.WorkflowKey}, nil
 }
 

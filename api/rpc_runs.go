@@ -70,6 +70,7 @@ func (s *Server) launchRun(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.subscribe(run.RunID)
 	return map[string]any{"runId": run.RunID, "workflow": run.WorkflowKey}, nil
 }
 
@@ -234,6 +235,7 @@ func (s *Server) submitApproval(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.metrics.approvalDecision(approved)
 	return map[string]any{"runId": runID, "nodeId": nodeID, "iteration": iteration, "approved": approved}, nil
 }
 
@@ -302,6 +304,7 @@ func (s *Server) submitSignal(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.metrics.signalSent()
 	var cid any
 	if sig.CorrelationID != nil {
 		cid = *sig.CorrelationID

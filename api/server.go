@@ -6,12 +6,16 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
 	"github.com/smithers-orchestrator/smithers-go/api/auth"
 	"github.com/smithers-orchestrator/smithers-go/host"
+	"github.com/smithers-orchestrator/smithers-go/stream"
 )
 
 // Config is what the API server needs; cmd builds it.
@@ -25,6 +29,17 @@ type Config struct {
 	Protocol int
 	Features []string
 	Now      func() time.Time
+	// Hub delivers committed events to sockets (required for WebSocket).
+	Hub *stream.Hub
+	// Metrics, when set, is served at /metrics and recorded into.
+	Metrics *Metrics
+	// WebSocket settings (defaults: CONTRACT.md §7, DESIGN.md §8).
+	HeartbeatInterval time.Duration // tick interval, 15 s
+	HandshakeTimeout  time.Duration // 10 s
+	MaxConnections    int           // 1000
+	MaxPayloadBytes   int64         // 1 MiB
+	// QueueLimits bound each socket's event queue.
+	QueueLimits stream.Limits
 }
 
 // Server is the Gateway v1 API.
@@ -38,6 +53,15 @@ type Server struct {
 	now      func() time.Time
 	methods  map[string]*method
 	echo     *echo.Echo
+	hub      *stream.Hub
+	metrics  *Metrics
+	ws       struct {
+		maxConns int
+		limits   wsLimits
+	}
+	wsCount atomic.Int64
+	connsMu sync.Mutex
+	conns   map[*wsConn]struct{}
 }
 
 // NewServer builds the API server and its route table.
@@ -59,6 +83,21 @@ func NewServer(cfg Config) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.hub, s.metrics = cfg.Hub, cfg.Metrics
+	if s.hub == nil {
+		s.hub = stream.NewHub()
+	}
+	s.conns = map[*wsConn]struct{}{}
+	s.ws.maxConns = cfg.MaxConnections
+	if s.ws.maxConns <= 0 {
+		s.ws.maxConns = 1000
+	}
+	s.ws.limits = wsLimits{heartbeat: orDuration(cfg.HeartbeatInterval, 15*time.Second), handshake: orDuration(cfg.HandshakeTimeout, 10*time.Second),
+		ping: 30 * time.Second, pongWait: 60 * time.Second, writeWait: 10 * time.Second, revokeCheck: 500 * time.Millisecond,
+		streamHeartbeat: time.Second, maxPayload: cfg.MaxPayloadBytes, maxInflight: 64, queue: cfg.QueueLimits}
+	if s.ws.limits.maxPayload <= 0 {
+		s.ws.limits.maxPayload = 1 << 20
+	}
 	s.methods = methodTable()
 	e := echo.New()
 	e.HideBanner = true
@@ -74,6 +113,42 @@ func NewServer(cfg Config) *Server {
 // Handler is the http.Handler serving every route.
 func (s *Server) Handler() http.Handler { return s.echo }
 
+func orDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// trackConn adds or removes a live socket (for Close).
+func (s *Server) trackConn(c *wsConn, add bool) {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if add {
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+}
+
+// Close closes every open WebSocket with 1001 (going away); the HTTP
+// server's own Shutdown does not touch hijacked connections.
+func (s *Server) Close() {
+	s.connsMu.Lock()
+	conns := make([]*wsConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.connsMu.Unlock()
+	for _, c := range conns {
+		c.send(func() { c.closeWith(closeGoingAway, "gateway shutting down") })
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.wsCount.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 const v1RPCPrefix = "/v1/rpc/"
 
 // dispatch applies the route table of CONTRACT.md §1.1 in order, first match
@@ -84,11 +159,15 @@ const v1RPCPrefix = "/v1/rpc/"
 // is no 405 and no CORS.
 func (s *Server) dispatch(c echo.Context) error {
 	r := c.Request()
+	if websocket.IsWebSocketUpgrade(r) { // upgrades are accepted on any path (§1.9)
+		return s.serveWS(c)
+	}
 	target := r.RequestURI
 	switch {
 	case r.Method == http.MethodGet && target == "/health":
 		return s.health(c)
-	// Row 2, GET /metrics, is added with the metrics registry.
+	case r.Method == http.MethodGet && target == "/metrics" && s.metrics != nil:
+		return s.serveMetrics(c)
 	case r.Method == http.MethodPost && isV1RPCPath(r.URL.EscapedPath()):
 		return s.httpRPC(c, strings.TrimPrefix(r.URL.EscapedPath(), v1RPCPrefix), true)
 	case r.Method == http.MethodPost && target == "/rpc":

@@ -15,11 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/smithers-orchestrator/smithers-go/api"
 	"github.com/smithers-orchestrator/smithers-go/api/auth"
 	"github.com/smithers-orchestrator/smithers-go/host"
 	"github.com/smithers-orchestrator/smithers-go/host/sqlite"
 	"github.com/smithers-orchestrator/smithers-go/jsruntime"
+	"github.com/smithers-orchestrator/smithers-go/stream"
 )
 
 // Main wires the gateway's parts: store, executor, engine, auth, API and
@@ -39,6 +42,7 @@ type Main struct {
 	exec    *jsruntime.Executor
 	gw      *host.Gateway
 	authn   auth.Authenticator
+	api     *api.Server
 	closers []func() error
 	srv     *http.Server
 	ln      net.Listener
@@ -85,7 +89,15 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("load workflow module: %w", err)
 	}
 	m.exec = exec
-	m.store, err = sqlite.Open(ctx, cfg.DBPath, sqlite.Options{EventWindow: cfg.EventWindow, Logger: m.log})
+	hub := stream.NewHub()
+	workflows := make([]string, 0, len(exec.Workflows()))
+	for _, wf := range exec.Workflows() {
+		workflows = append(workflows, wf.Key)
+	}
+	metrics := api.NewMetrics(prometheus.NewRegistry(), workflows)
+	// The hub is the store's commit hook: it sees commits in their true
+	// order, so sockets get every run's events gap-free.
+	m.store, err = sqlite.Open(ctx, cfg.DBPath, sqlite.Options{EventWindow: cfg.EventWindow, Logger: m.log, OnCommit: hub.Publish})
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.DBPath, err)
 	}
@@ -97,11 +109,13 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.openAuth(); err != nil {
 		return err
 	}
-	m.gw, err = host.New(host.Config{Store: m.store, Executor: exec, Logger: m.log, InstanceID: instanceID()})
+	m.gw, err = host.New(host.Config{Store: m.store, Executor: exec, Logger: m.log, InstanceID: instanceID(), Observer: metrics})
 	if err != nil {
 		return err
 	}
-	srv := api.NewServer(api.Config{Gateway: m.gw, Auth: m.authn, Logger: m.log, MaxBodyBytes: int64(cfg.MaxBodyBytes)})
+	m.api = api.NewServer(api.Config{Gateway: m.gw, Auth: m.authn, Logger: m.log, MaxBodyBytes: int64(cfg.MaxBodyBytes), Hub: hub, Metrics: metrics,
+		HeartbeatInterval: time.Duration(cfg.HeartbeatMs) * time.Millisecond, HandshakeTimeout: time.Duration(cfg.HandshakeTimeoutMs) * time.Millisecond,
+		MaxConnections: cfg.MaxConnections})
 	if err := m.gw.Start(ctx); err != nil {
 		return fmt.Errorf("start engine: %w", err)
 	}
@@ -111,7 +125,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	m.srv = &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           m.api.Handler(),
 		ReadHeaderTimeout: time.Duration(cfg.HeadersTimeoutMs) * time.Millisecond,
 		ReadTimeout:       time.Duration(cfg.RequestTimeoutMs) * time.Millisecond,
 		IdleTimeout:       2 * time.Minute,
@@ -192,6 +206,9 @@ func (m *Main) Close() error {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 		cancel()
+	}
+	if m.api != nil {
+		m.api.Close()
 	}
 	if m.gw != nil {
 		errs = append(errs, m.gw.Close())

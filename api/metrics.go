@@ -1,0 +1,264 @@
+package api
+
+import (
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+// Metrics are the gateway's Prometheus families, with the names and labels
+// of CONTRACT.md §6.2. Every family exists from start-up: the label
+// combinations known in advance are initialised at zero.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	connectionsTotal  *prometheus.CounterVec
+	connectionsActive *prometheus.GaugeVec
+	connectionsClosed *prometheus.CounterVec
+	messagesReceived  *prometheus.CounterVec
+	messagesSent      *prometheus.CounterVec
+	rpcCalls          *prometheus.CounterVec
+	rpcDuration       *prometheus.HistogramVec
+	errors            *prometheus.CounterVec
+	authEvents        *prometheus.CounterVec
+	heartbeatTicks    prometheus.Counter
+	runsStarted       *prometheus.CounterVec
+	runsCompleted     *prometheus.CounterVec
+	approvalDecisions *prometheus.CounterVec
+	signals           *prometheus.CounterVec
+	cronTriggers      *prometheus.CounterVec
+	webhooksReceived  *prometheus.CounterVec
+	webhooksVerified  *prometheus.CounterVec
+	webhooksRejected  *prometheus.CounterVec
+	backpressure      prometheus.Counter
+	nodeOutput        *prometheus.CounterVec
+}
+
+var _ host.Observer = (*Metrics)(nil)
+
+// exponential returns start·2^k for k = 0..n-1 (the upstream bucket sets).
+func exponential(start float64, n int) []float64 {
+	return prometheus.ExponentialBuckets(start, 2, n)
+}
+
+// NewMetrics registers the gateway families (and the Go and process
+// collectors) on reg. workflows and methods name the label values to
+// initialise.
+func NewMetrics(reg *prometheus.Registry, workflows []string) *Metrics {
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+		reg.MustRegister(c)
+		return c
+	}
+	m := &Metrics{reg: reg}
+	m.connectionsTotal = counter("smithers_gateway_connections_total", "Gateway connections opened", "transport")
+	m.connectionsActive = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "smithers_gateway_connections_active", Help: "Gateway connections open"}, []string{"transport"})
+	reg.MustRegister(m.connectionsActive)
+	m.connectionsClosed = counter("smithers_gateway_connections_closed_total", "Gateway connections closed", "transport", "reason")
+	m.messagesReceived = counter("smithers_gateway_messages_received_total", "Gateway messages received", "transport", "frameType", "workflow")
+	m.messagesSent = counter("smithers_gateway_messages_sent_total", "Gateway messages sent", "transport", "frameType", "outcome", "event")
+	m.rpcCalls = counter("smithers_gateway_rpc_calls_total", "Gateway RPC calls", "method", "transport")
+	m.rpcDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "smithers_gateway_rpc_duration_ms", Help: "Gateway RPC duration",
+		Buckets: exponential(100, 12)}, []string{"method", "transport"})
+	reg.MustRegister(m.rpcDuration)
+	m.errors = counter("smithers_gateway_errors_total", "Gateway errors", "kind", "transport", "method", "code", "workflow")
+	m.authEvents = counter("smithers_gateway_auth_events_total", "Gateway authentication attempts", "transport", "mode", "outcome")
+	m.heartbeatTicks = prometheus.NewCounter(prometheus.CounterOpts{Name: "smithers_gateway_heartbeat_ticks_total", Help: "Gateway heartbeat ticks"})
+	reg.MustRegister(m.heartbeatTicks)
+	m.runsStarted = counter("smithers_gateway_runs_started_total", "Gateway runs started", "workflow", "source", "resume")
+	m.runsCompleted = counter("smithers_gateway_runs_completed_total", "Gateway runs completed", "workflow", "status")
+	m.approvalDecisions = counter("smithers_gateway_approval_decisions_total", "Gateway approval decisions", "outcome")
+	m.signals = counter("smithers_gateway_signals_total", "Gateway signals", "outcome")
+	m.cronTriggers = counter("smithers_gateway_cron_triggers_total", "Gateway cron triggers", "source")
+	m.webhooksReceived = counter("smithers_gateway_webhooks_received_total", "Gateway webhooks received", "workflow")
+	m.webhooksVerified = counter("smithers_gateway_webhooks_verified_total", "Gateway webhooks verified", "workflow")
+	m.webhooksRejected = counter("smithers_gateway_webhooks_rejected_total", "Gateway webhooks rejected", "workflow", "reason")
+	m.backpressure = prometheus.NewCounter(prometheus.CounterOpts{Name: "smithers_gateway_backpressure_disconnect_total", Help: "Sockets closed for falling behind their event stream"})
+	reg.MustRegister(m.backpressure)
+	m.nodeOutput = counter("smithers_node_output_request_total", "getNodeOutput requests", "status")
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Initialise what is known at start-up, so every family is present.
+	m.connectionsTotal.WithLabelValues("ws")
+	for _, t := range []string{"ws", "http"} {
+		m.messagesReceived.WithLabelValues(t, "request", "")
+		for _, o := range []string{"ok", "error"} {
+			m.messagesSent.WithLabelValues(t, "response", o, "")
+			m.authEvents.WithLabelValues(t, "token", o2(o))
+		}
+	}
+	m.connectionsActive.WithLabelValues("ws")
+	for _, r := range []string{"close", "error"} {
+		m.connectionsClosed.WithLabelValues("ws", r)
+	}
+	for _, method := range []string{"launchRun", "getRun", "listRuns", "listWorkflows", "listApprovals", "submitApproval", "submitSignal", "cancelRun", "resumeRun", "streamRunEvents", "connect"} {
+		for _, t := range []string{"http", "ws"} {
+			m.rpcCalls.WithLabelValues(method, t)
+			m.rpcDuration.WithLabelValues(method, t)
+		}
+	}
+	m.errors.WithLabelValues("rpc", "http", "", "", "")
+	for _, wf := range workflows {
+		for _, src := range []string{"gateway", "user", "cron", "webhook"} {
+			m.runsStarted.WithLabelValues(wf, src, "false")
+		}
+		for _, st := range []host.RunStatus{host.RunFinished, host.RunFailed, host.RunCancelled} {
+			m.runsCompleted.WithLabelValues(wf, string(st))
+		}
+		m.webhooksReceived.WithLabelValues(wf)
+		m.webhooksVerified.WithLabelValues(wf)
+	}
+	for _, o := range []string{"approved", "denied"} {
+		m.approvalDecisions.WithLabelValues(o)
+	}
+	m.signals.WithLabelValues("sent")
+	for _, s := range []string{"manual", "scheduled"} {
+		m.cronTriggers.WithLabelValues(s)
+	}
+	for _, s := range []string{"produced", "pending", "failed", "error"} {
+		m.nodeOutput.WithLabelValues(s)
+	}
+	return m
+}
+
+func o2(outcome string) string {
+	if outcome == "ok" {
+		return "success"
+	}
+	return "failure"
+}
+
+// serveMetrics answers GET /metrics in the Prometheus text format.
+func (s *Server) serveMetrics(c echo.Context) error {
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Smithers-API-Version", "v1")
+	c.Request().Header.Del("Accept") // always the 0.0.4 text format
+	promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+// The recording methods below are nil-safe so that tests may run without
+// metrics.
+
+// RunStarted implements host.Observer.
+func (m *Metrics) RunStarted(workflow, source string, resume bool) {
+	if m == nil {
+		return
+	}
+	r := "false"
+	if resume {
+		r = "true"
+	}
+	m.runsStarted.WithLabelValues(workflow, source, r).Inc()
+}
+
+// RunCompleted implements host.Observer.
+func (m *Metrics) RunCompleted(workflow string, status host.RunStatus) {
+	if m == nil {
+		return
+	}
+	m.runsCompleted.WithLabelValues(workflow, string(status)).Inc()
+}
+
+func (m *Metrics) wsOpened() {
+	if m == nil {
+		return
+	}
+	m.connectionsTotal.WithLabelValues("ws").Inc()
+	m.connectionsActive.WithLabelValues("ws").Inc()
+}
+
+func (m *Metrics) wsClosed() {
+	if m == nil {
+		return
+	}
+	m.connectionsActive.WithLabelValues("ws").Dec()
+	m.connectionsClosed.WithLabelValues("ws", "close").Inc()
+}
+
+func (m *Metrics) wsRejected() {
+	if m == nil {
+		return
+	}
+	m.errors.WithLabelValues("connection_limit", "ws", "", "", "").Inc()
+}
+
+func (m *Metrics) received(transport, frameType string) {
+	if m == nil {
+		return
+	}
+	m.messagesReceived.WithLabelValues(transport, frameType, "").Inc()
+}
+
+func (m *Metrics) sent(transport, frameType, outcome, event string) {
+	if m == nil {
+		return
+	}
+	m.messagesSent.WithLabelValues(transport, frameType, outcome, event).Inc()
+}
+
+// rpc records one dispatched call.
+func (m *Metrics) rpc(method, transport string, start time.Time, err error) {
+	if m == nil {
+		return
+	}
+	m.rpcCalls.WithLabelValues(method, transport).Inc()
+	m.rpcDuration.WithLabelValues(method, transport).Observe(float64(time.Since(start).Microseconds()) / 1000)
+	if err != nil {
+		_, code := wireError(err)
+		m.errors.WithLabelValues("rpc", transport, method, code, "").Inc()
+	}
+}
+
+func (m *Metrics) authEvent(transport, mode string, ok bool) {
+	if m == nil {
+		return
+	}
+	outcome := "failure"
+	if ok {
+		outcome = "success"
+	}
+	m.authEvents.WithLabelValues(transport, mode, outcome).Inc()
+}
+
+func (m *Metrics) heartbeatTick() {
+	if m != nil {
+		m.heartbeatTicks.Inc()
+	}
+}
+
+func (m *Metrics) backpressureDisconnect() {
+	if m != nil {
+		m.backpressure.Inc()
+	}
+}
+
+func (m *Metrics) approvalDecision(approved bool) {
+	if m == nil {
+		return
+	}
+	o := "denied"
+	if approved {
+		o = "approved"
+	}
+	m.approvalDecisions.WithLabelValues(o).Inc()
+}
+
+func (m *Metrics) signalSent() {
+	if m != nil {
+		m.signals.WithLabelValues("sent").Inc()
+	}
+}
+
+func (m *Metrics) cronTrigger(source string) {
+	if m != nil {
+		m.cronTriggers.WithLabelValues(source).Inc()
+	}
+}

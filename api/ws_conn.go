@@ -1,0 +1,390 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"github.com/labstack/echo/v4"
+
+	"github.com/smithers-orchestrator/smithers-go/api/auth"
+	"github.com/smithers-orchestrator/smithers-go/host"
+	"github.com/smithers-orchestrator/smithers-go/stream"
+)
+
+// WebSocket close codes used by the gateway (DESIGN.md §8).
+const (
+	closePolicyViolation = websocket.ClosePolicyViolation // 1008: failed connect, handshake timeout, revoked token
+	closeTryAgainLater   = websocket.CloseTryAgainLater   // 1013: fell behind (BackpressureDisconnect)
+	closeGoingAway       = websocket.CloseGoingAway       // 1001: gateway shutting down
+)
+
+// wsLimits are the per-connection timings and bounds.
+type wsLimits struct {
+	heartbeat       time.Duration // tick interval
+	handshake       time.Duration // close sockets that have not connected
+	ping            time.Duration // server ping interval
+	pongWait        time.Duration // close a peer silent this long
+	writeWait       time.Duration // deadline of one write
+	revokeCheck     time.Duration // re-check the credentials this often
+	streamHeartbeat time.Duration // run.heartbeat interval of run-event streams
+	maxPayload      int64
+	maxInflight     int // concurrently processed requests per socket
+	queue           stream.Limits
+}
+
+// wsConn is one WebSocket connection. The reader goroutine decodes frames
+// and runs requests; the writer goroutine owns the socket's writes, the
+// connection seq and the run-event streams, and drains the hub subscriber.
+type wsConn struct {
+	s      *Server
+	ws     *websocket.Conn
+	header http.Header // the upgrade request's headers (trusted-proxy identity)
+	lim    wsLimits
+	sub    *stream.Subscriber
+
+	control   chan func() // work for the writer, in order
+	done      chan struct{}
+	closeOnce sync.Once
+
+	mu         sync.Mutex
+	ident      *host.Identity // nil until a successful connect
+	token      string
+	hasFilter  bool
+	filter     map[string]bool
+	streamRuns map[string]int // runId -> open run-event streams
+	connected  chan struct{}  // signalled on each successful connect
+
+	// Writer-only.
+	connSeq int64
+	streams map[string]*runStream
+}
+
+// runStream is one streamRunEvents subscription of a connection.
+type runStream struct {
+	id      string
+	runID   string
+	lastSeq int64
+}
+
+func (s *Server) serveWS(c echo.Context) error {
+	w, r := c.Response(), c.Request()
+	if int(s.wsCount.Load()) >= s.ws.maxConns {
+		h := w.Header()
+		h.Set("Connection", "close")
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h.Set("X-Smithers-API-Version", "v1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("Gateway connection limit reached\n"))
+		s.metrics.wsRejected()
+		return nil
+	}
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	ws, err := up.Upgrade(w, r, http.Header{"X-Smithers-Api-Version": {"v1"}})
+	if err != nil {
+		return nil // the upgrader already answered
+	}
+	s.wsCount.Add(1)
+	conn := &wsConn{s: s, ws: ws, header: r.Header.Clone(), lim: s.ws.limits, control: make(chan func(), 256),
+		done: make(chan struct{}), streamRuns: map[string]int{}, streams: map[string]*runStream{}, connected: make(chan struct{}, 1)}
+	conn.sub = s.hub.Subscribe(conn.lim.queue, conn.wants)
+	s.trackConn(conn, true)
+	s.metrics.wsOpened()
+	defer func() {
+		conn.shutdown()
+		s.trackConn(conn, false)
+		s.wsCount.Add(-1)
+		s.metrics.wsClosed()
+	}()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		conn.writeLoop()
+	}()
+	conn.readLoop()
+	conn.shutdown()
+	<-writerDone
+	return nil
+}
+
+func (c *wsConn) shutdown() {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		c.sub.Close()
+		_ = c.ws.Close()
+	})
+}
+
+// send queues fn for the writer; it gives up when the connection ended.
+func (c *wsConn) send(fn func()) {
+	select {
+	case c.control <- fn:
+	case <-c.done:
+	}
+}
+
+// closeWith sends a close frame with code and reason, then ends the
+// connection. Writer-only.
+func (c *wsConn) closeWith(code int, reason string) {
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(c.lim.writeWait))
+	c.shutdown()
+}
+
+func (c *wsConn) readLoop() {
+	c.ws.SetReadLimit(c.lim.maxPayload)
+	_ = c.ws.SetReadDeadline(time.Now().Add(c.lim.pongWait))
+	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(c.lim.pongWait)) })
+	sem := make(chan struct{}, c.lim.maxInflight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.lim.pongWait))
+		c.s.metrics.received("ws", "request")
+		req, err := decodeFrame(data)
+		if err != nil {
+			c.respond(invalidFrameID, "", nil, err)
+			continue
+		}
+		if req.method == "connect" {
+			c.connect(req)
+			continue
+		}
+		ident, ok := c.identity()
+		if !ok {
+			c.respond(req.id, req.method, nil, host.Errorf(auth.CodeUnauthorized, "Connect first"))
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-c.done:
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c.handle(req, ident)
+		}()
+	}
+}
+
+// afterResponse is a payload whose method has work to do on the writer
+// right after its response frame (streamRunEvents replay).
+type afterResponse struct {
+	payload any
+	after   func()
+}
+
+func (c *wsConn) handle(req wsRequest, ident host.Identity) {
+	start := time.Now()
+	payload, err := c.s.invoke(context.Background(), &call{method: req.method, params: asParams(req.params), ident: ident, transport: "ws", conn: c})
+	c.s.metrics.rpc(req.method, "ws", start, err)
+	if ar, ok := payload.(afterResponse); ok && err == nil {
+		c.respond(req.id, req.method, ar.payload, nil)
+		c.send(ar.after)
+		return
+	}
+	c.respond(req.id, req.method, payload, err)
+}
+
+// respond queues a response frame.
+func (c *wsConn) respond(id, method string, payload any, err error) {
+	var frame map[string]any
+	outcome := "ok"
+	if err != nil {
+		frame, _ = errorFrame(id, err)
+		outcome = "error"
+		var he *host.Error
+		if !errors.As(err, &he) {
+			c.s.log.Error("ws rpc failed", "method", method, "err", err)
+		}
+	} else {
+		frame = okFrame(id, payload)
+	}
+	c.send(func() {
+		c.write(frame)
+		c.s.metrics.sent("ws", "response", outcome, "")
+	})
+}
+
+// write sends one frame with a write deadline. Writer-only.
+func (c *wsConn) write(frame any) {
+	b, err := json.Marshal(frame)
+	if err != nil {
+		c.s.log.Error("encode ws frame", "err", err)
+		return
+	}
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.lim.writeWait))
+	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		c.shutdown()
+	}
+}
+
+// event sends an event frame with the next connection seq. Writer-only.
+func (c *wsConn) event(name string, payload any, stateVersion int64) {
+	c.connSeq++
+	c.write(map[string]any{"type": "event", "event": name, "payload": payload, "seq": c.connSeq, "stateVersion": stateVersion, "apiVersion": "v1"})
+	c.s.metrics.sent("ws", "event", "", name)
+}
+
+func (c *wsConn) identity() (host.Identity, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ident == nil {
+		return host.Identity{}, false
+	}
+	return *c.ident, true
+}
+
+// wants is the hub filter: events of runs streamed on this socket, and the
+// broadcasts an authenticated socket receives.
+func (c *wsConn) wants(e host.Event) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.streamRuns[e.RunID] > 0 {
+		return true
+	}
+	return c.ident != nil && c.passesFilterLocked(e.RunID)
+}
+
+// passesFilterLocked is the broadcast delivery rule of CONTRACT.md §3.5: no
+// filter, an empty filter, or a filter holding the run.
+func (c *wsConn) passesFilterLocked(runID string) bool {
+	return runID == "" || !c.hasFilter || len(c.filter) == 0 || c.filter[runID]
+}
+
+// autoSubscribe adds a run this socket started to its filter, creating the
+// filter if absent (upstream's behaviour, CONTRACT.md §3.5).
+func (c *wsConn) autoSubscribe(runID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.hasFilter {
+		c.hasFilter = true
+		c.filter = map[string]bool{}
+	}
+	c.filter[runID] = true
+}
+
+func (c *wsConn) writeLoop() {
+	handshake := time.NewTimer(c.lim.handshake)
+	defer handshake.Stop()
+	ping := time.NewTicker(c.lim.ping)
+	defer ping.Stop()
+	revoke := time.NewTicker(c.lim.revokeCheck)
+	defer revoke.Stop()
+	beat := time.NewTicker(c.lim.streamHeartbeat)
+	defer beat.Stop()
+	tick := time.NewTicker(time.Hour)
+	tick.Stop()
+	defer tick.Stop()
+	c.event("connect.challenge", map[string]any{"nonce": uuid.NewString(), "ts": time.Now().UnixMilli()}, c.s.gw.StateVersion())
+	for {
+		select {
+		case <-c.done:
+			return
+		case fn := <-c.control:
+			fn()
+		case <-c.connected:
+			handshake.Stop()
+			tick.Reset(c.lim.heartbeat)
+		case <-c.sub.Ready():
+			for _, e := range c.sub.Drain() {
+				c.deliver(e)
+			}
+		case <-c.sub.Gone():
+			if c.sub.Overflowed() {
+				c.backpressure()
+			}
+			return
+		case <-handshake.C:
+			if _, ok := c.identity(); !ok {
+				c.closeWith(closePolicyViolation, "handshake timeout")
+				return
+			}
+		case <-tick.C:
+			c.event("tick", map[string]any{"ts": time.Now().UnixMilli()}, c.s.gw.StateVersion())
+			c.s.metrics.heartbeatTick()
+		case <-beat.C:
+			for _, st := range c.streams {
+				c.event("run.heartbeat", map[string]any{"apiVersion": "v1", "type": "Heartbeat", "streamId": st.id, "runId": st.runID, "ts": time.Now().UnixMilli()}, c.s.gw.StateVersion())
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.lim.writeWait)); err != nil {
+				c.shutdown()
+				return
+			}
+		case <-revoke.C:
+			if reason, bad := c.credentialsRevoked(); bad {
+				c.closeWith(closePolicyViolation, reason)
+				return
+			}
+		}
+	}
+}
+
+// credentialsRevoked re-checks the socket's token: a token revoked or
+// expired while the socket is open closes it.
+func (c *wsConn) credentialsRevoked() (string, bool) {
+	c.mu.Lock()
+	ident, token := c.ident, c.token
+	c.mu.Unlock()
+	mode := c.s.auth.Mode()
+	if ident == nil || (mode != auth.ModeToken && mode != auth.ModeJWT) {
+		return "", false
+	}
+	_, err := c.s.auth.Authenticate(auth.Credentials{Token: token, Header: c.header})
+	if err == nil {
+		return "", false
+	}
+	msg := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(msg, "revoked"):
+		return "token revoked", true
+	case strings.Contains(msg, "expired"):
+		return "token expired", true
+	}
+	return "token no longer valid", true
+}
+
+// deliver writes a committed event: as a broadcast when the filter passes,
+// and as run.event on every stream of its run that has not seen it yet.
+func (c *wsConn) deliver(e host.Event) {
+	c.mu.Lock()
+	broadcast := c.ident != nil && c.passesFilterLocked(e.RunID)
+	c.mu.Unlock()
+	if broadcast {
+		c.event(e.Name, e.Payload, e.StateVersion)
+	}
+	for _, st := range c.streams {
+		if st.runID == e.RunID && e.Seq > st.lastSeq {
+			st.lastSeq = e.Seq
+			c.event("run.event", runEventPayload(st, e), e.StateVersion)
+		}
+	}
+}
+
+func runEventPayload(st *runStream, e host.Event) map[string]any {
+	return map[string]any{"streamId": st.id, "apiVersion": "v1", "type": "RunEvent", "runId": e.RunID, "event": e.Name,
+		"payload": e.Payload, "seq": e.Seq, "stateVersion": e.StateVersion}
+}
+
+// backpressure tells each stream why the socket closes, then closes it with
+// 1013 so that a resilient client reconnects and resumes from afterSeq.
+func (c *wsConn) backpressure() {
+	c.s.metrics.backpressureDisconnect()
+	for _, st := range c.streams {
+		c.event("run.error", map[string]any{"streamId": st.id, "runId": st.runID,
+			"error": map[string]any{"version": "v1", "code": "BackpressureDisconnect", "message": "The client fell behind the event stream; reconnect and resume from afterSeq."}}, c.s.gw.StateVersion())
+	}
+	c.closeWith(closeTryAgainLater, "backpressure")
+}

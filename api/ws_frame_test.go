@@ -1,0 +1,48 @@
+package api
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+func TestDecodeFrame(t *testing.T) {
+	for _, tc := range []struct {
+		in, code string
+	}{
+		{`{"type":"req","id":"1","method":"getRun","params":{"runId":"a"}}`, ""},
+		{`{"type":"req","id":"1","method":"runs.get"}`, ""},
+		{`not json`, "INVALID_INPUT"},
+		{`[1]`, "INVALID_REQUEST"},
+		{`{"type":"res","id":"1","method":"getRun"}`, "INVALID_FRAME"},
+		{`{"type":"req","id":1,"method":"getRun"}`, "INVALID_FRAME"},
+		{`{"type":"req","id":"` + strings.Repeat("x", 129) + `","method":"getRun"}`, "INVALID_INPUT"},
+		{`{"type":"req","id":"1","method":"Bad-Name"}`, "INVALID_INPUT"},
+		{`{"type":"req","id":"1","method":"getRun","params":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, "INVALID_INPUT"},
+		{`{"type":"req","id":"1","method":"getRun"} {}`, "INVALID_INPUT"},
+	} {
+		_, err := decodeFrame([]byte(tc.in))
+		if got := host.ErrorCode(err); got != tc.code {
+			t.Errorf("%.60s: code %q, want %q (%v)", tc.in, got, tc.code, err)
+		}
+	}
+}
+
+func FuzzDecodeFrame(f *testing.F) {
+	for _, s := range []string{`{"type":"req","id":"1","method":"getRun","params":{}}`, `{}`, `[`, `{"type":"req","id":"x","method":"a.b","params":[[[]]]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, err := decodeFrame(data)
+		if err == nil {
+			if !methodNamePattern.MatchString(req.method) || len([]rune(req.id)) > maxIDLength {
+				t.Fatalf("accepted invalid frame %q %q", req.id, req.method)
+			}
+			return
+		}
+		if host.ErrorCode(err) == "" {
+			t.Fatalf("error without a code: %v", err)
+		}
+	})
+}

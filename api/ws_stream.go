@@ -1,0 +1,116 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+// replayPage is how many stored events one replay query reads.
+const replayPage = 500
+
+// streamRunEvents subscribes the socket to a run's events (CONTRACT.md §3.7
+// with DESIGN.md §4): the response first, then (with afterSeq) a GapResync
+// for events older than the window and the retained events in seq order,
+// then live events, without gap or duplicate.
+func (s *Server) streamRunEvents(ctx context.Context, c *call) (any, error) {
+	if c.conn == nil {
+		return nil, errInvalidRequest("streamRunEvents is only supported over websocket connections")
+	}
+	runID, ok := c.params.str("runId")
+	if !ok || runID == "" {
+		return nil, host.Errorf("InvalidRunId", "runId is required")
+	}
+	var afterSeq *int64
+	if v, present := c.params["afterSeq"]; present {
+		n, ok := v.(json.Number)
+		i, err := n.Int64()
+		if !ok || err != nil || i < 0 {
+			return nil, host.Errorf("SeqOutOfRange", "afterSeq must be a non-negative integer")
+		}
+		afterSeq = &i
+	}
+	if _, found, err := s.gw.Store().GetRun(ctx, runID); err != nil {
+		return nil, err
+	} else if !found {
+		return nil, host.Errorf(host.CodeRunNotFound, "Run not found: %s", runID)
+	}
+	conn := c.conn
+	conn.addStreamRun(runID, 1)
+	// Read the current seq only after the hub delivers the run's events to
+	// this socket, so nothing falls between replay and live.
+	run, _, err := s.gw.Store().GetRun(ctx, runID)
+	if err != nil {
+		conn.addStreamRun(runID, -1)
+		return nil, err
+	}
+	current := run.LastSeq
+	if afterSeq != nil && *afterSeq > current {
+		conn.addStreamRun(runID, -1)
+		return nil, host.Errorf("SeqOutOfRange", "afterSeq %d is newer than current seq %d", *afterSeq, current)
+	}
+	st := &runStream{id: uuid.NewString(), runID: runID, lastSeq: current}
+	var after any
+	if afterSeq != nil {
+		st.lastSeq = *afterSeq
+		after = *afterSeq
+	}
+	payload := map[string]any{"streamId": st.id, "runId": runID, "afterSeq": after, "currentSeq": current}
+	return afterResponse{payload: payload, after: func() { conn.startStream(st, afterSeq != nil) }}, nil
+}
+
+func (c *wsConn) addStreamRun(runID string, delta int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.streamRuns[runID] += delta
+	if c.streamRuns[runID] <= 0 {
+		delete(c.streamRuns, runID)
+	}
+}
+
+// startStream replays what the client missed, then registers the stream
+// for live events. Writer-only, so nothing is written in between.
+func (c *wsConn) startStream(st *runStream, replay bool) {
+	if replay {
+		if err := c.replay(st); err != nil {
+			c.event("run.error", map[string]any{"streamId": st.id, "runId": st.runID,
+				"error": map[string]any{"version": "v1", "code": "Internal", "message": fmt.Sprintf("replay failed: %v", err)}}, c.s.gw.StateVersion())
+		}
+	}
+	c.streams[st.id] = st
+}
+
+func (c *wsConn) replay(st *runStream) error {
+	ctx := context.Background()
+	store := c.s.gw.Store()
+	first, err := store.FirstEventSeq(ctx, st.runID)
+	if err != nil {
+		return err
+	}
+	if first > 0 && st.lastSeq < first-1 {
+		var snapshot any
+		if d, err := c.s.gw.GetRun(ctx, st.runID); err == nil {
+			snapshot = runDetail(d)
+		}
+		c.event("run.gap_resync", map[string]any{"apiVersion": "v1", "type": "GapResync", "streamId": st.id, "runId": st.runID,
+			"fromSeq": st.lastSeq + 1, "toSeq": first - 1, "snapshot": snapshot}, c.s.gw.StateVersion())
+		st.lastSeq = first - 1
+	}
+	for {
+		events, err := store.ListEvents(ctx, st.runID, st.lastSeq, replayPage)
+		if err != nil {
+			return err
+		}
+		for _, e := range events {
+			st.lastSeq = e.Seq
+			c.event("run.event", runEventPayload(st, e), e.StateVersion)
+		}
+		if len(events) < replayPage {
+			return nil
+		}
+	}
+}
