@@ -33,7 +33,6 @@ type Executor interface {
 	Close() error
 }
 
-
 // Observer is told about run lifecycle events (the API's metrics implement
 // it). Methods must not block.
 type Observer interface {

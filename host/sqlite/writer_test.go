@@ -399,7 +399,9 @@ func TestOnCommitSeesEveryEventInOrder(t *testing.T) {
 		mu.Unlock()
 	}})
 	ctx := context.Background()
-	if _, err := s.Update(ctx, func(tx host.Tx) error { return tx.InsertRun(host.Run{RunID: "r", WorkflowKey: "w", Status: host.RunRunning, CreatedAtMs: 1}) }); err != nil {
+	if _, err := s.Update(ctx, func(tx host.Tx) error {
+		return tx.InsertRun(host.Run{RunID: "r", WorkflowKey: "w", Status: host.RunRunning, CreatedAtMs: 1})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
