@@ -9,7 +9,9 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
-func exampleSource(t *testing.T, name string) string {
+func exampleSource(t *testing.T, name string) string { return exampleSourceTB(t, name) }
+
+func exampleSourceTB(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "examples", name, "gateway.mjs"))
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 
 // harness runs a workflow module on the real engine and a temp SQLite store.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	store *sqlite.Store
 	exec  *jsruntime.Executor
@@ -36,7 +36,12 @@ func newHarness(t *testing.T, src string) *harness {
 	return newHarnessOpts(t, src, harnessOpts{})
 }
 
-func newHarnessOpts(t *testing.T, src string, o harnessOpts) *harness {
+// newHarnessTB is newHarness for benchmarks.
+func newHarnessTB(t testing.TB, src string) *harness {
+	return newHarnessOpts(t, src, harnessOpts{})
+}
+
+func newHarnessOpts(t testing.TB, src string, o harnessOpts) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), opts: o, src: src}
 	h.start()
@@ -228,7 +233,7 @@ func (h *harness) signal(id, name string, corr *string, payload any) {
 }
 
 // eventually polls cond until it holds.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {

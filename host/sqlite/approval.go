@@ -90,7 +90,7 @@ func (s *Store) ListApprovals(ctx context.Context, f host.ApprovalFilter) ([]hos
 		q.WriteString(" LIMIT ?")
 		args = append(args, f.Limit)
 	}
-	rows, err := s.rdb.QueryContext(ctx, q.String(), args...)
+	rows, err := s.rquery(ctx, q.String(), args...)
 	approvals, err := collect(rows, err, scanApproval)
 	if err != nil {
 		return nil, fmt.Errorf("list approvals: %w", err)

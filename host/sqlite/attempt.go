@@ -58,7 +58,7 @@ func (t *tx) GetAttempt(runID, nodeID string, iteration, attempt int) (host.Atte
 
 // ListAttempts reads the committed attempts of one node, in attempt order.
 func (s *Store) ListAttempts(ctx context.Context, runID, nodeID string, iteration int) ([]host.Attempt, error) {
-	rows, err := s.rdb.QueryContext(ctx, listAttemptsSQL, runID, nodeID, iteration)
+	rows, err := s.rquery(ctx, listAttemptsSQL, runID, nodeID, iteration)
 	attempts, err := collect(rows, err, scanAttempt)
 	if err != nil {
 		return nil, fmt.Errorf("list attempts of %s/%s#%d: %w", runID, nodeID, iteration, err)

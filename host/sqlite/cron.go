@@ -70,7 +70,7 @@ func (t *tx) DeleteCron(cronID string) (bool, error) {
 
 // ListCrons returns every committed cron ordered by id.
 func (s *Store) ListCrons(ctx context.Context) ([]host.Cron, error) {
-	rows, err := s.rdb.QueryContext(ctx, listCronsSQL)
+	rows, err := s.rquery(ctx, listCronsSQL)
 	crons, err := collect(rows, err, scanCron)
 	if err != nil {
 		return nil, fmt.Errorf("list crons: %w", err)

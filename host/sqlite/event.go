@@ -78,7 +78,7 @@ func (s *Store) ListEvents(ctx context.Context, runID string, afterSeq int64, li
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.rdb.QueryContext(ctx, listEventsSQL, runID, afterSeq, limit)
+	rows, err := s.rquery(ctx, listEventsSQL, runID, afterSeq, limit)
 	events, err := collect(rows, err, scanEvent)
 	if err != nil {
 		return nil, fmt.Errorf("list events of %s after %d: %w", runID, afterSeq, err)
@@ -90,7 +90,7 @@ func (s *Store) ListEvents(ctx context.Context, runID string, afterSeq int64, li
 // has none.
 func (s *Store) FirstEventSeq(ctx context.Context, runID string) (int64, error) {
 	var seq int64
-	if err := s.rdb.QueryRowContext(ctx, firstEventSeqSQL, runID).Scan(&seq); err != nil {
+	if err := s.rqueryRow(ctx, firstEventSeqSQL, runID).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("first event seq of %s: %w", runID, err)
 	}
 	return seq, nil
@@ -100,7 +100,7 @@ func (s *Store) FirstEventSeq(ctx context.Context, runID string) (int64, error) 
 // the first event); window trims never make it go back.
 func (s *Store) StateVersion(ctx context.Context) (int64, error) {
 	var v int64
-	if err := s.rdb.QueryRowContext(ctx, stateVersionSQL).Scan(&v); err != nil {
+	if err := s.rqueryRow(ctx, stateVersionSQL).Scan(&v); err != nil {
 		return 0, fmt.Errorf("state version: %w", err)
 	}
 	return v, nil

@@ -81,7 +81,7 @@ func (t *tx) PutNode(n host.Node) error {
 
 // ListNodes reads the run's committed nodes in creation order.
 func (s *Store) ListNodes(ctx context.Context, runID string) ([]host.Node, error) {
-	rows, err := s.rdb.QueryContext(ctx, listNodesSQL, runID)
+	rows, err := s.rquery(ctx, listNodesSQL, runID)
 	nodes, err := collect(rows, err, scanNode)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes of %s: %w", runID, err)
@@ -92,7 +92,7 @@ func (s *Store) ListNodes(ctx context.Context, runID string) ([]host.Node, error
 // ListDueNodes returns the waiting nodes with a timer (FiresAtMs > 0) of
 // every run that is not finished, failed or cancelled, soonest first.
 func (s *Store) ListDueNodes(ctx context.Context) ([]host.Node, error) {
-	rows, err := s.rdb.QueryContext(ctx, listDueNodesSQL)
+	rows, err := s.rquery(ctx, listDueNodesSQL)
 	nodes, err := collect(rows, err, scanNode)
 	if err != nil {
 		return nil, fmt.Errorf("list due nodes: %w", err)

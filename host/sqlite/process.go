@@ -43,7 +43,7 @@ func (t *tx) DeleteProcess(pgid int) error {
 
 // ListProcesses returns every recorded process group ordered by pgid.
 func (s *Store) ListProcesses(ctx context.Context) ([]host.Process, error) {
-	rows, err := s.rdb.QueryContext(ctx, listProcessesSQL)
+	rows, err := s.rquery(ctx, listProcessesSQL)
 	procs, err := collect(rows, err, func(sc scanner) (host.Process, error) {
 		var (
 			p     host.Process

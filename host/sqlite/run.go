@@ -104,7 +104,7 @@ func (t *tx) RunByIdempotencyKey(workflowKey, key string) (host.Run, bool, error
 
 // GetRun reads one committed run.
 func (s *Store) GetRun(ctx context.Context, runID string) (host.Run, bool, error) {
-	r, ok, err := getOne(s.rdb.QueryRowContext(ctx, getRunSQL, runID), scanRun)
+	r, ok, err := getOne(s.rqueryRow(ctx, getRunSQL, runID), scanRun)
 	if err != nil {
 		return r, false, fmt.Errorf("get run %s: %w", runID, err)
 	}
@@ -139,7 +139,7 @@ func (s *Store) ListRuns(ctx context.Context, f host.RunFilter) ([]host.Run, err
 		q.WriteString(" LIMIT ?")
 		args = append(args, f.Limit)
 	}
-	rows, err := s.rdb.QueryContext(ctx, q.String(), args...)
+	rows, err := s.rquery(ctx, q.String(), args...)
 	runs, err := collect(rows, err, scanRun)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)

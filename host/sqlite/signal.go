@@ -78,7 +78,7 @@ func (t *tx) ConsumeSignal(runID string, seq int64, nodeID string) error {
 
 // ListSignals reads the run's committed signals in seq order.
 func (s *Store) ListSignals(ctx context.Context, runID string) ([]host.Signal, error) {
-	rows, err := s.rdb.QueryContext(ctx, listSignalsSQL, runID)
+	rows, err := s.rquery(ctx, listSignalsSQL, runID)
 	signals, err := collect(rows, err, scanSignal)
 	if err != nil {
 		return nil, fmt.Errorf("list signals of %s: %w", runID, err)

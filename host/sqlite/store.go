@@ -65,6 +65,11 @@ type Store struct {
 
 	// rdb is the read pool used by every read method.
 	rdb *sql.DB
+	// rstmts caches the read pool's prepared statements by query text (a
+	// bounded set: fixed queries and the filter combinations of ListRuns
+	// and ListApprovals), so reads skip SQLite's parser.
+	rmu    sync.Mutex
+	rstmts map[string]*sql.Stmt
 
 	reqs      chan *request
 	quit      chan struct{} // closed by Close
@@ -183,6 +188,12 @@ func (s *Store) closeDBs() error {
 	var errs []error
 	// Readers first, so that the writer is the last connection to close and
 	// checkpoints the WAL into the database file.
+	s.rmu.Lock()
+	for _, st := range s.rstmts {
+		_ = st.Close()
+	}
+	clear(s.rstmts)
+	s.rmu.Unlock()
 	if s.rdb != nil {
 		if err := s.rdb.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close readers: %w", err))
@@ -205,6 +216,43 @@ func (s *Store) closeDBs() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// rstmt returns the read pool's prepared statement for query.
+func (s *Store) rstmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if st, ok := s.rstmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.rdb.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", query, err)
+	}
+	if s.rstmts == nil {
+		s.rstmts = map[string]*sql.Stmt{}
+	}
+	s.rstmts[query] = st
+	return st, nil
+}
+
+// rquery runs a read query through the statement cache.
+func (s *Store) rquery(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := s.rstmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// rqueryRow runs a single-row read query through the statement cache.
+func (s *Store) rqueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := s.rstmt(ctx, query)
+	if err != nil {
+		// Let the caller's Scan report the error through a failing query.
+		return s.rdb.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 // stmt returns the writer's prepared statement for query, preparing it on

@@ -23,7 +23,7 @@ func (t *tx) PutValue(runID string, index int, valueJSON string) error {
 
 // ListValues returns the run's committed journaled values in call order.
 func (s *Store) ListValues(ctx context.Context, runID string) ([]string, error) {
-	rows, err := s.rdb.QueryContext(ctx, listValuesSQL, runID)
+	rows, err := s.rquery(ctx, listValuesSQL, runID)
 	values, err := collect(rows, err, func(sc scanner) (string, error) {
 		var v string
 		err := sc.Scan(&v)
