@@ -389,8 +389,8 @@ func (g *Gateway) activate(s *Session) {
 }
 
 // finishRun commits a terminal status for the run (when it is not terminal
-// yet): settles unsettled nodes as cancelled for a cancelled run, and
-// appends run.completed, the run's last event.
+// yet): settles the nodes still unsettled as cancelled, and appends
+// run.completed, the run's last event.
 func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON string) {
 	now := g.nowMs()
 	workflow := ""
@@ -407,7 +407,10 @@ func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON 
 		if err := tx.UpdateRun(r); err != nil {
 			return err
 		}
-		if status != RunFinished {
+		// Waits nothing will settle any more (a cancelled or failed run, or
+		// a wait the workflow abandoned, e.g. the loser of a Promise.race)
+		// are closed so that listApprovals no longer offers them.
+		{
 			nodes, err := tx.ListNodes(runID)
 			if err != nil {
 				return err
@@ -425,7 +428,7 @@ func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON 
 					if a, ok, err := tx.GetApproval(runID, n.NodeID, n.Iteration); err == nil && ok && a.Status == ApprovalRequested {
 						a.Status = ApprovalDenied
 						a.DecidedAtMs = now
-						a.Note = string(status)
+						a.Note = "run " + string(status)
 						if err := tx.PutApproval(a); err != nil {
 							return err
 						}

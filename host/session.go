@@ -229,6 +229,20 @@ func (s *Session) StartAttempt(nodeID string, iteration int) (Node, int, error) 
 		if !ok {
 			return n, Errorf(CodeNodeNotFound, "node %s not found", nodeID)
 		}
+		if n.Attempts > 0 {
+			// An attempt still in progress belonged to a gateway that
+			// stopped while it ran: record it as abandoned.
+			if prev, ok, err := tx.GetAttempt(s.runID, nodeID, iteration, n.Attempts); err != nil {
+				return n, err
+			} else if ok && prev.State == AttemptInProgress {
+				prev.State = AttemptFailed
+				prev.FinishedAtMs = now
+				prev.ErrorJSON = errorJSON("ATTEMPT_ABANDONED", "the gateway stopped while this attempt ran; it was run again")
+				if err := tx.PutAttempt(prev); err != nil {
+					return n, err
+				}
+			}
+		}
 		n.Attempts++
 		n.State = NodeInProgress
 		n.UpdatedAtMs = now
