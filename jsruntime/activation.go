@@ -49,7 +49,8 @@ type activation struct {
 	waits      map[stepKey]*waitFor
 	used       map[stepKey]bool
 	valueIndex int
-	replaying  bool
+	replaying  bool // true until the pass has visited every journaled node
+	replayLeft int  // journaled nodes not yet visited in this pass
 	running    int      // task attempts executing (maxConcurrency)
 	pending    []func() // attempts waiting for a maxConcurrency slot
 
@@ -143,7 +144,8 @@ func (a *activation) start() {
 	a.run = a.s.Run()
 	a.wf = a.s.Workflow()
 	w.acts[a] = struct{}{}
-	a.replaying = a.s.JournalSize() > 0
+	a.replayLeft = a.s.JournalSize()
+	a.replaying = a.replayLeft > 0
 	fn, ok := w.workflows[a.wf.Key]
 	if !ok {
 		a.finishFailed(storedError{Name: "SmithersError", Code: host.CodeWorkflowMissing, Message: fmt.Sprintf("workflow %q is not registered on this worker", a.wf.Key)})

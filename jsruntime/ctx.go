@@ -156,6 +156,11 @@ func (a *activation) begin(fn string, idArg goja.Value, kind host.NodeKind, cont
 			fmt.Sprintf("%s(%q): the run's journal has %q as a %s node; a journaled id cannot change kind (nondeterministic workflow code?)", fn, k.id, k.id, n.Kind), nil))
 		return k, n, found, p, resolve, reject, true
 	}
+	if found {
+		if a.replayLeft--; a.replayLeft <= 0 {
+			a.replaying = false
+		}
+	}
 	if found && n.State.Settled() {
 		a.settleFromNode(n, resolve, reject, continueOnFail)
 		return k, n, found, p, resolve, reject, true

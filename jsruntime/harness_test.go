@@ -30,6 +30,9 @@ type harnessOpts struct {
 	turnBudget time.Duration
 	workers    int
 	env        map[string]string
+	// logs, when set, receives the engine's and the module's log lines as
+	// JSON.
+	logs io.Writer
 }
 
 func newHarness(t *testing.T, src string) *harness {
@@ -67,6 +70,9 @@ func (h *harness) start() {
 		t.Fatal(err)
 	}
 	log := testLogger()
+	if h.opts.logs != nil {
+		log = slog.New(slog.NewJSONHandler(h.opts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	var err error
 	h.exec, err = jsruntime.Load(jsruntime.Options{ModulePath: modPath, Workers: h.opts.workers, TurnBudget: h.opts.turnBudget, Logger: log,
 		LookupEnv: func(k string) (string, bool) { v, ok := h.opts.env[k]; return v, ok }})

@@ -1,0 +1,83 @@
+package jsruntime_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"sync"
+	"testing"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) lines() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestLogsCarryRunAndAreMutedDuringReplay: ctx.log.* and console.* reach the
+// gateway's structured log with the run id, and lines of journaled steps are
+// not logged again when the run replays after a restart.
+func TestLogsCarryRunAndAreMutedDuringReplay(t *testing.T) {
+	logs := &syncBuffer{}
+	h := newHarnessOpts(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    ctx.log.info("before approval", { step: 1 });
+    console.log("console line", { n: 2 });
+    await ctx.approval("gate", {});
+    ctx.log.warn("after approval");
+    return "ok";
+  });
+}`, harnessOpts{logs: logs})
+	id := h.launch("wf", nil)
+	h.waitStatus(id, host.RunWaitingApproval)
+	h.restart()
+	if err := h.approve(id, "gate", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	jsonEqual(t, h.output(id), `"ok"`)
+	count := map[string]int{}
+	for _, l := range logs.lines() {
+		msg, _ := l["msg"].(string)
+		switch msg {
+		case "before approval", "after approval", `console line {"n":2}`:
+			if l["runId"] != id {
+				t.Fatalf("log line without the run id: %v", l)
+			}
+			count[msg]++
+			if msg == "before approval" && l["step"] != float64(1) {
+				t.Fatalf("fields lost: %v", l)
+			}
+			if msg == "after approval" && l["level"] != "WARN" {
+				t.Fatalf("level: %v", l)
+			}
+		}
+	}
+	for _, m := range []string{"before approval", "after approval", `console line {"n":2}`} {
+		if count[m] != 1 {
+			t.Fatalf("%q logged %d times, want once (muted while replaying): %v", m, count[m], count)
+		}
+	}
+}
