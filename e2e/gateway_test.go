@@ -36,6 +36,8 @@ type gatewayConfig struct {
 	module string
 	// noToken leaves the token store file absent (no token is issued).
 	noToken bool
+	// env adds KEY=value settings to the process environment.
+	env []string
 }
 
 // Gateway is one smithers server under test. Its data dir (database and
@@ -92,7 +94,7 @@ func (g *Gateway) env() []string {
 	if g.cfg.module != "" {
 		env = append(env, "SMITHERS_GATEWAY_MODULE="+g.cfg.module)
 	}
-	return env
+	return append(env, g.cfg.env...)
 }
 
 // start launches the process and waits for its "listening on" line.
