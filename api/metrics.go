@@ -1,6 +1,8 @@
 package api
 
 import (
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -112,6 +114,9 @@ func NewMetrics(reg *prometheus.Registry, workflows []string) *Metrics {
 		}
 		m.webhooksReceived.WithLabelValues(wf)
 		m.webhooksVerified.WithLabelValues(wf)
+		for _, reason := range []string{"not_configured", "misconfigured", "invalid_payload", "invalid_signature", "server_error"} {
+			m.webhooksRejected.WithLabelValues(wf, reason)
+		}
 	}
 	for _, o := range []string{"approved", "denied"} {
 		m.approvalDecisions.WithLabelValues(o)
@@ -140,8 +145,35 @@ func (s *Server) serveMetrics(c echo.Context) error {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Smithers-API-Version", "v1")
 	c.Request().Header.Del("Accept") // always the 0.0.4 text format
-	promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(c.Response(), c.Request())
+	promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(&metricsContentType{ResponseWriter: c.Response()}, c.Request())
 	return nil
+}
+
+// metricsTextFormat is the content type of CONTRACT.md §6.1.
+const metricsTextFormat = "text/plain; version=0.0.4; charset=utf-8"
+
+// metricsContentType answers with metricsTextFormat where promhttp would
+// add "; escaping=underscores" to it.
+type metricsContentType struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *metricsContentType) WriteHeader(code int) {
+	if !w.wrote {
+		w.wrote = true
+		if strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain; version=0.0.4;") {
+			w.Header().Set("Content-Type", metricsTextFormat)
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *metricsContentType) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // The recording methods below are nil-safe so that tests may run without

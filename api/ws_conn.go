@@ -39,6 +39,13 @@ type wsLimits struct {
 	queue           stream.Limits
 }
 
+// stateVersion is the gateway-wide stateVersion that frames other than
+// broadcasts carry (CONTRACT.md §3.3). The hub's counter moves in the
+// store's commit hook, before host.Gateway's (which moves when Update
+// returns), so taking the larger keeps a tick or heartbeat from carrying a
+// version older than a broadcast the socket already received.
+func (s *Server) stateVersion() int64 { return max(s.gw.StateVersion(), s.hub.StateVersion()) }
+
 // wsConn is one WebSocket connection. The reader goroutine decodes frames
 // and runs requests; the writer goroutine owns the socket's writes, the
 // connection seq and the run-event streams, and drains the hub subscriber.
@@ -75,7 +82,11 @@ type runStream struct {
 
 func (s *Server) serveWS(c echo.Context) error {
 	w, r := c.Response(), c.Request()
-	if int(s.wsCount.Load()) >= s.ws.maxConns {
+	// Reserve the slot before upgrading, so that concurrent upgrades cannot
+	// exceed the cap and a socket is counted by the time its client has the
+	// 101.
+	if int(s.wsCount.Add(1)) > s.ws.maxConns {
+		s.wsCount.Add(-1)
 		h := w.Header()
 		h.Set("Connection", "close")
 		h.Set("Content-Type", "text/plain; charset=utf-8")
@@ -88,9 +99,9 @@ func (s *Server) serveWS(c echo.Context) error {
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 	ws, err := up.Upgrade(w, r, http.Header{"X-Smithers-Api-Version": {"v1"}})
 	if err != nil {
+		s.wsCount.Add(-1)
 		return nil // the upgrader already answered
 	}
-	s.wsCount.Add(1)
 	conn := &wsConn{s: s, ws: ws, header: r.Header.Clone(), lim: s.ws.limits, control: make(chan func(), 256),
 		done: make(chan struct{}), streamRuns: map[string]int{}, streams: map[string]*runStream{}, connected: make(chan struct{}, 1)}
 	conn.sub = s.hub.Subscribe(conn.lim.queue, conn.wants)
@@ -287,7 +298,7 @@ func (c *wsConn) writeLoop() {
 	tick := time.NewTicker(time.Hour)
 	tick.Stop()
 	defer tick.Stop()
-	c.event("connect.challenge", map[string]any{"nonce": uuid.NewString(), "ts": time.Now().UnixMilli()}, c.s.gw.StateVersion())
+	c.event("connect.challenge", map[string]any{"nonce": uuid.NewString(), "ts": time.Now().UnixMilli()}, c.s.stateVersion())
 	for {
 		select {
 		case <-c.done:
@@ -312,11 +323,11 @@ func (c *wsConn) writeLoop() {
 				return
 			}
 		case <-tick.C:
-			c.event("tick", map[string]any{"ts": time.Now().UnixMilli()}, c.s.gw.StateVersion())
+			c.event("tick", map[string]any{"ts": time.Now().UnixMilli()}, c.s.stateVersion())
 			c.s.metrics.heartbeatTick()
 		case <-beat.C:
 			for _, st := range c.streams {
-				c.event("run.heartbeat", map[string]any{"apiVersion": "v1", "type": "Heartbeat", "streamId": st.id, "runId": st.runID, "ts": time.Now().UnixMilli()}, c.s.gw.StateVersion())
+				c.event("run.heartbeat", map[string]any{"apiVersion": "v1", "type": "Heartbeat", "streamId": st.id, "runId": st.runID, "ts": time.Now().UnixMilli()}, c.s.stateVersion())
 			}
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.lim.writeWait)); err != nil {
@@ -384,7 +395,7 @@ func (c *wsConn) backpressure() {
 	c.s.metrics.backpressureDisconnect()
 	for _, st := range c.streams {
 		c.event("run.error", map[string]any{"streamId": st.id, "runId": st.runID,
-			"error": map[string]any{"version": "v1", "code": "BackpressureDisconnect", "message": "The client fell behind the event stream; reconnect and resume from afterSeq."}}, c.s.gw.StateVersion())
+			"error": map[string]any{"version": "v1", "code": "BackpressureDisconnect", "message": "The client fell behind the event stream; reconnect and resume from afterSeq."}}, c.s.stateVersion())
 	}
 	c.closeWith(closeTryAgainLater, "backpressure")
 }

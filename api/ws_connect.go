@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -14,7 +15,9 @@ import (
 // failed connect, first or repeated, is answered and the socket is then
 // closed with 1008 (DESIGN.md §8).
 func (c *wsConn) connect(req wsRequest) {
+	start := time.Now()
 	hello, err := c.negotiate(req)
+	c.s.metrics.rpc("connect", "ws", start, err)
 	if err != nil {
 		c.respond(req.id, "connect", nil, err)
 		c.send(func() { c.closeWith(closePolicyViolation, "authentication failed") })
@@ -114,7 +117,7 @@ func (c *wsConn) snapshot() (map[string]any, error) {
 	for _, a := range approvals {
 		items = append(items, approvalSummary(a))
 	}
-	return map[string]any{"runs": rows, "approvals": items, "stateVersion": c.s.gw.StateVersion()}, nil
+	return map[string]any{"runs": rows, "approvals": items, "stateVersion": c.s.stateVersion()}, nil
 }
 
 // truthy is JavaScript truthiness for decoded JSON values.

@@ -60,7 +60,7 @@ func (s *Server) streamRunEvents(ctx context.Context, c *call) (any, error) {
 		after = *afterSeq
 	}
 	payload := map[string]any{"streamId": st.id, "runId": runID, "afterSeq": after, "currentSeq": current}
-	return afterResponse{payload: payload, after: func() { conn.startStream(st, afterSeq != nil) }}, nil
+	return afterResponse{payload: payload, after: func() { conn.startStream(st) }}, nil
 }
 
 func (c *wsConn) addStreamRun(runID string, delta int) {
@@ -73,13 +73,14 @@ func (c *wsConn) addStreamRun(runID string, delta int) {
 }
 
 // startStream replays what the client missed, then registers the stream
-// for live events. Writer-only, so nothing is written in between.
-func (c *wsConn) startStream(st *runStream, replay bool) {
-	if replay {
-		if err := c.replay(st); err != nil {
-			c.event("run.error", map[string]any{"streamId": st.id, "runId": st.runID,
-				"error": map[string]any{"version": "v1", "code": "Internal", "message": fmt.Sprintf("replay failed: %v", err)}}, c.s.gw.StateVersion())
-		}
+// for live events. Writer-only, so nothing is written in between. A
+// live-only stream replays too: the events committed after the response's
+// currentSeq that this writer drained before the stream was registered went
+// out as broadcasts only, so they come from the store.
+func (c *wsConn) startStream(st *runStream) {
+	if err := c.replay(st); err != nil {
+		c.event("run.error", map[string]any{"streamId": st.id, "runId": st.runID,
+			"error": map[string]any{"version": "v1", "code": "Internal", "message": fmt.Sprintf("replay failed: %v", err)}}, c.s.stateVersion())
 	}
 	c.streams[st.id] = st
 }
@@ -97,7 +98,7 @@ func (c *wsConn) replay(st *runStream) error {
 			snapshot = runDetail(d)
 		}
 		c.event("run.gap_resync", map[string]any{"apiVersion": "v1", "type": "GapResync", "streamId": st.id, "runId": st.runID,
-			"fromSeq": st.lastSeq + 1, "toSeq": first - 1, "snapshot": snapshot}, c.s.gw.StateVersion())
+			"fromSeq": st.lastSeq + 1, "toSeq": first - 1, "snapshot": snapshot}, c.s.stateVersion())
 		st.lastSeq = first - 1
 	}
 	for {

@@ -73,6 +73,11 @@ func (h *Hub) Publish(events []host.Event) {
 	}
 }
 
+// StateVersion is the stateVersion of the newest published event (0 before
+// the first). Publish advances it before delivering, so it is never behind
+// an event a subscriber holds.
+func (h *Hub) StateVersion() int64 { return h.last.Load() }
+
 // Overflows is the number of subscribers cut off for falling behind.
 func (h *Hub) Overflows() int64 { return h.overflows.Load() }
 
