@@ -313,6 +313,6 @@ func (s *Server) submitSignal(ctx context.Context, c *call) (any, error) {
 }
 
 func (s *Server) healthRPC(_ context.Context, _ *call) (any, error) {
-	return map[string]any{"protocol": s.protocol, "features": s.features, "stateVersion": s.gw.StateVersion(),
+	return map[string]any{"protocol": s.protocol, "features": s.features, "stateVersion": s.stateVersion(),
 		"uptimeMs": s.now().Sub(s.gw.StartedAt()).Milliseconds()}, nil
 }

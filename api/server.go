@@ -223,5 +223,5 @@ func writeJSON(c echo.Context, status int, v any) error {
 }
 
 func (s *Server) health(c echo.Context) error {
-	return writeJSON(c, http.StatusOK, map[string]any{"ok": true, "protocol": s.protocol, "features": s.features, "stateVersion": s.gw.StateVersion()})
+	return writeJSON(c, http.StatusOK, map[string]any{"ok": true, "protocol": s.protocol, "features": s.features, "stateVersion": s.stateVersion()})
 }
