@@ -1,0 +1,106 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smithers-orchestrator/smithers-go/api"
+	"github.com/smithers-orchestrator/smithers-go/api/auth"
+	"github.com/smithers-orchestrator/smithers-go/examples"
+	"github.com/smithers-orchestrator/smithers-go/host"
+	"github.com/smithers-orchestrator/smithers-go/host/sqlite"
+	"github.com/smithers-orchestrator/smithers-go/jsruntime"
+	"github.com/smithers-orchestrator/smithers-go/stream"
+)
+
+// startGateway serves the quickstart on the real stack and returns its URL
+// and a full-scope token.
+func startGateway(t *testing.T) (string, string) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	exec, err := jsruntime.Load(jsruntime.Options{ModulePath: filepath.Join(dir, "gateway.mjs"), Source: examples.Quickstart, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := stream.NewHub()
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "smithers.db"), sqlite.Options{Logger: log, OnCommit: hub.Publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := api.NewMetrics(prometheus.NewRegistry(), []string{"quickstart"})
+	gw, err := host.New(host.Config{Store: store, Executor: exec, Logger: log, InstanceID: "bench-test", Observer: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tokens := filepath.Join(dir, "tokens.json")
+	res, err := auth.Issue(tokens, auth.IssueOptions{Scopes: []string{"*"}, TTL: time.Hour, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := auth.OpenTokenStore(tokens, auth.TokenStoreOptions{Logger: log})
+	srv := api.NewServer(api.Config{Gateway: gw, Auth: ts, Logger: log, Hub: hub, Metrics: metrics})
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		hs.Close()
+		gw.Close()
+		exec.Close()
+		ts.Close()
+		store.Close()
+	})
+	return hs.URL, res.Token
+}
+
+// TestScenariosProduceResults runs every scenario briefly against the real
+// stack: each must complete operations without errors, and the report must
+// name them.
+func TestScenariosProduceResults(t *testing.T) {
+	url, token := startGateway(t)
+	results, err := Run(context.Background(), Options{URL: url, Token: token, Duration: 500 * time.Millisecond, Concurrency: 4,
+		Subscribers: 5, Parked: 20, Scenarios: []string{"rpc", "runs", "fanout", "parked"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 4 {
+		t.Fatalf("%d results", len(results))
+	}
+	for _, r := range results {
+		if r.Ops == 0 || r.Errors != 0 {
+			t.Fatalf("%s: %d ops, %d errors", r.Name, r.Ops, r.Errors)
+		}
+	}
+	if !strings.Contains(results[3].Note, "bytes per parked run") {
+		t.Fatalf("parked note %q", results[3].Note)
+	}
+	var out bytes.Buffer
+	Print(&out, results)
+	for _, want := range []string{"rpc getRun", "launch→completed", "fan-out", "park 20 runs"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if testing.Verbose() {
+		_, _ = os.Stdout.Write(out.Bytes())
+	}
+}
+
+func TestUnknownScenario(t *testing.T) {
+	if _, err := Run(context.Background(), Options{URL: "http://127.0.0.1:1", Scenarios: []string{"nope"}}); err == nil || !strings.Contains(err.Error(), "unknown scenario") {
+		t.Fatalf("err %v", err)
+	}
+}
