@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -39,6 +40,7 @@ type Metrics struct {
 	webhooksRejected  *prometheus.CounterVec
 	backpressure      prometheus.Counter
 	nodeOutput        *prometheus.CounterVec
+	eventCounters     sync.Map // event name -> its messages_sent counter
 }
 
 var _ host.Observer = (*Metrics)(nil)
@@ -227,6 +229,21 @@ func (m *Metrics) received(transport, frameType string) {
 		return
 	}
 	m.messagesReceived.WithLabelValues(transport, frameType, "").Inc()
+}
+
+// sentEvent counts a WebSocket event frame; the counter of each event name
+// is looked up once.
+func (m *Metrics) sentEvent(name string) {
+	if m == nil {
+		return
+	}
+	if c, ok := m.eventCounters.Load(name); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c := m.messagesSent.WithLabelValues("ws", "event", "", name)
+	m.eventCounters.Store(name, c)
+	c.Inc()
 }
 
 func (m *Metrics) sent(transport, frameType, outcome, event string) {

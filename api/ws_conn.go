@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -69,8 +70,9 @@ type wsConn struct {
 	connected  chan struct{}  // signalled on each successful connect
 
 	// Writer-only.
-	connSeq int64
-	streams map[string]*runStream
+	connSeq  int64
+	frameBuf []byte // reused encoding buffer of event frames
+	streams  map[string]*runStream
 }
 
 // runStream is one streamRunEvents subscription of a connection.
@@ -242,10 +244,52 @@ func (c *wsConn) write(frame any) {
 }
 
 // event sends an event frame with the next connection seq. Writer-only.
+// The frame is assembled around the payload's encoding (stored events carry
+// theirs already) rather than marshalled as a map: a broadcast is encoded
+// once per socket on the hot path.
 func (c *wsConn) event(name string, payload any, stateVersion int64) {
+	var body []byte
+	switch p := payload.(type) {
+	case json.RawMessage:
+		body = p
+	default:
+		b, err := json.Marshal(p)
+		if err != nil {
+			c.s.log.Error("encode ws event", "event", name, "err", err)
+			return
+		}
+		body = b
+	}
 	c.connSeq++
-	c.write(map[string]any{"type": "event", "event": name, "payload": payload, "seq": c.connSeq, "stateVersion": stateVersion, "apiVersion": "v1"})
-	c.s.metrics.sent("ws", "event", "", name)
+	c.writeRaw(eventFrame(c.frameBuf[:0], name, body, c.connSeq, stateVersion))
+	c.s.metrics.sentEvent(name)
+}
+
+// eventFrame appends {"type":"event","event":name,"payload":payload,
+// "seq":seq,"stateVersion":sv,"apiVersion":"v1"} to buf.
+func eventFrame(buf []byte, name string, payload []byte, seq, stateVersion int64) []byte {
+	buf = append(buf, `{"type":"event","event":`...)
+	buf = strconv.AppendQuote(buf, name)
+	buf = append(buf, `,"payload":`...)
+	if len(payload) == 0 {
+		buf = append(buf, "null"...)
+	} else {
+		buf = append(buf, payload...)
+	}
+	buf = append(buf, `,"seq":`...)
+	buf = strconv.AppendInt(buf, seq, 10)
+	buf = append(buf, `,"stateVersion":`...)
+	buf = strconv.AppendInt(buf, stateVersion, 10)
+	return append(buf, `,"apiVersion":"v1"}`...)
+}
+
+// writeRaw sends one encoded frame with a write deadline. Writer-only.
+func (c *wsConn) writeRaw(b []byte) {
+	c.frameBuf = b
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.lim.writeWait))
+	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		c.shutdown()
+	}
 }
 
 func (c *wsConn) identity() (host.Identity, bool) {
@@ -384,9 +428,28 @@ func (c *wsConn) deliver(e host.Event) {
 	}
 }
 
-func runEventPayload(st *runStream, e host.Event) map[string]any {
-	return map[string]any{"streamId": st.id, "apiVersion": "v1", "type": "RunEvent", "runId": e.RunID, "event": e.Name,
-		"payload": e.Payload, "seq": e.Seq, "stateVersion": e.StateVersion}
+// runEventPayload encodes the RunEvent record of a run.event frame:
+// {streamId, apiVersion, type:"RunEvent", runId, event, payload, seq,
+// stateVersion}.
+func runEventPayload(st *runStream, e host.Event) json.RawMessage {
+	b := make([]byte, 0, len(e.Payload)+len(st.id)+len(e.RunID)+len(e.Name)+128)
+	b = append(b, `{"streamId":`...)
+	b = strconv.AppendQuote(b, st.id)
+	b = append(b, `,"apiVersion":"v1","type":"RunEvent","runId":`...)
+	b = strconv.AppendQuote(b, e.RunID)
+	b = append(b, `,"event":`...)
+	b = strconv.AppendQuote(b, e.Name)
+	b = append(b, `,"payload":`...)
+	if len(e.Payload) == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, e.Payload...)
+	}
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, e.Seq, 10)
+	b = append(b, `,"stateVersion":`...)
+	b = strconv.AppendInt(b, e.StateVersion, 10)
+	return append(b, '}')
 }
 
 // backpressure tells each stream why the socket closes, then closes it with
