@@ -197,7 +197,9 @@ func runThroughput(ctx context.Context, o Options) (Result, error) {
 	c := client.New(o.URL, o.Token)
 	conns := make([]*client.Conn, o.Concurrency)
 	for i := range conns {
-		conn, _, err := client.Dial(ctx, o.URL, o.Token, client.DialOptions{Subscribe: []string{}})
+		// Subscribed to no real run: these sockets want their streams, not
+		// every broadcast (an empty list would mean "everything").
+		conn, _, err := client.Dial(ctx, o.URL, o.Token, client.DialOptions{Subscribe: []string{"bench-no-broadcasts"}})
 		if err != nil {
 			return Result{}, err
 		}
@@ -304,7 +306,7 @@ func fanout(ctx context.Context, o Options) (Result, error) {
 			}
 		}()
 	}
-	driver, _, err := client.Dial(ctx, o.URL, o.Token, client.DialOptions{Subscribe: []string{}})
+	driver, _, err := client.Dial(ctx, o.URL, o.Token, client.DialOptions{Subscribe: []string{"bench-no-broadcasts"}})
 	if err != nil {
 		return Result{}, err
 	}
