@@ -66,8 +66,10 @@ func (g *Gateway) SubmitApproval(ctx context.Context, in DecisionInput) error {
 				return err
 			}
 		}
-		settled, err = decideApproval(tx, n, a, d, now)
-		return err
+		if settled, err = decideApproval(tx, n, a, d, now); err != nil {
+			return err
+		}
+		return g.markRunning(tx, in.RunID, now)
 	})
 	if err != nil {
 		return err

@@ -339,34 +339,40 @@ func (g *Gateway) activate(s *Session) {
 		return
 	}
 	now := g.nowMs()
-	resumed := false
-	err = g.update(ctx, func(tx Tx) error {
-		r, ok, err := tx.GetRun(run.RunID)
+	resumed := len(nodes) > 0
+	// A run this process launched or woke is already marked running with
+	// our owner id and a fresh heartbeat (LaunchRun, decisions, signals and
+	// timers set them in their own transaction): no write needed.
+	fresh := run.Status == RunRunning && run.RuntimeOwnerID == g.instance && run.StartedAtMs != 0 &&
+		now-run.HeartbeatAtMs < g.heartbeat.Milliseconds() && run.ErrorJSON == ""
+	if !fresh {
+		err = g.update(ctx, func(tx Tx) error {
+			r, ok, err := tx.GetRun(run.RunID)
+			if err != nil {
+				return err
+			}
+			if !ok || r.Status.Terminal() {
+				return ErrRunTerminal
+			}
+			if r.StartedAtMs == 0 {
+				r.StartedAtMs = now
+			}
+			r.Status = RunRunning
+			r.HeartbeatAtMs = now
+			r.RuntimeOwnerID = g.instance
+			if ErrorCodeOfJSON(r.ErrorJSON) == CodeVersionMismatch {
+				r.ErrorJSON = ""
+			}
+			run = r
+			return tx.UpdateRun(r)
+		})
 		if err != nil {
-			return err
+			if !errors.Is(err, ErrRunTerminal) {
+				g.log.Error("activate run: mark running", "runId", run.RunID, "err", err)
+			}
+			g.release(s)
+			return
 		}
-		if !ok || r.Status.Terminal() {
-			return ErrRunTerminal
-		}
-		resumed = r.StartedAtMs != 0
-		if r.StartedAtMs == 0 {
-			r.StartedAtMs = now
-		}
-		r.Status = RunRunning
-		r.HeartbeatAtMs = now
-		r.RuntimeOwnerID = g.instance
-		if ErrorCodeOfJSON(r.ErrorJSON) == CodeVersionMismatch {
-			r.ErrorJSON = ""
-		}
-		run = r
-		return tx.UpdateRun(r)
-	})
-	if err != nil {
-		if !errors.Is(err, ErrRunTerminal) {
-			g.log.Error("activate run: mark running", "runId", run.RunID, "err", err)
-		}
-		g.release(s)
-		return
 	}
 	if g.observer != nil {
 		g.observer.RunStarted(run.WorkflowKey, runSource(run.ConfigJSON), resumed)
@@ -450,6 +456,19 @@ func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON 
 	if workflow != "" && g.observer != nil {
 		g.observer.RunCompleted(workflow, status)
 	}
+}
+
+// markRunning sets a parked run back to running in the transaction that
+// wakes it (a decision, a signal, a timer), so its activation need not write.
+func (g *Gateway) markRunning(tx Tx, runID string, now int64) error {
+	r, ok, err := tx.GetRun(runID)
+	if err != nil || !ok || !r.Status.Waiting() {
+		return err
+	}
+	r.Status = RunRunning
+	r.HeartbeatAtMs = now
+	r.RuntimeOwnerID = g.instance
+	return tx.UpdateRun(r)
 }
 
 // runSource classifies a run's trigger for metrics (CONTRACT.md §6.2).

@@ -80,7 +80,8 @@ func (g *Gateway) LaunchRun(ctx context.Context, in LaunchInput) (run Run, creat
 			return nil
 		}
 		run = Run{RunID: runID, WorkflowKey: wf.Key, WorkflowPath: g.exec.ModulePath(), WorkflowHash: g.exec.BundleHash(),
-			Status: RunRunning, CreatedAtMs: now.UnixMilli(), RuntimeOwnerID: g.instance, ConfigJSON: string(config),
+			Status: RunRunning, CreatedAtMs: now.UnixMilli(), StartedAtMs: now.UnixMilli(), HeartbeatAtMs: now.UnixMilli(),
+			RuntimeOwnerID: g.instance, ConfigJSON: string(config),
 			InputJSON: in.InputJSON, IdempotencyKey: in.IdempotencyKey}
 		if wf.TimeoutMs > 0 {
 			run.DeadlineAtMs = now.UnixMilli() + wf.TimeoutMs

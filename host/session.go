@@ -222,40 +222,58 @@ func (s *Session) CreateTask(nodeID string, iteration int, label, metaJSON strin
 func (s *Session) StartAttempt(nodeID string, iteration int) (Node, int, error) {
 	now := s.g.nowMs()
 	n, err := s.commitNode(func(tx Tx, _ *Run) (Node, error) {
-		n, ok, err := tx.GetNode(s.runID, nodeID, iteration)
-		if err != nil {
-			return n, err
-		}
-		if !ok {
-			return n, Errorf(CodeNodeNotFound, "node %s not found", nodeID)
-		}
-		if n.Attempts > 0 {
-			// An attempt still in progress belonged to a gateway that
-			// stopped while it ran: record it as abandoned.
-			if prev, ok, err := tx.GetAttempt(s.runID, nodeID, iteration, n.Attempts); err != nil {
-				return n, err
-			} else if ok && prev.State == AttemptInProgress {
-				prev.State = AttemptFailed
-				prev.FinishedAtMs = now
-				prev.ErrorJSON = errorJSON("ATTEMPT_ABANDONED", "the gateway stopped while this attempt ran; it was run again")
-				if err := tx.PutAttempt(prev); err != nil {
-					return n, err
-				}
-			}
-		}
-		n.Attempts++
-		n.State = NodeInProgress
-		n.UpdatedAtMs = now
-		if err := tx.PutNode(n); err != nil {
-			return n, err
-		}
-		a := Attempt{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Attempt: n.Attempts, State: AttemptInProgress, StartedAtMs: now}
-		if err := tx.PutAttempt(a); err != nil {
-			return n, err
-		}
-		return n, nodeEvent(tx, "node.started", n, now, nil)
+		return s.startAttempt(tx, nodeID, iteration, now)
 	})
 	return n, n.Attempts, err
+}
+
+// BeginTask journals a new task node and starts its first attempt in one
+// transaction (node.pending, node.started): CreateTask and StartAttempt for
+// a task that need not wait for a concurrency slot.
+func (s *Session) BeginTask(nodeID string, iteration int, label, metaJSON string) (Node, int, error) {
+	now := s.g.nowMs()
+	n, err := s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+		if _, _, err := s.createNode(tx, Node{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Kind: KindTask, State: NodePending, Label: label, MetaJSON: metaJSON}, now); err != nil {
+			return Node{}, err
+		}
+		return s.startAttempt(tx, nodeID, iteration, now)
+	})
+	return n, n.Attempts, err
+}
+
+func (s *Session) startAttempt(tx Tx, nodeID string, iteration int, now int64) (Node, error) {
+	n, ok, err := tx.GetNode(s.runID, nodeID, iteration)
+	if err != nil {
+		return n, err
+	}
+	if !ok {
+		return n, Errorf(CodeNodeNotFound, "node %s not found", nodeID)
+	}
+	if n.Attempts > 0 {
+		// An attempt still in progress belonged to a gateway that
+		// stopped while it ran: record it as abandoned.
+		if prev, ok, err := tx.GetAttempt(s.runID, nodeID, iteration, n.Attempts); err != nil {
+			return n, err
+		} else if ok && prev.State == AttemptInProgress {
+			prev.State = AttemptFailed
+			prev.FinishedAtMs = now
+			prev.ErrorJSON = errorJSON("ATTEMPT_ABANDONED", "the gateway stopped while this attempt ran; it was run again")
+			if err := tx.PutAttempt(prev); err != nil {
+				return n, err
+			}
+		}
+	}
+	n.Attempts++
+	n.State = NodeInProgress
+	n.UpdatedAtMs = now
+	if err := tx.PutNode(n); err != nil {
+		return n, err
+	}
+	a := Attempt{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Attempt: n.Attempts, State: AttemptInProgress, StartedAtMs: now}
+	if err := tx.PutAttempt(a); err != nil {
+		return n, err
+	}
+	return n, nodeEvent(tx, "node.started", n, now, nil)
 }
 
 // FinishTask settles the task with its output (node.finished).

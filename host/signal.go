@@ -52,7 +52,7 @@ func (g *Gateway) SubmitSignal(ctx context.Context, in SignalInput) (Signal, err
 				return err
 			}
 			settled = &n
-			return nil
+			return g.markRunning(tx, in.RunID, now)
 		}
 		return nil
 	})

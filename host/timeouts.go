@@ -60,7 +60,7 @@ func (g *Gateway) onTimer(e timerEntry) {
 			return nil
 		}
 		settled = &n
-		return nil
+		return g.markRunning(tx, e.runID, now)
 	})
 	if err != nil {
 		g.log.Error("fire timer", "runId", e.runID, "nodeId", e.nodeID, "err", err)

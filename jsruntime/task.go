@@ -101,6 +101,24 @@ func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 		t.schedule()
 		return rt.ToValue(p)
 	}
+	if max := a.wf.MaxConcurrency; max == 0 || a.running < max {
+		// A slot is free: journal the node and start its first attempt in
+		// one commit.
+		a.running++
+		a.commit(func() error {
+			_, _, err := a.s.BeginTask(k.id, k.iteration, opts.label, metaJSON)
+			return err
+		}, func(err error) {
+			if err != nil {
+				t.releaseSlot()
+				t.settleWithError(a.w.hostErrorToJS(err))
+				return
+			}
+			n, _ := a.s.Lookup(k.id, k.iteration)
+			t.runAttempt(n.Attempts)
+		})
+		return rt.ToValue(p)
+	}
 	a.commit(func() error {
 		_, err := a.s.CreateTask(k.id, k.iteration, opts.label, metaJSON)
 		return err
