@@ -195,8 +195,10 @@ func rpcThroughput(ctx context.Context, o Options) (Result, error) {
 // approval the run asks for, and waits for run.completed.
 func runThroughput(ctx context.Context, o Options) (Result, error) {
 	c := client.New(o.URL, o.Token)
-	conns := make([]*client.Conn, o.Concurrency)
-	for i := range conns {
+	// One socket per worker, handed out through a pool so no two runs
+	// share one.
+	pool := make(chan *client.Conn, o.Concurrency)
+	for i := 0; i < o.Concurrency; i++ {
 		// Subscribed to no real run: these sockets want their streams, not
 		// every broadcast (an empty list would mean "everything").
 		conn, _, err := client.Dial(ctx, o.URL, o.Token, client.DialOptions{Subscribe: []string{"bench-no-broadcasts"}})
@@ -204,11 +206,11 @@ func runThroughput(ctx context.Context, o Options) (Result, error) {
 			return Result{}, err
 		}
 		defer conn.Close()
-		conns[i] = conn
+		pool <- conn
 	}
-	var next atomic.Int64
 	ops, errs, el, lat := timed(ctx, o, func(ctx context.Context, lat *latencies) error {
-		conn := conns[int(next.Add(1))%len(conns)]
+		conn := <-pool
+		defer func() { pool <- conn }()
 		return driveRun(ctx, c, conn, o, lat)
 	})
 	p50, p99 := lat.percentiles()
@@ -216,12 +218,7 @@ func runThroughput(ctx context.Context, o Options) (Result, error) {
 		Note: "launch, stream, approve, run.completed"}, nil
 }
 
-var connLocks sync.Map // *client.Conn -> *sync.Mutex: one run at a time per socket
-
 func driveRun(ctx context.Context, c *client.Client, conn *client.Conn, o Options, lat *latencies) error {
-	mu, _ := connLocks.LoadOrStore(conn, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
 	start := time.Now()
 	var launched struct {
 		RunID string `json:"runId"`

@@ -31,6 +31,7 @@ type Session struct {
 	wf        WorkflowDef
 	journal   map[nodeKey]Node
 	values    []string
+	unsaved   []int // indexes of values not yet journaled
 	started   bool   // handed to the executor; deliveries go straight there
 	queued    []Node // deliveries that arrived while activating
 	ended     bool   // parked, terminal or detached: no more commits
@@ -107,28 +108,38 @@ func (s *Session) Lookup(nodeID string, iteration int) (Node, bool) {
 }
 
 // Value returns the journaled ctx.now/random/uuid value number index, or
-// journals fresh under that index when the run has none yet.
-func (s *Session) Value(index int, fresh string) (string, error) {
+// adopts fresh under that index when the run has none yet. A fresh value is
+// written with the activation's next commit: anything durable that could
+// depend on it (a task start, a wait, a park) is such a commit, so a crash
+// before it loses nothing observable.
+func (s *Session) Value(index int, fresh string) string {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if index < len(s.values) {
-		v := s.values[index]
-		s.mu.Unlock()
-		return v, nil
+		return s.values[index]
 	}
-	s.mu.Unlock()
-	err := s.commit(func(tx Tx, _ *Run) error { return tx.PutValue(s.runID, index, fresh) })
-	if err != nil {
-		return "", err
-	}
-	s.mu.Lock()
 	for len(s.values) < index {
 		s.values = append(s.values, "null")
 	}
-	if index == len(s.values) {
-		s.values = append(s.values, fresh)
+	s.values = append(s.values, fresh)
+	s.unsaved = append(s.unsaved, index)
+	return fresh
+}
+
+// takeUnsaved returns the values that still have to be journaled.
+func (s *Session) takeUnsaved() ([]int, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.unsaved) == 0 {
+		return nil, nil
 	}
-	s.mu.Unlock()
-	return fresh, nil
+	idx := s.unsaved
+	vals := make([]string, len(idx))
+	for i, n := range idx {
+		vals[i] = s.values[n]
+	}
+	s.unsaved = nil
+	return idx, vals
 }
 
 // Ended reports whether the activation has ended (parked, finished,
@@ -148,7 +159,8 @@ func (s *Session) commit(fn func(tx Tx, r *Run) error) error {
 	if s.isEnded() {
 		return ErrSessionEnded
 	}
-	return s.g.update(context.Background(), func(tx Tx) error {
+	idx, vals := s.takeUnsaved()
+	err := s.g.update(context.Background(), func(tx Tx) error {
 		r, ok, err := tx.GetRun(s.runID)
 		if err != nil {
 			return err
@@ -156,8 +168,19 @@ func (s *Session) commit(fn func(tx Tx, r *Run) error) error {
 		if !ok || r.Status.Terminal() {
 			return ErrRunTerminal
 		}
+		for i, n := range idx {
+			if err := tx.PutValue(s.runID, n, vals[i]); err != nil {
+				return err
+			}
+		}
 		return fn(tx, &r)
 	})
+	if err != nil && len(idx) > 0 {
+		s.mu.Lock()
+		s.unsaved = append(idx, s.unsaved...)
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // commitNode is commit for a step that ends by storing node n; the journal

@@ -49,10 +49,12 @@ type activation struct {
 	waits      map[stepKey]*waitFor
 	used       map[stepKey]bool
 	valueIndex int
-	replaying  bool // true until the pass has visited every journaled node
-	replayLeft int  // journaled nodes not yet visited in this pass
-	running    int      // task attempts executing (maxConcurrency)
-	pending    []func() // attempts waiting for a maxConcurrency slot
+	replaying  bool        // true until the pass has visited every journaled node
+	replayLeft int         // journaled nodes not yet visited in this pass
+	parking    bool        // a Park is committing
+	held       []host.Node // deliveries that arrived while parking
+	running    int         // task attempts executing (maxConcurrency)
+	pending    []func()    // attempts waiting for a maxConcurrency slot
 
 	cmu        sync.Mutex
 	commits    []commitJob
@@ -212,26 +214,55 @@ func (a *activation) finishFailed(se storedError) {
 // it parks the run when it waits on approvals, signals or timers, and fails
 // it when it waits on something nothing will ever settle.
 func (a *activation) afterTurn() {
-	if a.ended || a.settled || a.inflight > 0 {
+	if a.ended || a.settled || a.parking || a.inflight > 0 {
 		return
 	}
 	if len(a.waits) > 0 {
-		parked, err := a.s.Park()
-		if err != nil {
-			a.log.Error("park run", "err", err)
-			return
-		}
-		if parked {
-			a.end()
-		}
+		a.park()
 		return
 	}
 	a.finishFailed(storedError{Name: "SmithersError", Code: host.CodeWorkflowFailed,
 		Message: "the workflow is awaiting a promise that nothing will settle (not a ctx.* call, task or timer)"})
 }
 
+// park commits the run's waiting status on the commit goroutine, so the
+// worker keeps serving other runs meanwhile. Deliveries that arrive while
+// the park commits are held: if the run parked, they have the engine
+// activate it again (the journal already has them); if it did not (the
+// journal showed nothing waiting), they are delivered here.
+func (a *activation) park() {
+	a.parking = true
+	var parked bool
+	a.commit(func() error {
+		var err error
+		parked, err = a.s.Park()
+		return err
+	}, func(err error) {
+		a.parking = false
+		held := a.held
+		a.held = nil
+		if err != nil && !errors.Is(err, host.ErrSessionEnded) && !errors.Is(err, host.ErrRunTerminal) {
+			a.log.Error("park run", "err", err)
+		}
+		if parked {
+			a.end()
+			if len(held) > 0 {
+				a.s.Rewake()
+			}
+			return
+		}
+		for _, n := range held {
+			a.deliver(n)
+		}
+	})
+}
+
 // deliver settles the wait on node n, if the workflow is waiting on it.
 func (a *activation) deliver(n host.Node) {
+	if a.parking {
+		a.held = append(a.held, n)
+		return
+	}
 	k := stepKey{n.NodeID, n.Iteration}
 	wt, ok := a.waits[k]
 	if !ok || !n.State.Settled() {

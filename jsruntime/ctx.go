@@ -84,11 +84,7 @@ func (a *activation) value(kind string, fresh func() string) goja.Value {
 	}
 	idx := a.valueIndex
 	a.valueIndex++
-	s, err := a.s.Value(idx, fresh())
-	if err != nil {
-		panic(a.w.hostErrorToJS(err))
-	}
-	v, err := a.w.helpers.parse(s)
+	v, err := a.w.helpers.parse(a.s.Value(idx, fresh()))
 	if err != nil {
 		panic(err)
 	}
