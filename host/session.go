@@ -31,7 +31,7 @@ type Session struct {
 	wf        WorkflowDef
 	journal   map[nodeKey]Node
 	values    []string
-	unsaved   []int // indexes of values not yet journaled
+	unsaved   []int  // indexes of values not yet journaled
 	started   bool   // handed to the executor; deliveries go straight there
 	queued    []Node // deliveries that arrived while activating
 	ended     bool   // parked, terminal or detached: no more commits
