@@ -1,0 +1,161 @@
+package host
+
+import (
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestComputeRunState(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	nodes := []Node{
+		{NodeID: "late", State: NodeWaitingApproval, CreatedAtMs: 900_000},
+		{NodeID: "early", State: NodeWaitingApproval, CreatedAtMs: 800_000},
+		{NodeID: "t2", State: NodeWaitingTimer, FiresAtMs: 2_000_000},
+		{NodeID: "t1", State: NodeWaitingTimer, FiresAtMs: 1_500_000},
+		{NodeID: "ev", State: NodeWaitingEvent, MetaJSON: `{"waitForEvent":{"signalName":"pay","correlationId":"o-1"}}`},
+	}
+	for _, tc := range []struct {
+		run       Run
+		state     string
+		blockedID string
+		unhealthy bool
+	}{
+		{Run{Status: RunFinished}, "succeeded", "", false},
+		{Run{Status: RunContinued}, "succeeded", "", false},
+		{Run{Status: RunFailed}, "failed", "", false},
+		{Run{Status: RunCancelled}, "cancelled", "", false},
+		{Run{Status: RunWaitingApproval}, "waiting-approval", "early", false},
+		{Run{Status: RunWaitingTimer}, "waiting-timer", "t1", false},
+		{Run{Status: RunWaitingEvent}, "waiting-event", "ev", false},
+		{Run{Status: RunRunning, HeartbeatAtMs: 990_000, RuntimeOwnerID: "me"}, "running", "", false},
+		{Run{Status: RunRunning}, "unknown", "", false},
+		{Run{Status: RunRunning, StartedAtMs: 100, RuntimeOwnerID: "me"}, "stale", "", true},
+		{Run{Status: RunRunning, StartedAtMs: 100}, "orphaned", "", true},
+	} {
+		v := ComputeRunState(tc.run, nodes, now)
+		if v.State != tc.state {
+			t.Fatalf("%s: state %s, want %s", tc.run.Status, v.State, tc.state)
+		}
+		if got, _ := v.Blocked["nodeId"].(string); got != tc.blockedID {
+			t.Fatalf("%s: blocked %v, want node %q", tc.run.Status, v.Blocked, tc.blockedID)
+		}
+		if (v.Unhealthy != nil) != tc.unhealthy {
+			t.Fatalf("%s: unhealthy %v", tc.state, v.Unhealthy)
+		}
+	}
+	if v := ComputeRunState(Run{Status: RunWaitingEvent}, nodes, now); v.Blocked["correlationKey"] != "o-1" {
+		t.Fatalf("event blocked %v", v.Blocked)
+	}
+}
+
+func TestDecodeDecision(t *testing.T) {
+	for _, tc := range []struct {
+		decision       string
+		payload, value string
+	}{
+		{``, "", "null"},
+		{`{"approved":true,"value":{"x":1}}`, `{"x":1}`, `{"x":1}`},
+		{`{"approved":true,"note":"ok"}`, `{"approved":true,"note":"ok"}`, "null"},
+		{`{"approved":true,"selected":"a"}`, `{"approved":true,"selected":"a"}`, `{"selected":"a"}`},
+		{`"legacy payload"`, `"legacy payload"`, `"legacy payload"`},
+	} {
+		d, err := decodeDecision(DecisionInput{Approved: true, Decision: json.RawMessage(tc.decision)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.payload != tc.payload || d.value != tc.value {
+			t.Fatalf("%s: payload %q value %q, want %q %q", tc.decision, d.payload, d.value, tc.payload, tc.value)
+		}
+	}
+}
+
+func TestValidateModeDecision(t *testing.T) {
+	sel := `{"mode":"select","options":[{"key":"a"},{"key":"b"}]}`
+	rank := `{"mode":"rank","options":[{"key":"a"},{"key":"b"}]}`
+	for _, tc := range []struct {
+		req, decision, code string
+	}{
+		{`{"mode":"gate"}`, `{}`, ""},
+		{sel, `{"selected":"a"}`, ""},
+		{sel, `{}`, CodeInvalidRequest},
+		{sel, `{"selected":"z"}`, CodeInvalidRequest},
+		{rank, `{"ranked":["b","a"]}`, ""},
+		{rank, `{"ranked":[]}`, CodeInvalidRequest},
+		{rank, `{"ranked":["a","z"]}`, CodeInvalidRequest},
+	} {
+		err := validateModeDecision(tc.req, json.RawMessage(tc.decision))
+		if ErrorCode(err) != tc.code {
+			t.Fatalf("%s %s: %v, want %q", tc.req, tc.decision, err, tc.code)
+		}
+	}
+}
+
+// TestTimerWheelFiresInOrderAndLate: entries fire in due order, entries
+// already due fire at once (late rather than never), and close stops it.
+func TestTimerWheelFiresInOrderAndLate(t *testing.T) {
+	var mu sync.Mutex
+	var fired []string
+	done := make(chan struct{}, 10)
+	w := newTimerWheel(time.Now, func(e timerEntry) {
+		mu.Lock()
+		fired = append(fired, e.nodeID)
+		mu.Unlock()
+		done <- struct{}{}
+	})
+	now := time.Now().UnixMilli()
+	w.arm(timerEntry{at: now + 60, nodeID: "c"})
+	w.arm(timerEntry{at: now - 1000, nodeID: "a"}) // came due while down
+	w.arm(timerEntry{at: now + 30, nodeID: "b"})
+	w.start()
+	defer w.close()
+	for i := 0; i < 3; i++ {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %v fired", fired)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(fired) != 3 || fired[0] != "a" || fired[1] != "b" || fired[2] != "c" {
+		t.Fatalf("fired %v", fired)
+	}
+}
+
+func TestCronPatterns(t *testing.T) {
+	for _, p := range []string{"0 8 * * 1-5", "*/5 * * * *", "0 0 12 * * MON", "@daily"} {
+		if err := ValidateCronPattern(p); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+	if err := ValidateCronPattern("not a cron"); ErrorCode(err) != CodeInvalidInput {
+		t.Fatalf("bad pattern: %v", err)
+	}
+	from := time.Date(2026, 11, 24, 7, 0, 0, 0, time.UTC)
+	next, err := NextCronTime("0 8 * * 1-5", from)
+	if err != nil || !next.Equal(time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)) {
+		t.Fatalf("next %v %v", next, err)
+	}
+}
+
+func TestRunSourceAndValidators(t *testing.T) {
+	for cfg, want := range map[string]string{
+		`{"gatewayTriggeredBy":"cron:gateway"}`: "cron", `{"gatewayTriggeredBy":"webhook:gh"}`: "webhook",
+		`{"gatewayTriggeredBy":"gateway"}`: "gateway", `{"gatewayTriggeredBy":"alice"}`: "user", ``: "user",
+	} {
+		if got := runSource(cfg); got != want {
+			t.Fatalf("%s: %s, want %s", cfg, got, want)
+		}
+	}
+	if !ValidRunID("run-1_a") || ValidRunID("Run") || ValidRunID("") {
+		t.Fatal("run id pattern")
+	}
+	if !ValidStepID("ship:1") || ValidStepID("has space") {
+		t.Fatal("step id pattern")
+	}
+	if !ValidWorkflowKey("a.b:c-d_e") || ValidWorkflowKey("a/b") {
+		t.Fatal("workflow key pattern")
+	}
+}
