@@ -27,6 +27,9 @@ type Config struct {
 	// HeartbeatInterval is how often heartbeatAtMs of active runs is
 	// refreshed (default 10 s).
 	HeartbeatInterval time.Duration
+	// ShutdownGrace is how long Close lets live runs finish or park before
+	// it abandons them (default 2 s).
+	ShutdownGrace time.Duration
 }
 
 // Gateway is the engine: it launches runs, activates them on the executor,
@@ -47,9 +50,12 @@ type Gateway struct {
 
 	stateVersion atomic.Int64 // stateVersion of the newest committed event
 
-	mu     sync.Mutex
-	active map[string]*Session // runId -> live (or activating/detaching) session
-	closed bool
+	grace time.Duration
+
+	mu       sync.Mutex
+	active   map[string]*Session // runId -> live (or activating/detaching) session
+	draining bool                // Close began: no new activations
+	closed   bool
 
 	stop chan struct{}
 	wg   sync.WaitGroup // background goroutines and activations in flight
@@ -80,6 +86,10 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if g.heartbeat <= 0 {
 		g.heartbeat = 10 * time.Second
+	}
+	g.grace = cfg.ShutdownGrace
+	if g.grace <= 0 {
+		g.grace = 2 * time.Second
 	}
 	for _, wf := range cfg.Executor.Workflows() {
 		g.workflows[wf.Key] = wf
@@ -129,23 +139,32 @@ func (g *Gateway) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close stops timers and the heartbeat and abandons live activations (their
-// runs stay "running" and resume at the next start). It does not close the
-// store or the executor: their owner (cmd) does, after Close.
+// Close stops timers and the heartbeat, lets live runs finish or park for
+// up to ShutdownGrace (deliveries still reach them; nothing new starts),
+// then abandons the rest: their runs stay "running" and resume at the next
+// start. It does not close the store or the executor: their owner (cmd)
+// does, after Close.
 func (g *Gateway) Close() error {
 	g.mu.Lock()
-	if g.closed {
+	if g.closed || g.draining {
 		g.mu.Unlock()
 		return nil
 	}
+	g.draining = true
+	g.mu.Unlock()
+	close(g.stop)
+	g.timers.close()
+	deadline := time.Now().Add(g.grace)
+	for g.ActiveRuns() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	g.mu.Lock()
 	g.closed = true
 	sessions := make([]*Session, 0, len(g.active))
 	for _, s := range g.active {
 		sessions = append(sessions, s)
 	}
 	g.mu.Unlock()
-	close(g.stop)
-	g.timers.close()
 	var wg sync.WaitGroup
 	for _, s := range sessions {
 		if !s.markDetaching() {
@@ -258,6 +277,12 @@ func (g *Gateway) wake(runID string, n *Node) {
 		if n != nil {
 			g.exec.Deliver(s, *n)
 		}
+		return
+	}
+	if g.draining {
+		// Shutting down: the run is left as the store has it ("running"
+		// runs resume at the next start).
+		g.mu.Unlock()
 		return
 	}
 	s := newSession(g, runID)

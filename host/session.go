@@ -598,32 +598,41 @@ func (s *Session) endOnce() bool {
 
 // Park ends an activation whose workflow waits only on approvals, signals or
 // timers: the run's status becomes waiting-approval, waiting-event or
-// waiting-timer and it leaves the executor. Park reports false, and the
-// activation stays live, when the journal shows no waiting node (a delivery
-// is on its way to the executor).
+// waiting-timer and it leaves the executor. The status is derived from the
+// nodes in the store inside the park's transaction, so it can never
+// contradict a decision, signal or timer committed just before it (those
+// set the run back to running in their own transaction). Park reports
+// false, and the activation stays live, when no node is waiting any more (a
+// delivery is on its way to the executor).
 func (s *Session) Park() (bool, error) {
-	s.mu.Lock()
-	status := RunStatus("")
-	for _, n := range s.journal {
-		switch {
-		case n.State == NodeWaitingApproval:
-			status = RunWaitingApproval
-		case n.State == NodeWaitingEvent && status != RunWaitingApproval:
-			status = RunWaitingEvent
-		case n.State == NodeWaitingTimer && status == "":
-			status = RunWaitingTimer
-		}
-	}
-	ended := s.ended
-	s.mu.Unlock()
-	if status == "" || ended {
-		return false, nil
-	}
+	parked := false
 	err := s.commit(func(tx Tx, r *Run) error {
+		nodes, err := tx.ListNodes(s.runID)
+		if err != nil {
+			return err
+		}
+		status := RunStatus("")
+		for _, n := range nodes {
+			switch {
+			case n.State == NodeWaitingApproval:
+				status = RunWaitingApproval
+			case n.State == NodeWaitingEvent && status != RunWaitingApproval:
+				status = RunWaitingEvent
+			case n.State == NodeWaitingTimer && status == "":
+				status = RunWaitingTimer
+			}
+		}
+		if status == "" {
+			return nil
+		}
+		parked = true
 		r.Status = status
 		return tx.UpdateRun(*r)
 	})
-	if err != nil && !errors.Is(err, ErrRunTerminal) {
+	if errors.Is(err, ErrRunTerminal) {
+		err, parked = nil, true
+	}
+	if err != nil || !parked {
 		return false, err
 	}
 	s.g.release(s)
