@@ -268,3 +268,20 @@ export default function (gateway) {
 		}
 	}
 }
+
+// TestHeapWatchdogInterruptsRunawayAllocation: a turn that allocates past
+// the heap limit fails its run with JS_INTERRUPTED, long before its turn
+// budget, and the gateway keeps running other runs.
+func TestHeapWatchdogInterruptsRunawayAllocation(t *testing.T) {
+	h := newHarnessOpts(t, `
+export default function (gateway) {
+  gateway.register("hog", async (ctx) => { const keep = []; for (let i = 0; ; i++) keep.push("x".repeat(8 << 20) + i); });
+  gateway.register("ok", async (ctx) => ctx.task("t", () => "fine"));
+}`, harnessOpts{turnBudget: 60 * time.Second, maxHeap: 160 << 20})
+	id := h.launch("hog", nil)
+	e := h.errorOf(id)
+	if e["code"] != "JS_INTERRUPTED" || !strings.Contains(e["message"].(string), "heap") {
+		t.Fatalf("error %v", e)
+	}
+	jsonEqual(t, h.output(h.launch("ok", nil)), `"fine"`)
+}

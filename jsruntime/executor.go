@@ -39,6 +39,9 @@ type Options struct {
 	// MaxOutputBytes bounds what t.exec keeps of a child's stdout and of its
 	// stderr, and t.fetch of a response body (default 16 MiB).
 	MaxOutputBytes int
+	// MaxHeapBytes arms the heap watchdog: over it, the longest running
+	// JavaScript turn is interrupted (default 2 GiB; negative disables).
+	MaxHeapBytes int64
 }
 
 // Executor runs workflow modules on a pool of goja event-loop workers. It
@@ -53,7 +56,10 @@ type Executor struct {
 	lookupEnv  func(string) (string, bool)
 	httpClient *http.Client
 	maxOutput  int
+	maxHeap    int64
 	workflows  []host.WorkflowDef
+	heapStop   chan struct{}
+	heapDone   chan struct{}
 
 	mu      sync.Mutex
 	workers []*worker
@@ -88,6 +94,10 @@ func Load(opts Options) (*Executor, error) {
 	}
 	if ex.maxOutput <= 0 {
 		ex.maxOutput = 16 << 20
+	}
+	ex.maxHeap = opts.MaxHeapBytes
+	if ex.maxHeap == 0 {
+		ex.maxHeap = 2 << 30
 	}
 	n := opts.Workers
 	if n <= 0 {
@@ -132,6 +142,10 @@ func Load(opts Options) (*Executor, error) {
 	}
 	if n > 0 && len(ex.workflows) == 0 {
 		ex.log.Warn("workflow module registered no workflow", "module", opts.ModulePath)
+	}
+	if ex.maxHeap > 0 && n > 0 {
+		ex.heapStop, ex.heapDone = make(chan struct{}), make(chan struct{})
+		go ex.watchHeap(ex.heapStop)
 	}
 	return ex, nil
 }
@@ -239,6 +253,10 @@ func (ex *Executor) Close() error {
 	}
 	workers := ex.workers
 	ex.mu.Unlock()
+	if ex.heapStop != nil {
+		close(ex.heapStop)
+		<-ex.heapDone
+	}
 	for _, a := range acts {
 		a := a
 		if !a.w.post(nil, func() { a.abandon(errors.New("gateway shutting down")) }) {

@@ -30,6 +30,7 @@ type harnessOpts struct {
 	turnBudget time.Duration
 	workers    int
 	env        map[string]string
+	maxHeap    int64
 	// logs, when set, receives the engine's and the module's log lines as
 	// JSON.
 	logs io.Writer
@@ -74,7 +75,7 @@ func (h *harness) start() {
 		log = slog.New(slog.NewJSONHandler(h.opts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	var err error
-	h.exec, err = jsruntime.Load(jsruntime.Options{ModulePath: modPath, Workers: h.opts.workers, TurnBudget: h.opts.turnBudget, Logger: log,
+	h.exec, err = jsruntime.Load(jsruntime.Options{ModulePath: modPath, Workers: h.opts.workers, TurnBudget: h.opts.turnBudget, Logger: log, MaxHeapBytes: h.opts.maxHeap,
 		LookupEnv: func(k string) (string, bool) { v, ok := h.opts.env[k]; return v, ok }})
 	if err != nil {
 		t.Fatalf("load module: %v", err)

@@ -54,6 +54,7 @@ func (w *worker) initRuntime() error {
 func (w *worker) initRuntimeAsync(result chan<- registration) {
 	w.gen++
 	w.rt = goja.New()
+	w.rtForInterrupt.Store(w.rt)
 	w.rt.SetMaxCallStackSize(w.ex.maxStack)
 	w.workflows = map[string]goja.Callable{}
 	defs := map[string]host.WorkflowDef{}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dop251/goja"
@@ -45,6 +46,12 @@ type worker struct {
 	timers    map[int64]*jsTimer
 
 	load int // activations assigned (guarded by Executor.mu)
+
+	// turnStart is when the running turn began (UnixNano; 0 when idle), for
+	// the heap watchdog.
+	turnStart atomic.Int64
+	// rtForInterrupt is the runtime the watchdog may interrupt.
+	rtForInterrupt atomic.Pointer[goja.Runtime]
 }
 
 func newWorker(id int, ex *Executor) *worker {
@@ -106,7 +113,10 @@ func (w *worker) loop() {
 	}
 }
 
-var errTurnBudget = errors.New("turn budget exceeded")
+var (
+	errTurnBudget = errors.New("turn budget exceeded")
+	errHeapLimit  = errors.New("heap limit exceeded")
+)
 
 // runTurn runs one job with the turn budget watchdog, then settles the
 // consequences: a blown budget or stack overflow fails the activation that
@@ -117,6 +127,8 @@ func (w *worker) runTurn(j job) {
 		return
 	}
 	w.current = j.act
+	w.turnStart.Store(time.Now().UnixNano())
+	defer w.turnStart.Store(0)
 	var (
 		fired bool
 		wmu   sync.Mutex
@@ -165,6 +177,8 @@ func (w *worker) uncatchable(err error) bool {
 	var ie *goja.InterruptedError
 	var se *goja.StackOverflowError
 	switch {
+	case errors.As(err, &ie) && ie.Value() == errHeapLimit:
+		w.broken = fmt.Errorf("the gateway's heap passed its limit of %d MiB while this JavaScript turn ran (runaway allocation?)", w.ex.maxHeap>>20)
 	case errors.As(err, &ie):
 		w.broken = fmt.Errorf("a JavaScript turn ran longer than the %s turn budget (infinite loop?)", w.budget)
 	case errors.As(err, &se):

@@ -27,6 +27,7 @@ type Config struct {
 	MaxConnections     int
 	Workers            int
 	TurnBudgetMs       int
+	MaxHeapMB          int
 	AuthMode           string
 	InsecureNoAuth     bool
 	JWTSecret          string
@@ -62,6 +63,7 @@ func (c *Config) options() []option {
 		{env: "SMITHERS_GATEWAY_MAX_CONNECTIONS", flag: "max-connections", def: "1000", usage: "concurrent WebSocket connections", num: &c.MaxConnections},
 		{env: "SMITHERS_GATEWAY_WORKERS", flag: "workers", def: strconv.Itoa(min(runtime.GOMAXPROCS(0), 4)), usage: "JavaScript event-loop workers", num: &c.Workers},
 		{env: "SMITHERS_GATEWAY_TURN_BUDGET_MS", flag: "turn-budget-ms", def: "2000", usage: "longest JavaScript turn before it is interrupted", num: &c.TurnBudgetMs},
+		{env: "SMITHERS_GATEWAY_MAX_HEAP_MB", flag: "max-heap-mb", def: "2048", usage: "heap size over which the longest JavaScript turn is interrupted", num: &c.MaxHeapMB},
 		{env: "SMITHERS_GATEWAY_AUTH_MODE", flag: "auth-mode", def: "token", usage: "token, jwt, trusted-proxy or none", str: &c.AuthMode},
 		{flag: "insecure-no-auth", def: "false", usage: "allow auth-mode none", boolean: &c.InsecureNoAuth},
 		{env: "SMITHERS_GATEWAY_JWT_SECRET", flag: "jwt-secret", usage: "HS256 secret (jwt mode)", str: &c.JWTSecret},
