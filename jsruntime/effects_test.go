@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -275,13 +277,21 @@ export default function (gateway) {
 func TestHeapWatchdogInterruptsRunawayAllocation(t *testing.T) {
 	h := newHarnessOpts(t, `
 export default function (gateway) {
-  gateway.register("hog", async (ctx) => { const keep = []; for (let i = 0; ; i++) keep.push("x".repeat(8 << 20) + i); });
+  gateway.register("hog", async (ctx) => { const keep = []; for (let i = 0; ; i++) keep.push("x".repeat(1 << 20) + i); });
   gateway.register("ok", async (ctx) => ctx.task("t", () => "fine"));
-}`, harnessOpts{turnBudget: 60 * time.Second, maxHeap: 160 << 20})
+}`, harnessOpts{turnBudget: 60 * time.Second, maxHeap: currentHeap() + 48<<20})
 	id := h.launch("hog", nil)
 	e := h.errorOf(id)
 	if e["code"] != "JS_INTERRUPTED" || !strings.Contains(e["message"].(string), "heap") {
 		t.Fatalf("error %v", e)
 	}
 	jsonEqual(t, h.output(h.launch("ok", nil)), `"fine"`)
+}
+
+// currentHeap is the live heap now, so a test's limit sits just above it.
+func currentHeap() int64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
 }
