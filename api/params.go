@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -120,12 +119,6 @@ func (t thrownError) Unwrap() error { return t.err }
 
 func thrown(err error) error { return thrownError{err} }
 
-// Identifier patterns of the routes that validate ids (CONTRACT.md §5.9).
-var (
-	runIDPattern  = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
-	nodeIDPattern = regexp.MustCompile(`^[a-zA-Z0-9:_-]{1,128}$`)
-)
-
 const maxI32 = math.MaxInt32
 
 // validRunIDParam requires params.runId to be a string matching the run id
@@ -135,7 +128,7 @@ func validRunIDParam(p params) (string, error) {
 	if id == "" {
 		return "", host.Errorf("InvalidRunId", "runId is required")
 	}
-	if !runIDPattern.MatchString(id) {
+	if !host.ValidRunID(id) { // the id patterns of CONTRACT.md §5.9
 		return "", host.Errorf("InvalidRunId", "runId must match ^[a-z0-9_-]{1,64}$.")
 	}
 	return id, nil
@@ -148,7 +141,7 @@ func validNodeIDParam(p params) (string, error) {
 	if id == "" {
 		return "", host.Errorf("InvalidNodeId", "nodeId is required")
 	}
-	if !nodeIDPattern.MatchString(id) {
+	if !host.ValidStepID(id) {
 		return "", host.Errorf("InvalidNodeId", "nodeId must match ^[a-zA-Z0-9:_-]{1,128}$.")
 	}
 	return id, nil

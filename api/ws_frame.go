@@ -42,7 +42,7 @@ func decodeFrame(data []byte) (wsRequest, error) {
 	if !ok {
 		return wsRequest{}, host.Errorf("INVALID_FRAME", "Gateway frame id must be a string")
 	}
-	if len([]rune(id)) > maxIDLength {
+	if utf16Len(id) > maxIDLength {
 		return wsRequest{}, errInvalidInput("id exceeds the maximum length of %d characters.", maxIDLength)
 	}
 	name, err := validMethodName(obj["method"])

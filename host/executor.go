@@ -17,7 +17,9 @@ type Executor interface {
 	ModulePath() string
 	// Activate starts the session's workflow function from the beginning,
 	// replaying journaled nodes from s.Lookup. It ends, sooner or later, in
-	// exactly one of s.Complete, s.Fail, s.Park, or a Detach by the engine.
+	// exactly one of s.Complete, s.Fail, s.Park, s.Restart (the executor
+	// lost the activation's state and the run must replay), or a Detach by
+	// the engine.
 	Activate(s *Session)
 	// Deliver tells a live activation that node n settled outside the
 	// executor (approval decided, signal matched, timer fired). If the

@@ -334,6 +334,19 @@ func (g *Gateway) activate(s *Session) {
 	if !ok {
 		g.log.Error("run's workflow is not registered by the current module; leaving it until the module registers it again",
 			"runId", run.RunID, "workflow", run.WorkflowKey)
+		if ErrorCodeOfJSON(run.ErrorJSON) != CodeWorkflowMissing {
+			msg := fmt.Sprintf("workflow %q is not registered by the gateway's module; the run continues when a module registering it is loaded", run.WorkflowKey)
+			if err := g.update(ctx, func(tx Tx) error {
+				r, ok, err := tx.GetRun(run.RunID)
+				if err != nil || !ok || r.Status.Terminal() {
+					return err
+				}
+				r.ErrorJSON = errorJSON(CodeWorkflowMissing, msg)
+				return tx.UpdateRun(r)
+			}); err != nil {
+				g.log.Error("record unregistered workflow", "runId", run.RunID, "err", err)
+			}
+		}
 		g.release(s)
 		return
 	}
@@ -385,7 +398,7 @@ func (g *Gateway) activate(s *Session) {
 			r.Status = RunRunning
 			r.HeartbeatAtMs = now
 			r.RuntimeOwnerID = g.instance
-			if ErrorCodeOfJSON(r.ErrorJSON) == CodeVersionMismatch {
+			if c := ErrorCodeOfJSON(r.ErrorJSON); c == CodeVersionMismatch || c == CodeWorkflowMissing {
 				r.ErrorJSON = ""
 			}
 			run = r
@@ -425,12 +438,34 @@ func (g *Gateway) activate(s *Session) {
 func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON string) {
 	now := g.nowMs()
 	workflow := ""
-	err := g.update(context.Background(), func(tx Tx) error {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Duration(100<<(2*attempt)) * time.Millisecond) // 400 ms, 1.6 s, 6.4 s
+		}
+		if err = g.commitFinish(runID, status, outputJSON, errJSON, now, &workflow); err == nil {
+			break
+		}
+		g.log.Error("finish run", "runId", runID, "status", status, "attempt", attempt+1, "err", err)
+	}
+	if err != nil {
+		// The run stays "running" without a session; the reconciler
+		// replays it, which finishes it again.
+		return
+	}
+	if workflow != "" && g.observer != nil {
+		g.observer.RunCompleted(workflow, status)
+	}
+}
+
+// commitFinish is finishRun's transaction.
+func (g *Gateway) commitFinish(runID string, status RunStatus, outputJSON, errJSON string, now int64, workflow *string) error {
+	return g.update(context.Background(), func(tx Tx) error {
 		r, ok, err := tx.GetRun(runID)
 		if err != nil || !ok || r.Status.Terminal() {
 			return err
 		}
-		workflow = r.WorkflowKey
+		*workflow = r.WorkflowKey
 		r.Status = status
 		r.FinishedAtMs = now
 		r.OutputJSON = outputJSON
@@ -456,7 +491,11 @@ func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON 
 					return err
 				}
 				if n.Kind == KindApproval {
-					if a, ok, err := tx.GetApproval(runID, n.NodeID, n.Iteration); err == nil && ok && a.Status == ApprovalRequested {
+					a, ok, err := tx.GetApproval(runID, n.NodeID, n.Iteration)
+					if err != nil {
+						return err
+					}
+					if ok && a.Status == ApprovalRequested {
 						a.Status = ApprovalDenied
 						a.DecidedAtMs = now
 						a.Note = "run " + string(status)
@@ -474,13 +513,6 @@ func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON 
 		_, err = tx.AppendEvent(runID, "run.completed", mustJSON(payload), now)
 		return err
 	})
-	if err != nil {
-		g.log.Error("finish run", "runId", runID, "status", status, "err", err)
-		return
-	}
-	if workflow != "" && g.observer != nil {
-		g.observer.RunCompleted(workflow, status)
-	}
 }
 
 // markRunning sets a parked run back to running in the transaction that
@@ -538,11 +570,16 @@ func (g *Gateway) heartbeatLoop() {
 	defer g.wg.Done()
 	t := time.NewTicker(g.heartbeat)
 	defer t.Stop()
+	ticks := 0
 	for {
 		select {
 		case <-g.stop:
 			return
 		case <-t.C:
+		}
+		ticks++
+		if ticks%3 == 0 {
+			g.reconcile()
 		}
 		g.mu.Lock()
 		ids := make([]string, 0, len(g.active))
@@ -572,6 +609,29 @@ func (g *Gateway) heartbeatLoop() {
 		})
 		if err != nil {
 			g.log.Error("refresh run heartbeats", "err", err)
+		}
+	}
+}
+
+// reconcile activates "running" runs that have no session: a store error
+// ended their activation early (it could not load, or could not commit
+// its completion). Replaying them from the journal is always safe.
+func (g *Gateway) reconcile() {
+	runs, err := g.store.ListRuns(context.Background(), RunFilter{Statuses: []RunStatus{RunRunning}, Limit: 1000})
+	if err != nil {
+		g.log.Error("reconcile running runs", "err", err)
+		return
+	}
+	for _, r := range runs {
+		if _, ok := g.workflows[r.WorkflowKey]; !ok {
+			continue
+		}
+		g.mu.Lock()
+		_, live := g.active[r.RunID]
+		g.mu.Unlock()
+		if !live {
+			g.log.Warn("reactivating a running run that had no activation", "runId", r.RunID)
+			g.wake(r.RunID, nil)
 		}
 	}
 }

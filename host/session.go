@@ -107,23 +107,32 @@ func (s *Session) Lookup(nodeID string, iteration int) (Node, bool) {
 	return n, ok
 }
 
-// Value returns the journaled ctx.now/random/uuid value number index, or
-// adopts fresh under that index when the run has none yet. A fresh value is
-// written with the activation's next commit: anything durable that could
-// depend on it (a task start, a wait, a park) is such a commit, so a crash
-// before it loses nothing observable.
-func (s *Session) Value(index int, fresh string) string {
+// Value returns the journaled ctx.now/random/uuid value number index (call
+// order within a pass), or adopts fresh under that index when the run has
+// none yet. kind ("now", "random", "uuid") is journaled with the value: a
+// replay that asks for another kind at that position fails with
+// NONDETERMINISM. A fresh value is written with the activation's next
+// commit: anything durable that could depend on it (a task start, a wait, a
+// park) is such a commit, so a crash before it loses nothing observable.
+func (s *Session) Value(index int, kind, fresh string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if index < len(s.values) {
-		return s.values[index]
+		var v struct {
+			K string          `json:"k"`
+			V json.RawMessage `json:"v"`
+		}
+		if err := json.Unmarshal([]byte(s.values[index]), &v); err != nil || v.K != kind {
+			return "", Errorf(CodeNondeterminism, "ctx.%s() call number %d of this run was journaled as ctx.%s(); the workflow no longer calls them in the same order (nondeterministic workflow code?)", kind, index+1, v.K)
+		}
+		return string(v.V), nil
 	}
 	for len(s.values) < index {
-		s.values = append(s.values, "null")
+		s.values = append(s.values, `{"k":"","v":null}`)
 	}
-	s.values = append(s.values, fresh)
+	s.values = append(s.values, string(mustJSON(map[string]any{"k": kind, "v": json.RawMessage(fresh)})))
 	s.unsaved = append(s.unsaved, index)
-	return fresh
+	return fresh, nil
 }
 
 // takeUnsaved returns the values that still have to be journaled.
@@ -280,7 +289,7 @@ func (s *Session) startAttempt(tx Tx, nodeID string, iteration int, now int64) (
 		} else if ok && prev.State == AttemptInProgress {
 			prev.State = AttemptFailed
 			prev.FinishedAtMs = now
-			prev.ErrorJSON = errorJSON("ATTEMPT_ABANDONED", "the gateway stopped while this attempt ran; it was run again")
+			prev.ErrorJSON = errorJSON("ATTEMPT_ABANDONED", "this attempt's activation ended while it ran (gateway stopped or JavaScript worker rebuilt); it was run again")
 			if err := tx.PutAttempt(prev); err != nil {
 				return n, err
 			}

@@ -63,7 +63,10 @@ func (g *Gateway) onTimer(e timerEntry) {
 		return g.markRunning(tx, e.runID, now)
 	})
 	if err != nil {
-		g.log.Error("fire timer", "runId", e.runID, "nodeId", e.nodeID, "err", err)
+		// Late rather than never: try again in a second.
+		g.log.Error("fire timer; retrying in 1s", "runId", e.runID, "nodeId", e.nodeID, "err", err)
+		e.at = g.nowMs() + 1000
+		g.timers.arm(e)
 		return
 	}
 	if settled != nil {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/dop251/goja"
 
@@ -56,9 +58,71 @@ type activation struct {
 	running    int         // task attempts executing (maxConcurrency)
 	pending    []func()    // attempts waiting for a maxConcurrency slot
 
+	// Task output (t.emit, t.exec) is coalesced before it is committed as
+	// task.output events: at most every outputDelay or outputChunk bytes.
+	out      []*pendingOutput
+	outBytes int
+	outTimer bool
+
 	cmu        sync.Mutex
 	commits    []commitJob
 	committing bool
+}
+
+// pendingOutput is buffered output of one node and stream.
+type pendingOutput struct {
+	nodeID, stream string
+	text           strings.Builder
+}
+
+const (
+	outputDelay = 20 * time.Millisecond
+	outputChunk = 64 << 10
+)
+
+// output buffers a chunk of a task's output for a task.output event.
+func (a *activation) output(nodeID, text, stream string) {
+	if a.ended || text == "" {
+		return
+	}
+	var p *pendingOutput
+	if n := len(a.out); n > 0 && a.out[n-1].nodeID == nodeID && a.out[n-1].stream == stream {
+		p = a.out[n-1]
+	} else {
+		p = &pendingOutput{nodeID: nodeID, stream: stream}
+		a.out = append(a.out, p)
+	}
+	p.text.WriteString(text)
+	a.outBytes += len(text)
+	if a.outBytes >= outputChunk {
+		a.flushOutput()
+		return
+	}
+	if !a.outTimer {
+		a.outTimer = true
+		a.inflight++ // buffered output keeps the run from parking or ending
+		time.AfterFunc(outputDelay, func() {
+			a.w.post(a, func() {
+				a.inflight--
+				a.outTimer = false
+				a.flushOutput()
+			})
+		})
+	}
+}
+
+// flushOutput commits the buffered output, one event per node and stream
+// run, in the order it was written.
+func (a *activation) flushOutput() {
+	if len(a.out) == 0 {
+		return
+	}
+	out := a.out
+	a.out, a.outBytes = nil, 0
+	for _, p := range out {
+		nodeID, stream, text := p.nodeID, p.stream, p.text.String()
+		a.enqueueCommit(func() error { return a.s.Emit(nodeID, text, stream) }, nil)
+	}
 }
 
 type commitJob struct {
@@ -74,11 +138,17 @@ func newActivation(ex *Executor, w *worker, s *host.Session) *activation {
 
 // commit runs do (a host step commit) on the activation's commit goroutine,
 // in the order commits were issued, then runs then on the loop. Commits of
-// one activation never reorder, so its events keep the order of its steps.
+// one activation never reorder, so its events keep the order of its steps;
+// buffered task output is committed first.
 func (a *activation) commit(do func() error, then func(error)) {
 	if a.ended {
 		return
 	}
+	a.flushOutput()
+	a.enqueueCommit(do, then)
+}
+
+func (a *activation) enqueueCommit(do func() error, then func(error)) {
 	a.inflight++
 	a.cmu.Lock()
 	a.commits = append(a.commits, commitJob{do: do, then: then})
@@ -242,7 +312,11 @@ func (a *activation) park() {
 		held := a.held
 		a.held = nil
 		if err != nil && !errors.Is(err, host.ErrSessionEnded) && !errors.Is(err, host.ErrRunTerminal) {
-			a.log.Error("park run", "err", err)
+			// Try again in a second (the turn after the delay parks anew)
+			// rather than spinning against a failing store.
+			a.log.Error("park run; retrying in 1s", "err", err)
+			a.inflight++
+			time.AfterFunc(time.Second, func() { a.w.post(a, func() { a.inflight-- }) })
 		}
 		if parked {
 			a.end()

@@ -84,7 +84,11 @@ func (a *activation) value(kind string, fresh func() string) goja.Value {
 	}
 	idx := a.valueIndex
 	a.valueIndex++
-	v, err := a.w.helpers.parse(a.s.Value(idx, fresh()))
+	raw, err := a.s.Value(idx, kind, fresh())
+	if err != nil {
+		panic(a.w.hostErrorToJS(err))
+	}
+	v, err := a.w.helpers.parse(raw)
 	if err != nil {
 		panic(err)
 	}

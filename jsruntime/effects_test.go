@@ -295,3 +295,41 @@ func currentHeap() int64 {
 	metrics.Read(s)
 	return int64(s[0].Value.Uint64())
 }
+
+// TestChattyChildIsBoundedAndCoalesced: a child writing far more than
+// MaxOutputBytes keeps at most that much, streams it as a bounded number of
+// coalesced task.output events ending with a truncation marker, and the
+// run's own node events survive in its event window.
+func TestChattyChildIsBoundedAndCoalesced(t *testing.T) {
+	h := newHarnessOpts(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    const r = await ctx.task("chatty", (t) => t.exec("sh", ["-c", "yes 0123456789abcdef | head -c 20000000"]));
+    return { kept: r.stdout.length };
+  });
+}`, harnessOpts{maxOutput: 1 << 20})
+	id := h.launch("wf", nil)
+	jsonEqual(t, h.output(id), `{"kept":1048576}`)
+	var outputs, streamed int
+	var last string
+	for _, e := range h.events(id) {
+		if e.Name != "task.output" {
+			continue
+		}
+		var p struct{ Output string }
+		_ = json.Unmarshal(e.Payload, &p)
+		outputs++
+		streamed += len(p.Output)
+		last = p.Output
+	}
+	if streamed > 1<<20+200 || !strings.Contains(last, "output truncated") {
+		t.Fatalf("streamed %d bytes in %d events, last %q", streamed, outputs, last[max(0, len(last)-80):])
+	}
+	if outputs > 200 {
+		t.Fatalf("%d task.output events for 1 MiB: output is not coalesced", outputs)
+	}
+	names := strings.Join(h.eventNames(id), " ")
+	if !strings.Contains(names, "node.pending:chatty") || !strings.Contains(names, "node.finished:chatty") {
+		t.Fatalf("node events lost: %.300s", names)
+	}
+}

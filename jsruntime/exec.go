@@ -76,7 +76,7 @@ func (t *taskRun) exec(at *attemptRun, call goja.FunctionCall) goja.Value {
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}
-		res := t.runChild(ctx, name, args, cwd, input, env, limit)
+		res := t.runChild(ctx, at, name, args, cwd, input, env, limit)
 		res.timedOut = timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded)
 		return func() { t.execSettled(at, name, res, allowFailure, timeout, resolve, reject) }
 	})
@@ -116,7 +116,7 @@ func (t *taskRun) execSettled(at *attemptRun, name string, res execResult, allow
 }
 
 // runChild starts and waits for the child on the calling goroutine.
-func (t *taskRun) runChild(ctx context.Context, name string, args []string, cwd, input string, env []string, limit int) execResult {
+func (t *taskRun) runChild(ctx context.Context, at *attemptRun, name string, args []string, cwd, input string, env []string, limit int) execResult {
 	a := t.a
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = cwd
@@ -127,15 +127,15 @@ func (t *taskRun) runChild(ctx context.Context, name string, args []string, cwd,
 	if input != "" {
 		cmd.Stdin = strings.NewReader(input)
 	}
-	stdout := &outputStream{t: t, stream: "stdout", limit: limit}
-	stderr := &outputStream{t: t, stream: "stderr", limit: limit}
+	stdout := newOutputStream(t, at, "stdout", limit)
+	stderr := newOutputStream(t, at, "stderr", limit)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		return execResult{code: -1, err: err}
 	}
 	pgid := cmd.Process.Pid
 	start, _ := host.ProcessStartTime(pgid)
-	if err := a.s.RecordProcess(host.Process{PGID: pgid, StartTime: start, NodeID: t.key.id, Attempt: 0, StartedAtMs: time.Now().UnixMilli()}); err != nil {
+	if err := a.s.RecordProcess(host.Process{PGID: pgid, StartTime: start, NodeID: t.key.id, Attempt: at.number, StartedAtMs: time.Now().UnixMilli()}); err != nil {
 		a.log.Error("record t.exec process group", "pgid", pgid, "err", err)
 	}
 	err := cmd.Wait()
@@ -155,16 +155,25 @@ func (t *taskRun) runChild(ctx context.Context, name string, args []string, cwd,
 	return res
 }
 
-// outputStream keeps up to limit bytes of a child's output and streams each
-// chunk to the loop as a task.output event.
+// outputStream keeps up to limit bytes of a child's output and streams it
+// as task.output events. Write hands each chunk to the worker's loop and
+// waits while too many chunks are still queued there, so a child writing
+// faster than the gateway can commit is slowed down through its pipe
+// instead of growing queues.
 type outputStream struct {
 	t      *taskRun
+	at     *attemptRun
 	stream string
 	limit  int
+	slots  chan struct{} // chunks handed to the loop and not yet taken
 
 	mu        sync.Mutex
 	buf       strings.Builder
 	truncated bool
+}
+
+func newOutputStream(t *taskRun, at *attemptRun, stream string, limit int) *outputStream {
+	return &outputStream{t: t, at: at, stream: stream, limit: limit, slots: make(chan struct{}, 4)}
 }
 
 func (s *outputStream) Write(p []byte) (int, error) {
@@ -181,9 +190,19 @@ func (s *outputStream) Write(p []byte) (int, error) {
 		s.truncated = true
 	}
 	s.mu.Unlock()
+	select {
+	case s.slots <- struct{}{}:
+	case <-s.at.ctx.Done():
+		return len(p), nil
+	}
 	chunk := string(p)
 	a := s.t.a
-	a.w.post(a, func() { s.t.emit(chunk, s.stream) })
+	if !a.w.post(a, func() {
+		<-s.slots
+		s.t.emit(s.at, chunk, s.stream)
+	}) {
+		<-s.slots
+	}
 	return len(p), nil
 }
 

@@ -192,7 +192,10 @@ func (ex *Executor) Deliver(s *host.Session, n host.Node) {
 		}
 		return
 	}
-	a.w.post(nil, func() {
+	// The job runs as a turn of the activation (its timers and logs are
+	// attributed to it), also after it ended: then the engine activates the
+	// run again, from a journal that already holds n.
+	a.w.enqueue(job{act: a, always: true, fn: func() {
 		if a.ended {
 			if s.Ended() {
 				s.Rewake()
@@ -200,8 +203,7 @@ func (ex *Executor) Deliver(s *host.Session, n host.Node) {
 			return
 		}
 		a.deliver(n)
-		a.afterTurn()
-	})
+	}})
 }
 
 // Detach abandons the activation of s and calls done once its goroutines

@@ -31,6 +31,7 @@ type harnessOpts struct {
 	workers    int
 	env        map[string]string
 	maxHeap    int64
+	maxOutput  int
 	// logs, when set, receives the engine's and the module's log lines as
 	// JSON.
 	logs io.Writer
@@ -75,7 +76,7 @@ func (h *harness) start() {
 		log = slog.New(slog.NewJSONHandler(h.opts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	var err error
-	h.exec, err = jsruntime.Load(jsruntime.Options{ModulePath: modPath, Workers: h.opts.workers, TurnBudget: h.opts.turnBudget, Logger: log, MaxHeapBytes: h.opts.maxHeap,
+	h.exec, err = jsruntime.Load(jsruntime.Options{ModulePath: modPath, Workers: h.opts.workers, TurnBudget: h.opts.turnBudget, Logger: log, MaxHeapBytes: h.opts.maxHeap, MaxOutputBytes: h.opts.maxOutput,
 		LookupEnv: func(k string) (string, bool) { v, ok := h.opts.env[k]; return v, ok }})
 	if err != nil {
 		t.Fatalf("load module: %v", err)

@@ -40,21 +40,22 @@ func (ex *Executor) watchHeap(stop <-chan struct{}) {
 		if victim == nil {
 			continue
 		}
-		if rt := victim.rtForInterrupt.Load(); rt != nil {
-			ex.log.Warn("heap over its limit: interrupting the longest JavaScript turn", "limitMiB", ex.maxHeap>>20, "worker", victim.id)
-			rt.Interrupt(errHeapLimit)
-			// Let that turn unwind (native code may run a while before goja
-			// sees the interrupt), then collect its garbage before looking
-			// again, so an innocent next turn is not blamed for it.
-			deadline := time.Now().Add(5 * time.Second)
-			for victim.turnStart.Load() == oldest && time.Now().Before(deadline) {
-				select {
-				case <-stop:
-					return
-				case <-time.After(10 * time.Millisecond):
-				}
-			}
-			runtime.GC()
+		id := victim.turnID.Load()
+		if !victim.interruptTurn(id, errHeapLimit) {
+			continue
 		}
+		ex.log.Warn("heap over its limit: interrupted the longest JavaScript turn", "limitMiB", ex.maxHeap>>20, "worker", victim.id)
+		// Let that turn unwind (native code may run a while before goja
+		// sees the interrupt), then collect its garbage before looking
+		// again, so an innocent next turn is not blamed for it.
+		deadline := time.Now().Add(5 * time.Second)
+		for victim.turnID.Load() == id && time.Now().Before(deadline) {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		runtime.GC()
 	}
 }

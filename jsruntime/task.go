@@ -63,13 +63,14 @@ type attemptRun struct {
 	signal   *abortSignal
 	timer    *time.Timer
 	finished bool
+	emitted  int // bytes of output streamed by this attempt
 }
 
 // jsTask is ctx.task(id, body, opts).
 func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 	rt := a.w.rt
 	opts := a.taskOptions(call.Argument(2))
-	k, n, found, p, resolve, reject, done := a.begin("ctx.task", call.Argument(0), host.KindTask, opts.continueOnFail)
+	k, _, found, p, resolve, reject, done := a.begin("ctx.task", call.Argument(0), host.KindTask, opts.continueOnFail)
 	if done {
 		return rt.ToValue(p)
 	}
@@ -96,8 +97,7 @@ func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 	}
 	t := &taskRun{a: a, key: k, body: body, opts: opts, resolve: resolve, reject: reject}
 	a.inflight++ // the task is in flight until its node settles
-	if found {
-		_ = n
+	if found { // journaled but unsettled: a previous activation stopped mid-task
 		t.schedule()
 		return rt.ToValue(p)
 	}
@@ -173,7 +173,7 @@ func (t *taskRun) runAttempt(number int) {
 	w := a.w
 	ctx, cancel := context.WithCancel(a.ctx)
 	at := &attemptRun{t: t, number: number, ctx: ctx, cancel: cancel}
-	at.signal = newAbortSignal(w.rt)
+	at.signal = newAbortSignal(w)
 	t.attempt = at
 	if t.opts.timeoutMs > 0 {
 		at.timer = time.AfterFunc(time.Duration(t.opts.timeoutMs)*time.Millisecond, func() {

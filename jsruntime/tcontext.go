@@ -47,7 +47,7 @@ func (t *taskRun) newT(at *attemptRun) *goja.Object {
 			}
 		}
 		if !at.finished {
-			t.emit(text, stream)
+			t.emit(at, text, stream)
 		}
 		return goja.Undefined()
 	})
@@ -70,19 +70,29 @@ func (t *taskRun) newT(at *attemptRun) *goja.Object {
 	return o
 }
 
-// emit appends a task.output event (through the ordered commit queue).
-func (t *taskRun) emit(text, stream string) {
-	a := t.a
-	if text == "" {
+// emit records task output for a task.output event (coalesced by the
+// activation, committed in order with the task's steps). An attempt's
+// streamed output is bounded by MaxOutputBytes; past it, one marker says
+// so and the rest is dropped.
+func (t *taskRun) emit(at *attemptRun, text, stream string) {
+	limit := t.a.ex.maxOutput
+	if at.emitted >= limit {
 		return
 	}
-	a.commit(func() error { return a.s.Emit(t.key.id, text, stream) }, nil)
+	if at.emitted+len(text) > limit {
+		text = text[:limit-at.emitted] + fmt.Sprintf("\n[output truncated: more than %d bytes]\n", limit)
+		at.emitted = limit
+	} else {
+		at.emitted += len(text)
+	}
+	t.a.output(t.key.id, text, stream)
 }
 
 // abortSignal is the AbortSignal-like t.signal: aborted, reason,
 // onabort, addEventListener("abort"), removeEventListener,
 // throwIfAborted(). Loop-only.
 type abortSignal struct {
+	w         *worker
 	rt        *goja.Runtime
 	obj       *goja.Object
 	aborted   bool
@@ -90,8 +100,9 @@ type abortSignal struct {
 	listeners []goja.Callable
 }
 
-func newAbortSignal(rt *goja.Runtime) *abortSignal {
-	s := &abortSignal{rt: rt, reason: goja.Undefined()}
+func newAbortSignal(w *worker) *abortSignal {
+	rt := w.rt
+	s := &abortSignal{w: w, rt: rt, reason: goja.Undefined()}
 	o := rt.NewObject()
 	must(o.DefineAccessorProperty("aborted", rt.ToValue(func(goja.FunctionCall) goja.Value { return rt.ToValue(s.aborted) }), nil, goja.FLAG_FALSE, goja.FLAG_TRUE))
 	must(o.DefineAccessorProperty("reason", rt.ToValue(func(goja.FunctionCall) goja.Value { return s.reason }), nil, goja.FLAG_FALSE, goja.FLAG_TRUE))
@@ -123,10 +134,12 @@ func (s *abortSignal) abort(reason goja.Value) {
 	s.reason = reason
 	event := s.rt.NewObject()
 	must(event.Set("type", "abort"))
+	// A listener's own exception is its business; an interrupt or stack
+	// overflow is recorded by w.call for the turn.
 	if fn, ok := goja.AssertFunction(s.obj.Get("onabort")); ok {
-		_, _ = fn(s.obj, event)
+		_, _ = s.w.call(fn, s.obj, event)
 	}
 	for _, fn := range s.listeners {
-		_, _ = fn(s.obj, event)
+		_, _ = s.w.call(fn, s.obj, event)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/dop251/goja"
 
@@ -154,7 +155,11 @@ func (a *activation) waitForEvent(fn string, idArg, optsArg goja.Value, eventNam
 			if !ok {
 				panic(rt.NewTypeError("%s.correlationId must be a string or null, got %s", what, describeValue(c)))
 			}
-			spec.CorrelationID = &s
+			// Signals' correlation ids are trimmed and "" means none
+			// (CONTRACT.md §5.6); the wait's must match that.
+			if s = strings.TrimSpace(s); s != "" {
+				spec.CorrelationID = &s
+			}
 		}
 		if v := o.Get("timeoutMs"); present(v) {
 			spec.TimeoutMs = positiveInt(rt, v, what+".timeoutMs")

@@ -17,6 +17,9 @@ import (
 type job struct {
 	act *activation
 	fn  func()
+	// always runs the job even when act has ended (deliveries must then
+	// have the engine activate the run again).
+	always bool
 }
 
 // worker is one goja runtime with its event loop goroutine. The runtime is
@@ -47,9 +50,11 @@ type worker struct {
 
 	load int // activations assigned (guarded by Executor.mu)
 
-	// turnStart is when the running turn began (UnixNano; 0 when idle), for
-	// the heap watchdog.
+	// turnStart is when the running turn began (UnixNano; 0 when idle) and
+	// turnID numbers turns; both change under turnMu (see beginTurn).
+	turnMu    sync.Mutex
 	turnStart atomic.Int64
+	turnID    atomic.Uint64
 	// rtForInterrupt is the runtime the watchdog may interrupt.
 	rtForInterrupt atomic.Pointer[goja.Runtime]
 }
@@ -63,12 +68,16 @@ func newWorker(id int, ex *Executor) *worker {
 // nothing more is queued and false is returned (stop drains what was queued
 // before).
 func (w *worker) post(act *activation, fn func()) bool {
+	return w.enqueue(job{act: act, fn: fn})
+}
+
+func (w *worker) enqueue(j job) bool {
 	w.mu.Lock()
 	if w.stopped {
 		w.mu.Unlock()
 		return false
 	}
-	w.queue = append(w.queue, job{act: act, fn: fn})
+	w.queue = append(w.queue, j)
 	w.mu.Unlock()
 	select {
 	case w.wakeup <- struct{}{}:
@@ -123,26 +132,12 @@ var (
 // owned the turn and rebuilds the runtime; otherwise the activation is
 // checked for completion, parking or a stall.
 func (w *worker) runTurn(j job) {
-	if j.act != nil && j.act.ended {
+	if j.act != nil && j.act.ended && !j.always {
 		return
 	}
 	w.current = j.act
-	w.turnStart.Store(time.Now().UnixNano())
-	defer w.turnStart.Store(0)
-	var (
-		fired bool
-		wmu   sync.Mutex
-		over  bool
-	)
-	rt := w.rt
-	timer := time.AfterFunc(w.budget, func() {
-		wmu.Lock()
-		defer wmu.Unlock()
-		if !over {
-			fired = true
-			rt.Interrupt(errTurnBudget)
-		}
-	})
+	id := w.beginTurn()
+	timer := time.AfterFunc(w.budget, func() { w.interruptTurn(id, errTurnBudget) })
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -153,12 +148,7 @@ func (w *worker) runTurn(j job) {
 		j.fn()
 	}()
 	timer.Stop()
-	wmu.Lock()
-	over = true
-	if fired {
-		rt.ClearInterrupt()
-	}
-	wmu.Unlock()
+	w.endTurn()
 	w.current = nil
 	if w.broken != nil {
 		err := w.broken
@@ -166,9 +156,45 @@ func (w *worker) runTurn(j job) {
 		w.rebuild(j.act, err)
 		return
 	}
-	if j.act != nil {
+	if j.act != nil && !j.act.ended {
 		j.act.afterTurn()
 	}
+}
+
+// beginTurn numbers the turn that starts now. The watchdogs (turn budget,
+// heap) interrupt a turn only through interruptTurn with that number, so an
+// interrupt meant for a turn that already ended never lands on the next.
+func (w *worker) beginTurn() uint64 {
+	w.turnMu.Lock()
+	defer w.turnMu.Unlock()
+	id := w.turnID.Add(1)
+	w.turnStart.Store(time.Now().UnixNano())
+	return id
+}
+
+// endTurn closes the turn and clears any interrupt aimed at it that goja
+// did not consume (it struck while Go code ran).
+func (w *worker) endTurn() {
+	w.turnMu.Lock()
+	w.turnStart.Store(0)
+	w.turnID.Add(1)
+	if w.rt != nil {
+		w.rt.ClearInterrupt()
+	}
+	w.turnMu.Unlock()
+}
+
+// interruptTurn interrupts the running turn if it is still turn id.
+func (w *worker) interruptTurn(id uint64, reason error) bool {
+	w.turnMu.Lock()
+	defer w.turnMu.Unlock()
+	if w.turnID.Load() != id || w.turnStart.Load() == 0 {
+		return false
+	}
+	if rt := w.rtForInterrupt.Load(); rt != nil {
+		rt.Interrupt(reason)
+	}
+	return true
 }
 
 // uncatchable records an uncatchable goja error (interrupt, stack overflow)

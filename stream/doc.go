@@ -1,5 +1,6 @@
 // Package stream is the event hub between the engine and the sockets: the
-// engine publishes committed run events (host.Publisher); each subscriber (a
+// store's commit hook publishes committed run events in commit order; each
+// subscriber (a
 // WebSocket connection) gets the events it wants in a bounded queue (count
 // and bytes) that its own writer goroutine drains.
 //

@@ -108,7 +108,20 @@ func parseConfig(name string, args []string, env func(string) string, stderr io.
 			fs.BoolFunc(o.flag, o.usage, func(v string) error { values[o.flag] = v; return nil })
 			continue
 		}
-		fs.Func(o.flag, fmt.Sprintf("%s (default %q)", o.usage, values[o.flag]), func(v string) error { values[o.flag] = v; return nil })
+		// The help text shows the built-in default, never a value taken
+		// from the environment (which may be a secret).
+		def := o.def
+		if v, ok := overrides[o.flag]; ok {
+			def = v
+		}
+		usage := o.usage
+		if def != "" {
+			usage = fmt.Sprintf("%s (default %q)", o.usage, def)
+		}
+		if o.env != "" {
+			usage += " [$" + o.env + "]"
+		}
+		fs.Func(o.flag, usage, func(v string) error { values[o.flag] = v; return nil })
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -9,6 +9,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -57,9 +59,12 @@ func serve(mode string, args []string, env func(string) string, stdout, stderr i
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	m, err := newMain(mode, args, env, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "smithers %s: %v\n", mode, err)
-		return 1
+		return 2
 	}
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "smithers %s: %v\n", mode, err)
@@ -67,6 +72,8 @@ func serve(mode string, args []string, env func(string) string, stdout, stderr i
 		return 1
 	}
 	<-ctx.Done()
+	// A second SIGINT/SIGTERM now kills the process the default way.
+	stop()
 	m.log.Info("shutting down")
 	if err := m.Close(); err != nil {
 		fmt.Fprintf(stderr, "smithers %s: shutdown: %v\n", mode, err)

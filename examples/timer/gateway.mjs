@@ -10,9 +10,13 @@ export default function register(gateway) {
       const scheduledAt = ctx.now();
       await ctx.task("schedule", () => ({ scheduledAt, delayMs }));
       await ctx.sleep("wait", delayMs);
+      // ctx.now() is journaled: the value before the sleep is the same on
+      // every replay, the one after it is taken when the timer has fired.
+      const wokeAt = ctx.now();
       return await ctx.task("remind", () => ({
         message: String(ctx.input.message ?? "time is up"),
-        waitedAtLeastMs: delayMs,
+        delayMs,
+        waitedMs: wokeAt - scheduledAt,
       }));
     },
     { readableName: "Reminder", description: "Sleeps durably, then reminds" },

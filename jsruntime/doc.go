@@ -1,0 +1,28 @@
+// Package jsruntime runs workflow modules: it bundles the module with
+// esbuild, evaluates it in a small pool of goja runtimes, calls its
+// register(gateway), and executes runs for the engine (it implements
+// host.Executor). It is the only package of the module that imports goja,
+// goja_nodejs or esbuild.
+//
+// Workers. Each worker is one goja runtime with one event-loop goroutine
+// (worker.loop). A runtime is touched only on its loop goroutine; other
+// goroutines reach it through worker.post, which never blocks. Each job is a
+// turn: it runs with the turn budget watchdog armed, and the microtasks it
+// queued run before it returns. A turn that blows the budget or the call
+// stack (or is interrupted by the heap watchdog) fails the run that owned
+// it; the worker's runtime is rebuilt and its other runs replay.
+//
+// Activations. A run being executed is an activation (activation.go),
+// bound to one worker. Its fields are loop-only except the commit queue
+// (cmu). Every step is committed through the activation's commit
+// goroutine, in issue order, and its result comes back to the loop as a
+// job: a ctx promise resolves only after its step is durable. Effects
+// (t.fetch, t.exec) run on goroutines counted in the activation's
+// WaitGroup, with a context cancelled when the activation ends. An
+// activation whose only pending work is approvals, signals or timers parks
+// (its JavaScript state is dropped); it is replayed from the journal when
+// woken.
+//
+// Lock order: Executor.mu, then activation.cmu; neither is held while
+// calling into the engine.
+package jsruntime
