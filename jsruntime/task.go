@@ -97,7 +97,7 @@ func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 	}
 	t := &taskRun{a: a, key: k, body: body, opts: opts, resolve: resolve, reject: reject}
 	a.inflight++ // the task is in flight until its node settles
-	if found { // journaled but unsettled: a previous activation stopped mid-task
+	if found {   // journaled but unsettled: a previous activation stopped mid-task
 		t.schedule()
 		return rt.ToValue(p)
 	}
