@@ -166,6 +166,9 @@ func (s *Server) resumeRun(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if status == host.ResumeRequested {
+		c.subscribe(id)
+	}
 	return map[string]any{"runId": id, "status": status}, nil
 }
 
@@ -236,6 +239,7 @@ func (s *Server) submitApproval(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	s.metrics.approvalDecision(approved)
+	c.subscribe(runID) // the decision resumes the run (CONTRACT.md §3.5)
 	return map[string]any{"runId": runID, "nodeId": nodeID, "iteration": iteration, "approved": approved}, nil
 }
 
@@ -305,6 +309,7 @@ func (s *Server) submitSignal(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	s.metrics.signalSent()
+	c.subscribe(runID)
 	var cid any
 	if sig.CorrelationID != nil {
 		cid = *sig.CorrelationID

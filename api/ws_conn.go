@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -59,6 +58,8 @@ type wsConn struct {
 
 	control   chan func() // work for the writer, in order
 	done      chan struct{}
+	ctx       context.Context // cancelled when the connection ends
+	cancel    context.CancelFunc
 	closeOnce sync.Once
 
 	mu         sync.Mutex
@@ -104,7 +105,8 @@ func (s *Server) serveWS(c echo.Context) error {
 		s.wsCount.Add(-1)
 		return nil // the upgrader already answered
 	}
-	conn := &wsConn{s: s, ws: ws, header: r.Header.Clone(), lim: s.ws.limits, control: make(chan func(), 256),
+	ctx, cancel := context.WithCancel(context.Background())
+	conn := &wsConn{s: s, ws: ws, header: r.Header.Clone(), lim: s.ws.limits, control: make(chan func(), 256), ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), streamRuns: map[string]int{}, streams: map[string]*runStream{}, connected: make(chan struct{}, 1)}
 	conn.sub = s.hub.Subscribe(conn.lim.queue, conn.wants)
 	s.trackConn(conn, true)
@@ -128,6 +130,7 @@ func (s *Server) serveWS(c echo.Context) error {
 
 func (c *wsConn) shutdown() {
 	c.closeOnce.Do(func() {
+		c.cancel()
 		close(c.done)
 		c.sub.Close()
 		_ = c.ws.Close()
@@ -200,7 +203,7 @@ type afterResponse struct {
 
 func (c *wsConn) handle(req wsRequest, ident host.Identity) {
 	start := time.Now()
-	payload, err := c.s.invoke(context.Background(), &call{method: req.method, params: asParams(req.params), ident: ident, transport: "ws", conn: c})
+	payload, err := c.s.invoke(c.ctx, &call{method: req.method, params: asParams(req.params), ident: ident, transport: "ws", conn: c})
 	c.s.metrics.rpc(req.method, "ws", start, err)
 	if ar, ok := payload.(afterResponse); ok && err == nil {
 		c.respond(req.id, req.method, ar.payload, nil)
@@ -401,12 +404,21 @@ func (c *wsConn) credentialsRevoked() (string, bool) {
 	if err == nil {
 		return "", false
 	}
-	msg := strings.ToLower(err.Error())
+	var he *host.Error
+	msg := ""
+	if errors.As(err, &he) {
+		msg = he.Message
+	}
 	switch {
-	case strings.Contains(msg, "revoked"):
+	case msg == auth.MsgTokenRevoked:
 		return "token revoked", true
-	case strings.Contains(msg, "expired"):
+	case msg == auth.MsgTokenExpired || msg == auth.MsgJWTExpired:
 		return "token expired", true
+	case msg == auth.MsgStoreUnavailable:
+		// The store file is being rewritten or is broken: new requests are
+		// refused (fail closed), but open sockets are not torn down over
+		// what may be a half-written save.
+		return "", false
 	}
 	return "token no longer valid", true
 }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"time"
 
@@ -100,7 +99,7 @@ func (c *wsConn) negotiate(req wsRequest) (any, error) {
 // snapshot is the hello payload's view of active runs and pending
 // approvals.
 func (c *wsConn) snapshot() (map[string]any, error) {
-	ctx := context.Background()
+	ctx := c.ctx
 	runs, err := c.s.gw.Store().ListRuns(ctx, host.RunFilter{Statuses: []host.RunStatus{host.RunRunning, host.RunWaitingApproval, host.RunWaitingEvent, host.RunWaitingTimer}, Limit: 1000})
 	if err != nil {
 		return nil, err

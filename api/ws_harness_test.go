@@ -66,12 +66,14 @@ export default function register(gateway) {
     return { done: true };
   });
   // chatty waits for the signal "flood" when input.hold is set, then
-  // emits input.chunks task.output events of input.size bytes each.
+  // emits input.chunks task.output events of input.size bytes each
+  // (alternating stdout and stderr, so the gateway's output coalescing
+  // keeps them apart).
   gateway.register("chatty", async (ctx) => {
     if (ctx.input.hold) await ctx.waitForEvent("hold", { event: "flood" });
     await ctx.task("talk", (t) => {
       const chunk = "x".repeat(ctx.input.size ?? 100);
-      for (let i = 0; i < (ctx.input.chunks ?? 0); i++) t.emit(chunk + " " + i, "stdout");
+      for (let i = 0; i < (ctx.input.chunks ?? 0); i++) t.emit(chunk + " " + i, i % 2 ? "stderr" : "stdout");
       return ctx.input.chunks;
     }, { retries: 0 });
   });

@@ -13,6 +13,10 @@ import (
 // replayPage is how many stored events one replay query reads.
 const replayPage = 500
 
+// maxStreamsPerSocket bounds the run-event streams of one socket (each has
+// its own heartbeat); streams live until the socket closes.
+const maxStreamsPerSocket = 256
+
 // streamRunEvents subscribes the socket to a run's events (CONTRACT.md §3.7
 // with DESIGN.md §4): the response first, then (with afterSeq) a GapResync
 // for events older than the window and the retained events in seq order,
@@ -40,6 +44,9 @@ func (s *Server) streamRunEvents(ctx context.Context, c *call) (any, error) {
 		return nil, host.Errorf(host.CodeRunNotFound, "Run not found: %s", runID)
 	}
 	conn := c.conn
+	if conn.streamCount() >= maxStreamsPerSocket {
+		return nil, host.Errorf("RateLimited", "A socket may hold at most %d run-event streams; open another socket", maxStreamsPerSocket)
+	}
 	conn.addStreamRun(runID, 1)
 	// Read the current seq only after the hub delivers the run's events to
 	// this socket, so nothing falls between replay and live.
@@ -61,6 +68,17 @@ func (s *Server) streamRunEvents(ctx context.Context, c *call) (any, error) {
 	}
 	payload := map[string]any{"streamId": st.id, "runId": runID, "afterSeq": after, "currentSeq": current}
 	return afterResponse{payload: payload, after: func() { conn.startStream(st) }}, nil
+}
+
+// streamCount is the number of open run-event streams of the socket.
+func (c *wsConn) streamCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, k := range c.streamRuns {
+		n += k
+	}
+	return n
 }
 
 func (c *wsConn) addStreamRun(runID string, delta int) {
@@ -86,7 +104,7 @@ func (c *wsConn) startStream(st *runStream) {
 }
 
 func (c *wsConn) replay(st *runStream) error {
-	ctx := context.Background()
+	ctx := c.ctx
 	store := c.s.gw.Store()
 	first, err := store.FirstEventSeq(ctx, st.runID)
 	if err != nil {
