@@ -389,27 +389,39 @@ func parked(ctx context.Context, o Options) (Result, error) {
 		}()
 	}
 	wg.Wait()
+	defer func() { // leave no parked run behind, also on failure
+		for _, id := range ids {
+			if id != "" {
+				_ = c.Call(context.Background(), "cancelRun", map[string]any{"runId": id}, nil)
+			}
+		}
+	}()
 	if err, _ := firstErr.Load().(error); err != nil {
 		return Result{}, err
 	}
-	// Wait until every run parked.
-	for {
-		var list []json.RawMessage
-		if err := c.Call(ctx, "listRuns", map[string]any{"status": "running", "limit": 1}, &list); err != nil {
-			return Result{}, err
+	// Wait until each of our runs parked.
+	deadline := time.Now().Add(5 * time.Minute)
+	for _, id := range ids {
+		for {
+			var run struct {
+				Status string `json:"status"`
+			}
+			if err := c.Call(ctx, "getRun", map[string]any{"runId": id}, &run); err != nil {
+				return Result{}, err
+			}
+			if run.Status != "running" {
+				break
+			}
+			if time.Now().After(deadline) {
+				return Result{}, fmt.Errorf("run %s did not park within 5 minutes", id)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if len(list) == 0 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	el := time.Since(start)
 	after, err := residentMemory(ctx, o.URL)
 	if err != nil {
 		return Result{}, err
-	}
-	for _, id := range ids {
-		_ = c.Call(ctx, "cancelRun", map[string]any{"runId": id}, nil)
 	}
 	grow := after - before
 	return Result{Name: fmt.Sprintf("park %d runs", o.Parked), Ops: int64(o.Parked), Elapsed: el,

@@ -25,7 +25,10 @@ func NewHub() *Hub {
 // Limits bound one subscriber's queue.
 type Limits struct {
 	MaxEvents int // default 4096
-	MaxBytes  int // default 8 MiB
+	// MaxBytes defaults to 1 MiB, so that a full gateway (1000 sockets)
+	// holds at most about 1 GiB of queued events, under the default heap
+	// limit.
+	MaxBytes int
 }
 
 // Subscribe registers a subscriber; wants (called under no lock of the
@@ -35,7 +38,7 @@ func (h *Hub) Subscribe(l Limits, wants func(host.Event) bool) *Subscriber {
 		l.MaxEvents = 4096
 	}
 	if l.MaxBytes <= 0 {
-		l.MaxBytes = 8 << 20
+		l.MaxBytes = 1 << 20
 	}
 	s := &Subscriber{hub: h, limits: l, wants: wants, ready: make(chan struct{}, 1), gone: make(chan struct{})}
 	h.mu.Lock()
