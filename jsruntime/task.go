@@ -56,14 +56,15 @@ type taskRun struct {
 
 // attemptRun is one execution of a task body.
 type attemptRun struct {
-	t        *taskRun
-	number   int
-	ctx      context.Context // cancelled on timeout, cancel, or when the attempt settles
-	cancel   context.CancelFunc
-	signal   *abortSignal
-	timer    *time.Timer
-	finished bool
-	emitted  int // bytes of output streamed by this attempt
+	t         *taskRun
+	number    int
+	ctx       context.Context // cancelled on timeout, cancel, or when the attempt settles
+	cancel    context.CancelFunc
+	signal    *abortSignal
+	timer     *time.Timer
+	finished  bool
+	emitted   int  // bytes of output streamed by this attempt
+	truncated bool // the output passed MaxOutputBytes and was cut
 }
 
 // jsTask is ctx.task(id, body, opts).

@@ -76,12 +76,12 @@ func (t *taskRun) newT(at *attemptRun) *goja.Object {
 // so and the rest is dropped.
 func (t *taskRun) emit(at *attemptRun, text, stream string) {
 	limit := t.a.ex.maxOutput
-	if at.emitted >= limit {
-		return
-	}
 	if at.emitted+len(text) > limit {
+		if at.truncated {
+			return
+		}
 		text = text[:limit-at.emitted] + fmt.Sprintf("\n[output truncated: more than %d bytes]\n", limit)
-		at.emitted = limit
+		at.emitted, at.truncated = limit, true
 	} else {
 		at.emitted += len(text)
 	}
