@@ -45,6 +45,7 @@ type activation struct {
 	run        host.Run
 	wf         host.WorkflowDef
 	gen        uint64
+	begun      bool // the workflow function was called
 	ended      bool
 	settled    bool // the workflow function settled; completion is committing
 	inflight   int  // commits, task attempts, fetch/exec, JS timers in progress
@@ -219,10 +220,18 @@ func (a *activation) start() {
 	a.replayLeft = a.s.JournalSize()
 	a.replaying = a.replayLeft > 0
 	fn, ok := w.workflows[a.wf.Key]
+	if !ok && !w.registered {
+		// The worker was rebuilt and its async register(gateway) has not
+		// settled yet: start once it has.
+		delete(w.acts, a)
+		time.AfterFunc(10*time.Millisecond, func() { w.post(a, a.start) })
+		return
+	}
 	if !ok {
 		a.finishFailed(storedError{Name: "SmithersError", Code: host.CodeWorkflowMissing, Message: fmt.Sprintf("workflow %q is not registered on this worker", a.wf.Key)})
 		return
 	}
+	a.begun = true
 	ctxObj, err := a.newCtx()
 	if err != nil {
 		a.finishFailed(storedError{Name: "SmithersError", Code: host.CodeWorkflowFailed, Message: "build ctx: " + err.Error()})
@@ -284,7 +293,7 @@ func (a *activation) finishFailed(se storedError) {
 // it parks the run when it waits on approvals, signals or timers, and fails
 // it when it waits on something nothing will ever settle.
 func (a *activation) afterTurn() {
-	if a.ended || a.settled || a.parking || a.inflight > 0 {
+	if !a.begun || a.ended || a.settled || a.parking || a.inflight > 0 {
 		return
 	}
 	if len(a.waits) > 0 {

@@ -333,3 +333,24 @@ export default function (gateway) {
 		t.Fatalf("node events lost: %.300s", names)
 	}
 }
+
+// TestAsyncRegisterSurvivesWorkerRebuild: after a runaway turn rebuilds a
+// worker whose module registers asynchronously, the runs restarted on it
+// wait for the registration instead of failing.
+func TestAsyncRegisterSurvivesWorkerRebuild(t *testing.T) {
+	h := newHarnessOpts(t, `
+export default async function (gateway) {
+  await new Promise((r) => setTimeout(r, 100));
+  gateway.register("spin", async (ctx) => { await ctx.task("t", () => { for (;;) {} }); });
+  gateway.register("ok", async (ctx) => {
+    const a = await ctx.task("a", () => new Promise((res) => setTimeout(() => res(1), 400)));
+    return a + 1;
+  });
+}`, harnessOpts{turnBudget: 200 * time.Millisecond, workers: 1})
+	other := h.launch("ok", nil)
+	eventually(t, "other run's task started", func() bool { return h.nodes(other)["a"].State == host.NodeInProgress })
+	if e := h.errorOf(h.launch("spin", nil)); e["code"] != "JS_INTERRUPTED" {
+		t.Fatalf("spin %v", e)
+	}
+	jsonEqual(t, h.output(other), `2`)
+}

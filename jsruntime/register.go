@@ -53,12 +53,16 @@ func (w *worker) initRuntime() error {
 // register (sync or async) has settled.
 func (w *worker) initRuntimeAsync(result chan<- registration) {
 	w.gen++
+	w.registered = false
 	w.rt = goja.New()
 	w.rtForInterrupt.Store(w.rt)
 	w.rt.SetMaxCallStackSize(w.ex.maxStack)
 	w.workflows = map[string]goja.Callable{}
 	defs := map[string]host.WorkflowDef{}
-	fail := func(err error) { result <- registration{err: err} }
+	fail := func(err error) {
+		w.registered = true
+		result <- registration{err: err}
+	}
 	if err := w.installRuntime(); err != nil {
 		fail(fmt.Errorf("set up JavaScript runtime: %w", err))
 		return
@@ -78,6 +82,7 @@ func (w *worker) initRuntimeAsync(result chan<- registration) {
 	}
 	if reg == nil {
 		w.log.Warn("workflow module exports neither register nor a default function", "module", w.ex.path)
+		w.registered = true
 		result <- registration{}
 		return
 	}
@@ -97,6 +102,7 @@ func (w *worker) initRuntimeAsync(result chan<- registration) {
 			out = append(out, d)
 		}
 		sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+		w.registered = true
 		result <- registration{defs: out}
 	}
 	v, err := w.call(reg, goja.Undefined(), gw)

@@ -40,6 +40,9 @@ type worker struct {
 	// Loop-only state.
 	rt        *goja.Runtime
 	workflows map[string]goja.Callable
+	// registered is false while an async register(gateway) of the current
+	// runtime is still settling (after a rebuild).
+	registered bool
 	acts      map[*activation]struct{}
 	current   *activation
 	broken    error // an uncatchable error (interrupt, stack overflow) ended the turn
