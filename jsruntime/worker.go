@@ -43,13 +43,13 @@ type worker struct {
 	// registered is false while an async register(gateway) of the current
 	// runtime is still settling (after a rebuild).
 	registered bool
-	acts      map[*activation]struct{}
-	current   *activation
-	broken    error // an uncatchable error (interrupt, stack overflow) ended the turn
-	helpers   jsHelpers
-	gen       uint64 // runtime generation; bumped on rebuild
-	timerSeq  int64
-	timers    map[int64]*jsTimer
+	acts       map[*activation]struct{}
+	current    *activation
+	broken     error // an uncatchable error (interrupt, stack overflow) ended the turn
+	helpers    jsHelpers
+	gen        uint64 // runtime generation; bumped on rebuild
+	timerSeq   int64
+	timers     map[int64]*jsTimer
 
 	load int // activations assigned (guarded by Executor.mu)
 
