@@ -195,30 +195,20 @@ func rpcThroughput(ctx context.Context, o Options) (Result, error) {
 // approval the run asks for, and waits for run.completed.
 func runThroughput(ctx context.Context, o Options) (Result, error) {
 	c := client.New(o.URL, o.Token)
-	// One socket per worker, handed out through a pool so no two runs
-	// share one.
-	pool := make(chan *client.Conn, o.Concurrency)
-	for i := 0; i < o.Concurrency; i++ {
-		// Subscribed to no real run: these sockets want their streams, not
-		// every broadcast (an empty list would mean "everything").
-		conn, _, err := client.Dial(ctx, o.URL, o.Token, client.DialOptions{Subscribe: []string{"bench-no-broadcasts"}})
-		if err != nil {
-			return Result{}, err
-		}
-		defer conn.Close()
-		pool <- conn
-	}
 	ops, errs, el, lat := timed(ctx, o, func(ctx context.Context, lat *latencies) error {
-		conn := <-pool
-		defer func() { pool <- conn }()
-		return driveRun(ctx, c, conn, o, lat)
+		return driveRun(ctx, c, o, lat)
 	})
 	p50, p99 := lat.percentiles()
 	return Result{Name: fmt.Sprintf("launch→completed %s (c=%d)", o.Workflow, o.Concurrency), Ops: ops, Errors: errs, Elapsed: el, P50: p50, P99: p99,
 		Note: "launch, stream, approve, run.completed"}, nil
 }
 
-func driveRun(ctx context.Context, c *client.Client, conn *client.Conn, o Options, lat *latencies) error {
+// driveRun follows one run the way the official client's
+// streamRunEventsResilient does: a fresh socket subscribed to the run
+// (upstream 0.32.0 pushes live stream frames only to sockets whose filter
+// admits the run, has no unsubscribe, and caps open streams per user),
+// streamRunEvents from seq 0, approvals approved as they are requested.
+func driveRun(ctx context.Context, c *client.Client, o Options, lat *latencies) error {
 	start := time.Now()
 	var launched struct {
 		RunID string `json:"runId"`
@@ -226,6 +216,11 @@ func driveRun(ctx context.Context, c *client.Client, conn *client.Conn, o Option
 	if err := c.Call(ctx, "launchRun", map[string]any{"workflow": o.Workflow, "input": o.Input}, &launched); err != nil {
 		return err
 	}
+	conn, _, err := client.Dial(ctx, o.URL, o.Token, client.DialOptions{Subscribe: []string{launched.RunID}})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
 	st, err := conn.StreamRunEvents(ctx, launched.RunID, 0)
 	if err != nil {
 		return err
@@ -257,8 +252,8 @@ func driveRun(ctx context.Context, c *client.Client, conn *client.Conn, o Option
 					continue
 				}
 				approved[p.NodeID] = true
-				if err := conn.Call(ctx, "submitApproval", map[string]any{"runId": launched.RunID, "nodeId": p.NodeID, "iteration": p.Iteration,
-					"decision": map[string]any{"approved": true}}, nil); err != nil {
+				if err := approve(ctx, conn.Call, map[string]any{"runId": launched.RunID, "nodeId": p.NodeID, "iteration": p.Iteration,
+					"decision": map[string]any{"approved": true}}); err != nil {
 					return err
 				}
 			case "run.completed":
@@ -322,7 +317,7 @@ func fanout(ctx context.Context, o Options) (Result, error) {
 			return err
 		}
 		sent.Store(launched.RunID, time.Now())
-		return c.Call(ctx, "submitApproval", map[string]any{"runId": launched.RunID, "nodeId": node, "decision": map[string]any{"approved": true}}, nil)
+		return approve(ctx, c.Call, map[string]any{"runId": launched.RunID, "nodeId": node, "decision": map[string]any{"approved": true}})
 	})
 	time.Sleep(500 * time.Millisecond) // let the last broadcasts arrive
 	for _, s := range subs {
@@ -332,6 +327,24 @@ func fanout(ctx context.Context, o Options) (Result, error) {
 	p50, p99 := lat.percentiles()
 	return Result{Name: fmt.Sprintf("fan-out approval.decided (%d sockets)", o.Subscribers), Ops: delivered.Load(), Errors: errs, Elapsed: el, P50: p50, P99: p99,
 		Note: fmt.Sprintf("%d decisions; rate = frames delivered/s", ops)}, nil
+}
+
+// approve submits an approval, retrying while the gateway says the node is
+// not waiting yet (upstream 0.32.0 announces approvals before it accepts
+// decisions; this gateway never does).
+func approve(ctx context.Context, call func(context.Context, string, any, any) error, params map[string]any) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := call(ctx, "submitApproval", params, nil)
+		if err == nil || !strings.Contains(err.Error(), "not waiting for approval") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // waitApproval polls listApprovals until the run asks for one.
@@ -434,12 +447,16 @@ func residentMemory(ctx context.Context, url string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// This gateway exports the standard process_resident_memory_bytes;
+	// upstream 0.32.0 exports smithers_process_memory_rss_bytes.
 	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(line, "process_resident_memory_bytes ") {
-			var v float64
-			_, err := fmt.Sscanf(strings.TrimPrefix(line, "process_resident_memory_bytes "), "%g", &v)
-			return v, err
+		for _, name := range []string{"process_resident_memory_bytes ", "smithers_process_memory_rss_bytes "} {
+			if strings.HasPrefix(line, name) {
+				var v float64
+				_, err := fmt.Sscanf(strings.TrimPrefix(line, name), "%g", &v)
+				return v, err
+			}
 		}
 	}
-	return 0, fmt.Errorf("/metrics has no process_resident_memory_bytes")
+	return 0, fmt.Errorf("/metrics has no resident memory metric")
 }
