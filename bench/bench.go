@@ -121,10 +121,33 @@ func round(d time.Duration) string {
 	return d.Round(time.Millisecond).String()
 }
 
-// latencies collects samples from many goroutines.
+// latencies collects samples from many goroutines, and the first error a
+// worker met, so a report with errors says what they were.
 type latencies struct {
-	mu sync.Mutex
-	d  []time.Duration
+	mu       sync.Mutex
+	d        []time.Duration
+	firstErr error
+}
+
+func (l *latencies) fail(err error) {
+	l.mu.Lock()
+	if l.firstErr == nil {
+		l.firstErr = err
+	}
+	l.mu.Unlock()
+}
+
+// errNote appends the first error to a report note.
+func (l *latencies) errNote(note string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.firstErr == nil {
+		return note
+	}
+	if note != "" {
+		note += "; "
+	}
+	return note + "first error: " + l.firstErr.Error()
 }
 
 func (l *latencies) add(d time.Duration) {
@@ -144,23 +167,31 @@ func (l *latencies) percentiles() (p50, p99 time.Duration) {
 	return at(0.50), at(0.99)
 }
 
-// timed runs worker on Concurrency goroutines until Duration passes.
+// drainGrace bounds how long timed waits for the operations still in flight
+// when Duration ends.
+const drainGrace = 30 * time.Second
+
+// timed runs worker on Concurrency goroutines: each starts operations until
+// Duration has passed, and the operations in flight then are allowed to
+// finish (within drainGrace) rather than cut off, so a slow operation (a
+// whole run) is counted and never miscounted as an error. Elapsed runs until
+// the last one ends.
 func timed(ctx context.Context, o Options, worker func(ctx context.Context, lat *latencies) error) (ops, errs int64, elapsed time.Duration, lat *latencies) {
 	lat = &latencies{}
-	ctx, cancel := context.WithTimeout(ctx, o.Duration)
+	start := time.Now()
+	stopAt := start.Add(o.Duration)
+	ctx, cancel := context.WithDeadline(ctx, stopAt.Add(drainGrace))
 	defer cancel()
 	var wg sync.WaitGroup
 	var nOps, nErr atomic.Int64
-	start := time.Now()
 	for i := 0; i < o.Concurrency; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && time.Now().Before(stopAt) {
 				if err := worker(ctx, lat); err != nil {
-					if ctx.Err() == nil {
-						nErr.Add(1)
-					}
+					nErr.Add(1)
+					lat.fail(err)
 					continue
 				}
 				nOps.Add(1)
@@ -187,7 +218,7 @@ func rpcThroughput(ctx context.Context, o Options) (Result, error) {
 		return err
 	})
 	p50, p99 := lat.percentiles()
-	return Result{Name: fmt.Sprintf("rpc getRun over HTTP (c=%d)", o.Concurrency), Ops: ops, Errors: errs, Elapsed: el, P50: p50, P99: p99}, nil
+	return Result{Name: fmt.Sprintf("rpc getRun over HTTP (c=%d)", o.Concurrency), Ops: ops, Errors: errs, Elapsed: el, P50: p50, P99: p99, Note: lat.errNote("")}, nil
 }
 
 // runThroughput launches runs and drives each to completion: every worker
@@ -200,7 +231,7 @@ func runThroughput(ctx context.Context, o Options) (Result, error) {
 	})
 	p50, p99 := lat.percentiles()
 	return Result{Name: fmt.Sprintf("launch→completed %s (c=%d)", o.Workflow, o.Concurrency), Ops: ops, Errors: errs, Elapsed: el, P50: p50, P99: p99,
-		Note: "launch, stream, approve, run.completed"}, nil
+		Note: lat.errNote("launch, stream, approve, run.completed")}, nil
 }
 
 // driveRun follows one run the way the official client's
@@ -305,7 +336,7 @@ func fanout(ctx context.Context, o Options) (Result, error) {
 	defer driver.Close()
 	fo := o
 	fo.Concurrency = 1
-	ops, errs, el, _ := timed(ctx, fo, func(ctx context.Context, _ *latencies) error {
+	ops, errs, el, driverLat := timed(ctx, fo, func(ctx context.Context, _ *latencies) error {
 		var launched struct {
 			RunID string `json:"runId"`
 		}
@@ -326,7 +357,7 @@ func fanout(ctx context.Context, o Options) (Result, error) {
 	wg.Wait()
 	p50, p99 := lat.percentiles()
 	return Result{Name: fmt.Sprintf("fan-out approval.decided (%d sockets)", o.Subscribers), Ops: delivered.Load(), Errors: errs, Elapsed: el, P50: p50, P99: p99,
-		Note: fmt.Sprintf("%d decisions; rate = frames delivered/s", ops)}, nil
+		Note: driverLat.errNote(fmt.Sprintf("%d decisions; rate = frames delivered/s", ops))}, nil
 }
 
 // approve submits an approval, retrying while the gateway says the node is

@@ -81,7 +81,7 @@ func TestScenariosProduceResults(t *testing.T) {
 	}
 	for _, r := range results {
 		if r.Ops == 0 || r.Errors != 0 {
-			t.Fatalf("%s: %d ops, %d errors", r.Name, r.Ops, r.Errors)
+			t.Fatalf("%s: %d ops, %d errors (%s)", r.Name, r.Ops, r.Errors, r.Note)
 		}
 	}
 	if !strings.Contains(results[3].Note, "bytes per parked run") {
