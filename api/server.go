@@ -38,6 +38,9 @@ type Config struct {
 	HandshakeTimeout  time.Duration // 10 s
 	MaxConnections    int           // 1000
 	MaxPayloadBytes   int64         // 1 MiB
+	// WriteTimeout is the deadline of one frame write: a peer that does
+	// not take a frame within it is dropped. 10 s.
+	WriteTimeout time.Duration
 	// QueueLimits bound each socket's event queue.
 	QueueLimits stream.Limits
 }
@@ -93,7 +96,7 @@ func NewServer(cfg Config) *Server {
 		s.ws.maxConns = 1000
 	}
 	s.ws.limits = wsLimits{heartbeat: orDuration(cfg.HeartbeatInterval, 15*time.Second), handshake: orDuration(cfg.HandshakeTimeout, 10*time.Second),
-		ping: 30 * time.Second, pongWait: 60 * time.Second, writeWait: 10 * time.Second, revokeCheck: 500 * time.Millisecond,
+		ping: 30 * time.Second, pongWait: 60 * time.Second, writeWait: orDuration(cfg.WriteTimeout, 10*time.Second), revokeCheck: 500 * time.Millisecond,
 		streamHeartbeat: time.Second, maxPayload: cfg.MaxPayloadBytes, maxInflight: 64, queue: cfg.QueueLimits}
 	if s.ws.limits.maxPayload <= 0 {
 		s.ws.limits.maxPayload = 1 << 20

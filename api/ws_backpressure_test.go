@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -232,4 +233,53 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestSlowConsumerThatNeverReadsIsCounted: a socket whose client never
+// reads again is cut off by the hub while its writer is stuck in a write;
+// the write deadline then ends the socket. Every such cut-off is counted
+// in smithers_gateway_backpressure_disconnect_total, whichever the writer
+// noticed first, and the socket's queue stays within its bound.
+func TestSlowConsumerThatNeverReadsIsCounted(t *testing.T) {
+	// The bound is more frames than the socket buffers hold, so the
+	// writer is blocked in a write when the hub cuts the subscriber off.
+	const bound, chunks = 1000, 3000
+	var l *smallBuffers
+	g := newWSGateway(t, wsOptions{cfg: Config{QueueLimits: stream.Limits{MaxEvents: bound}, WriteTimeout: 300 * time.Millisecond},
+		listener: func(in net.Listener) net.Listener { l = &smallBuffers{Listener: in}; return l }})
+	slow := dialSlow(t, g, l)
+	send := func(v map[string]any) {
+		b, _ := json.Marshal(v)
+		if err := slow.WriteMessage(websocket.TextMessage, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(map[string]any{"type": "req", "id": "c", "method": "connect", "params": g.connectParams(tokAll, nil)})
+	if f := readUntil(t, slow, "connect", func(f wsFrame) bool { return f.id() == "c" }); f.m["ok"] != true {
+		t.Fatalf("connect: %s", f.raw)
+	}
+	conns := g.openConns()
+	if len(conns) != 1 {
+		t.Fatalf("%d server-side sockets, want 1", len(conns))
+	}
+	slowConn := conns[0]
+	g.launchWith("flood", "chatty", map[string]any{"chunks": chunks, "size": 300, "hold": true})
+	g.waitRun("flood", "waiting-event")
+	send(map[string]any{"type": "req", "id": "s", "method": "streamRunEvents", "params": map[string]any{"runId": "flood", "afterSeq": 0}})
+	g.ok("submitSignal", map[string]any{"runId": "flood", "signalName": "flood"})
+
+	// The client reads nothing more.
+	eventually(t, "the slow subscriber to be cut off", func() bool { return g.hub.Overflows() >= 1 })
+	eventually(t, "the slow socket to be closed", func() bool { return len(g.openConns()) == 0 })
+	if n := g.hub.Overflows(); n != 1 {
+		t.Fatalf("%d subscribers cut off, want 1", n)
+	}
+	if n, _ := slowConn.sub.Peak(); n > bound {
+		t.Fatalf("the slow socket's queue held %d events, bound %d", n, bound)
+	}
+	rec := httptest.NewRecorder()
+	g.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "\nsmithers_gateway_backpressure_disconnect_total 1\n") {
+		t.Fatalf("backpressure metric: %s", grepLines(rec.Body.String(), "backpressure"))
+	}
 }

@@ -334,6 +334,15 @@ func (c *wsConn) autoSubscribe(runID string) {
 }
 
 func (c *wsConn) writeLoop() {
+	// Every subscriber the hub cut off is counted once, whichever way the
+	// socket then ended: a writer stuck on a peer that never reads sees
+	// its write deadline expire (and the socket close) before it sees the
+	// overflow. The subscriber is closed by then, so the flag is final.
+	defer func() {
+		if c.sub.Overflowed() {
+			c.s.metrics.backpressureDisconnect()
+		}
+	}()
 	handshake := time.NewTimer(c.lim.handshake)
 	defer handshake.Stop()
 	ping := time.NewTicker(c.lim.ping)
@@ -466,8 +475,8 @@ func runEventPayload(st *runStream, e host.Event) json.RawMessage {
 
 // backpressure tells each stream why the socket closes, then closes it with
 // 1013 so that a resilient client reconnects and resumes from afterSeq.
+// The metric is counted when the writer ends.
 func (c *wsConn) backpressure() {
-	c.s.metrics.backpressureDisconnect()
 	for _, st := range c.streams {
 		c.event("run.error", map[string]any{"streamId": st.id, "runId": st.runID,
 			"error": map[string]any{"version": "v1", "code": "BackpressureDisconnect", "message": "The client fell behind the event stream; reconnect and resume from afterSeq."}}, c.s.stateVersion())
