@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 
 	"github.com/google/uuid"
 
@@ -31,9 +32,8 @@ func (s *Server) streamRunEvents(ctx context.Context, c *call) (any, error) {
 	}
 	var afterSeq *int64
 	if v, present := c.params["afterSeq"]; present {
-		n, ok := v.(json.Number)
-		i, err := n.Int64()
-		if !ok || err != nil || i < 0 {
+		i, ok := parseAfterSeq(v)
+		if !ok {
 			return nil, host.Errorf("SeqOutOfRange", "afterSeq must be a non-negative integer")
 		}
 		afterSeq = &i
@@ -103,6 +103,31 @@ func (c *wsConn) startStream(st *runStream) {
 	c.streams[st.id] = st
 }
 
+// parseAfterSeq reads afterSeq the way upstream's Number.isInteger check
+// does: 7, 7.0 and 7e0 are the same non-negative integer. An integer too
+// large for int64 is still an integer; it reads as the largest int64, which
+// is newer than any run's seq.
+func parseAfterSeq(v any) (int64, bool) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return 0, false
+	}
+	if i, err := n.Int64(); err == nil {
+		return i, i >= 0
+	}
+	f, err := n.Float64()
+	if err != nil { // not a number, or beyond float64 (Infinity in JS)
+		return 0, false
+	}
+	switch {
+	case f < 0 || f != math.Trunc(f):
+		return 0, false
+	case f >= math.MaxInt64:
+		return math.MaxInt64, true
+	}
+	return int64(f), true
+}
+
 func (c *wsConn) replay(st *runStream) error {
 	ctx := c.ctx
 	store := c.s.gw.Store()
@@ -126,7 +151,10 @@ func (c *wsConn) replay(st *runStream) error {
 		}
 		for _, e := range events {
 			st.lastSeq = e.Seq
-			c.event("run.event", runEventPayload(st, e), e.StateVersion)
+			// A replayed frame is not a broadcast: the frame carries the
+			// current stateVersion (CONTRACT.md §3.3), the RunEvent record
+			// inside keeps the one it was stored with.
+			c.event("run.event", runEventPayload(st, e), c.s.stateVersion())
 		}
 		if len(events) < replayPage {
 			return nil

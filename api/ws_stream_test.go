@@ -40,13 +40,17 @@ func TestStreamRunEventsValidation(t *testing.T) {
 		{"unknown run", `{"runId":"nope"}`, "RunNotFound", "Run not found: nope"},
 		{"unknown run with afterSeq", `{"runId":"nope","afterSeq":0}`, "RunNotFound", "Run not found: nope"},
 		{"afterSeq too new", `{"runId":"RUN","afterSeq":8}`, "SeqOutOfRange", "afterSeq 8 is newer than current seq 7"},
+		{"afterSeq too new as a float", `{"runId":"RUN","afterSeq":8.0}`, "SeqOutOfRange", "afterSeq 8 is newer than current seq 7"},
+		{"afterSeq beyond int64", `{"runId":"RUN","afterSeq":1e30}`, "SeqOutOfRange", "afterSeq 9223372036854775807 is newer than current seq 7"},
+		{"afterSeq beyond float64", `{"runId":"RUN","afterSeq":1e400}`, "SeqOutOfRange", badSeq},
 		{"afterSeq far too new", `{"runId":"RUN","afterSeq":1000}`, "SeqOutOfRange", "afterSeq 1000 is newer than current seq 7"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var params any
-			if err := json.Unmarshal([]byte(replaceRun(tc.params, runID)), &params); err != nil {
-				t.Fatal(err)
+			// Sent as written: 8.0 must reach the gateway as 8.0.
+			var params any = json.RawMessage(replaceRun(tc.params, runID))
+			if tc.params == "null" {
+				params = nil
 			}
 			f := c.call("streamRunEvents", params)
 			e := f.errorObject()
@@ -67,6 +71,14 @@ func TestStreamRunEventsValidation(t *testing.T) {
 			t.Fatalf("cron:read token: %s", f.raw)
 		}
 	})
+	// An integral afterSeq written as a float is that integer, as with
+	// upstream's Number.isInteger.
+	for _, text := range []string{"7.0", "0.7e1", "70e-1"} {
+		params := json.RawMessage(`{"runId":"` + runID + `","afterSeq":` + text + `}`)
+		if p := c.ok("streamRunEvents", params); p["afterSeq"] != float64(7) {
+			t.Fatalf("afterSeq %s: response %v", text, p)
+		}
+	}
 	// afterSeq equal to the current seq is valid: nothing to replay.
 	p := c.ok("streamRunEvents", map[string]any{"runId": runID, "afterSeq": 7})
 	if p["afterSeq"] != float64(7) || p["currentSeq"] != float64(7) || p["runId"] != runID || !uuidPattern.MatchString(p["streamId"].(string)) {
@@ -122,7 +134,7 @@ func collectStream(t *testing.T, c *wsClient, reqID string) streamView {
 		}
 		v.lastAt = i
 		if p["apiVersion"] != "v1" || p["type"] != "RunEvent" || p["runId"] != runID || p["payload"] == nil ||
-			num(t, p, "stateVersion") != num(t, f.m, "stateVersion") || len(p) != 8 {
+			num(t, p, "stateVersion") > num(t, f.m, "stateVersion") || len(p) != 8 {
 			t.Fatalf("run.event frame %s", f.raw)
 		}
 		if inner := p["payload"].(map[string]any); inner["runId"] != runID {
@@ -135,6 +147,9 @@ func collectStream(t *testing.T, c *wsClient, reqID string) streamView {
 	}
 	return v
 }
+
+// (A live run.event frame carries its broadcast's stateVersion, the same
+// as the record's; a replayed one the current value, which is not less.)
 
 // checkSeqs asserts that seqs are exactly from..to.
 func checkSeqs(t *testing.T, what string, seqs []int64, from, to int64) {
@@ -407,5 +422,36 @@ func TestStreamResumesAcrossRestart(t *testing.T) {
 	jsonEqual(t, events, `["node.finished/evt","node.pending/after","node.started/after","node.finished/after","run.completed/<nil>"]`)
 	if v := g2.healthStateVersion(t); v <= versionBefore {
 		t.Fatalf("stateVersion %d after more events, %d before the restart", v, versionBefore)
+	}
+}
+
+// TestStreamReplayCarriesCurrentStateVersion: a replayed run.event is not a
+// broadcast, so its frame carries the stateVersion current when it is sent
+// (CONTRACT.md §3.3), while the RunEvent record inside keeps the one the
+// event was stored with.
+func TestStreamReplayCarriesCurrentStateVersion(t *testing.T) {
+	g := newWSGateway(t, wsOptions{})
+	first := g.launch("echo", map[string]any{})
+	g.waitRun(first, "finished")
+	later := g.launch("echo", map[string]any{})
+	g.waitRun(later, "finished")
+	current := g.healthStateVersion(t)
+	c := g.connected(t, tokAll, nil)
+	v := collectStream(t, c, c.request("streamRunEvents", map[string]any{"runId": first, "afterSeq": 0}))
+	checkSeqs(t, "replay", v.seqs, 1, 7)
+	var stored []int64
+	for _, f := range c.all()[v.firstAt : v.lastAt+1] {
+		if !f.isEvent("run.event") {
+			continue
+		}
+		if sv := num(t, f.m, "stateVersion"); sv != current {
+			t.Fatalf("replayed frame stateVersion %d, current %d: %s", sv, current, f.raw)
+		}
+		stored = append(stored, num(t, f.payload(), "stateVersion"))
+	}
+	for i, sv := range stored {
+		if sv >= current || (i > 0 && sv <= stored[i-1]) {
+			t.Fatalf("record stateVersions %v: want the increasing values stored before %d", stored, current)
+		}
 	}
 }
