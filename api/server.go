@@ -96,7 +96,7 @@ func NewServer(cfg Config) *Server {
 		s.ws.maxConns = 1000
 	}
 	s.ws.limits = wsLimits{heartbeat: orDuration(cfg.HeartbeatInterval, 15*time.Second), handshake: orDuration(cfg.HandshakeTimeout, 10*time.Second),
-		ping: 30 * time.Second, pongWait: 60 * time.Second, writeWait: orDuration(cfg.WriteTimeout, 10*time.Second), revokeCheck: 500 * time.Millisecond,
+		ping: 30 * time.Second, pongWait: 60 * time.Second, writeWait: orDuration(cfg.WriteTimeout, 10*time.Second), revokeCheck: 250 * time.Millisecond,
 		streamHeartbeat: time.Second, maxPayload: cfg.MaxPayloadBytes, maxInflight: 64, queue: cfg.QueueLimits}
 	if s.ws.limits.maxPayload <= 0 {
 		s.ws.limits.maxPayload = 1 << 20

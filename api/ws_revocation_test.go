@@ -11,8 +11,9 @@ import (
 )
 
 // TestWSTokenRevokedWhileOpen: revoking a token in the store file closes
-// its open sockets with 1008 "token revoked" within about a second
-// (DESIGN.md §8); sockets of other tokens stay open.
+// its open sockets with 1008 "token revoked" within a second (DESIGN.md
+// §8: the store is re-read every 250 ms and open sockets re-check their
+// token every 250 ms); sockets of other tokens stay open.
 func TestWSTokenRevokedWhileOpen(t *testing.T) {
 	g := newWSGateway(t, wsOptions{})
 	victim := g.connected(t, tokBob, nil)
@@ -24,8 +25,8 @@ func TestWSTokenRevokedWhileOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, reason := victim.closed()
-	if took := time.Since(revokedAt); took > 1500*time.Millisecond {
-		t.Fatalf("socket closed %v after the revocation, want within 1.5 s", took)
+	if took := time.Since(revokedAt); took > time.Second {
+		t.Fatalf("socket closed %v after the revocation, want within 1 s", took)
 	}
 	if code != websocket.ClosePolicyViolation || reason != "token revoked" {
 		t.Fatalf("closed with %d %q, want 1008 \"token revoked\"", code, reason)
@@ -64,7 +65,7 @@ func TestWSTokenExpiresWhileOpen(t *testing.T) {
 	if code != websocket.ClosePolicyViolation || reason != "token expired" {
 		t.Fatalf("closed with %d %q, want 1008 \"token expired\"", code, reason)
 	}
-	if now := time.Now(); now.Before(expiresAt) || now.After(expiresAt.Add(1500*time.Millisecond)) {
+	if now := time.Now(); now.Before(expiresAt) || now.After(expiresAt.Add(time.Second)) {
 		t.Fatalf("closed at %v, token expired at %v", now, expiresAt)
 	}
 }
