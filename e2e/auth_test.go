@@ -2,8 +2,12 @@ package e2e
 
 import (
 	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // tokenEffectTimeout is how soon a token store change must take effect
@@ -78,5 +82,58 @@ func TestAuthMissingTokenStore(t *testing.T) {
 	tok := issueToken(t, g.Store)
 	eventually(t, tokenEffectTimeout, "the gateway to accept a token once the store exists", func() bool {
 		return authorized(t, g, tok)
+	})
+}
+
+// TestAuthJWT runs the gateway in JWT mode (HS256): a token with the
+// configured issuer, audience and a scope claim is served; one for another
+// audience, an expired one, and one without a scope claim (no scopes, so
+// no method) are refused. Without an issuer and audience the gateway does
+// not start: it would accept any token its identity provider signed.
+func TestAuthJWT(t *testing.T) {
+	t.Parallel()
+	const secret = "e2e-jwt-secret"
+	jwtEnv := []string{"SMITHERS_GATEWAY_AUTH_MODE=jwt", "SMITHERS_GATEWAY_JWT_SECRET=" + secret}
+
+	t.Run("issuer and audience are required", func(t *testing.T) {
+		t.Parallel()
+		data := t.TempDir()
+		env := append(baseEnv(data), "PORT=0", "HOST=127.0.0.1", "SMITHERS_GATEWAY_MODULE="+exampleModule("quickstart"),
+			"SMITHERS_DB_PATH="+filepath.Join(data, "smithers.db"))
+		env = append(env, jwtEnv...)
+		code, stdout, stderr := runToExit(t, data, env, "gateway")
+		if code == 0 || strings.Contains(stdout, "listening on") {
+			t.Fatalf("the gateway started in JWT mode without issuer and audience (exit %d)\n%s", code, stdout)
+		}
+		if !strings.Contains(stderr, "SMITHERS_GATEWAY_JWT_ISSUER") || !strings.Contains(stderr, "SMITHERS_GATEWAY_JWT_AUDIENCE") {
+			t.Fatalf("stderr does not name the missing settings:\n%s", stderr)
+		}
+	})
+
+	t.Run("tokens", func(t *testing.T) {
+		t.Parallel()
+		g := startGatewayWith(t, gatewayConfig{module: exampleModule("quickstart"), noToken: true,
+			env: append(jwtEnv, "SMITHERS_GATEWAY_JWT_ISSUER=https://idp.example", "SMITHERS_GATEWAY_JWT_AUDIENCE=smithers")})
+		sign := func(claims jwt.MapClaims) string {
+			s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		exp := time.Now().Add(time.Hour).Unix()
+		good := sign(jwt.MapClaims{"iss": "https://idp.example", "aud": "smithers", "exp": exp, "sub": "alice", "scope": "run:read"})
+		if !authorized(t, g, good) {
+			t.Fatal("a valid JWT with scope run:read cannot list workflows")
+		}
+		assertUnauthorized(t, g, sign(jwt.MapClaims{"iss": "https://idp.example", "aud": "another-app", "exp": exp, "scope": "run:read"}),
+			"JWT audience did not match")
+		assertUnauthorized(t, g, sign(jwt.MapClaims{"iss": "https://idp.example", "aud": "smithers", "exp": time.Now().Add(-time.Hour).Unix(), "scope": "run:read"}),
+			"JWT has expired")
+		noScopes := sign(jwt.MapClaims{"iss": "https://idp.example", "aud": "smithers", "exp": exp, "sub": "bob"})
+		status, f := postRPC(t, g.URL, noScopes, "listWorkflows", map[string]any{})
+		if status != http.StatusForbidden || f.Error == nil || f.Error.Code != "FORBIDDEN" {
+			t.Fatalf("a JWT without a scope claim: HTTP %d, error %+v; want 403 FORBIDDEN", status, f.Error)
+		}
 	})
 }

@@ -72,7 +72,7 @@ func (c *Config) options() []option {
 		{env: "SMITHERS_GATEWAY_JWT_AUDIENCE", flag: "jwt-audience", usage: "accepted aud, comma-separated (jwt mode)", str: &c.JWTAudience},
 		{env: "SMITHERS_GATEWAY_TRUSTED_HEADERS", flag: "trusted-headers", def: "x-user-id,x-user-scopes,x-user-role", usage: "user, scopes and role headers (trusted-proxy mode)", str: &c.TrustedHeaders},
 		{env: "SMITHERS_GATEWAY_DEFAULT_ROLE", flag: "default-role", def: "operator", usage: "role when the role header/claim is missing", str: &c.DefaultRole},
-		{env: "SMITHERS_GATEWAY_DEFAULT_SCOPES", flag: "default-scopes", def: "run:read", usage: "scopes when the scopes header/claim is missing", str: &c.DefaultScopes},
+		{env: "SMITHERS_GATEWAY_DEFAULT_SCOPES", flag: "default-scopes", def: "run:read", usage: "scopes when the scopes header is missing (trusted-proxy mode)", str: &c.DefaultScopes},
 	}
 }
 

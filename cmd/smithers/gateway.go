@@ -150,8 +150,15 @@ func (m *Main) openAuth() error {
 		m.closers = append(m.closers, ts.Close)
 		m.authn = ts
 	case auth.ModeJWT:
+		// Without an issuer and an audience to check, any token the
+		// identity provider signed for another application would pass.
+		if cfg.JWTIssuer == "" || len(splitList(cfg.JWTAudience)) == 0 {
+			return errors.New("jwt auth: set SMITHERS_GATEWAY_JWT_ISSUER and SMITHERS_GATEWAY_JWT_AUDIENCE (the iss and aud every token must carry)")
+		}
+		// A token without a scopes claim gets no scopes (CONTRACT.md §4.4);
+		// SMITHERS_GATEWAY_DEFAULT_SCOPES is the trusted proxy's setting.
 		a, err := auth.NewJWT(auth.JWTConfig{Secret: cfg.JWTSecret, JWKS: cfg.JWTJWKS, Issuer: cfg.JWTIssuer, Audience: splitList(cfg.JWTAudience),
-			DefaultRole: cfg.DefaultRole, DefaultScopes: splitList(cfg.DefaultScopes)})
+			DefaultRole: cfg.DefaultRole})
 		if err != nil {
 			return fmt.Errorf("jwt auth: %w", err)
 		}
