@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
@@ -40,7 +41,12 @@ type Metrics struct {
 	webhooksRejected  *prometheus.CounterVec
 	backpressure      prometheus.Counter
 	nodeOutput        *prometheus.CounterVec
-	eventCounters     sync.Map // event name -> its messages_sent counter
+	nodeOutputBytes   prometheus.Histogram
+	nodeOutputMs      prometheus.Histogram
+	// nodeOutputSchema counts schema descriptor warnings; getNodeOutput
+	// answers schema: null (DESIGN.md §8), so it stays at zero.
+	nodeOutputSchema prometheus.Counter
+	eventCounters    sync.Map // event name -> its messages_sent counter
 }
 
 var _ host.Observer = (*Metrics)(nil)
@@ -85,6 +91,12 @@ func NewMetrics(reg *prometheus.Registry, workflows []string) *Metrics {
 	m.backpressure = prometheus.NewCounter(prometheus.CounterOpts{Name: "smithers_gateway_backpressure_disconnect_total", Help: "Sockets closed for falling behind their event stream"})
 	reg.MustRegister(m.backpressure)
 	m.nodeOutput = counter("smithers_node_output_request_total", "getNodeOutput requests", "status")
+	m.nodeOutputBytes = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "smithers_node_output_bytes", Help: "getNodeOutput response size",
+		Buckets: exponential(100, 16)})
+	m.nodeOutputMs = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "smithers_node_output_duration_ms", Help: "getNodeOutput duration",
+		Buckets: exponential(1, 12)})
+	m.nodeOutputSchema = prometheus.NewCounter(prometheus.CounterOpts{Name: "smithers_node_output_schema_conversion_error_total", Help: "getNodeOutput schema conversion errors"})
+	reg.MustRegister(m.nodeOutputBytes, m.nodeOutputMs, m.nodeOutputSchema)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// Initialise what is known at start-up, so every family is present.
@@ -93,18 +105,21 @@ func NewMetrics(reg *prometheus.Registry, workflows []string) *Metrics {
 		m.messagesReceived.WithLabelValues(t, "request", "")
 		for _, o := range []string{"ok", "error"} {
 			m.messagesSent.WithLabelValues(t, "response", o, "")
-			m.authEvents.WithLabelValues(t, "token", o2(o))
 		}
 	}
 	m.connectionsActive.WithLabelValues("ws")
 	for _, r := range []string{"close", "error"} {
 		m.connectionsClosed.WithLabelValues("ws", r)
 	}
-	for _, method := range []string{"launchRun", "getRun", "listRuns", "listWorkflows", "listApprovals", "submitApproval", "submitSignal", "cancelRun", "resumeRun", "streamRunEvents", "connect"} {
+	for _, method := range []string{"launchRun", "getRun", "listRuns", "listWorkflows", "listApprovals", "submitApproval", "submitSignal", "cancelRun", "resumeRun"} {
 		for _, t := range []string{"http", "ws"} {
 			m.rpcCalls.WithLabelValues(method, t)
 			m.rpcDuration.WithLabelValues(method, t)
 		}
+	}
+	for _, method := range []string{"connect", "streamRunEvents"} { // WebSocket only
+		m.rpcCalls.WithLabelValues(method, "ws")
+		m.rpcDuration.WithLabelValues(method, "ws")
 	}
 	m.errors.WithLabelValues("rpc", "http", "", "", "")
 	for _, wf := range workflows {
@@ -133,11 +148,40 @@ func NewMetrics(reg *prometheus.Registry, workflows []string) *Metrics {
 	return m
 }
 
-func o2(outcome string) string {
-	if outcome == "ok" {
-		return "success"
+// initAuthMode initialises the auth-event series of the configured mode.
+func (m *Metrics) initAuthMode(mode string) {
+	if m == nil {
+		return
 	}
-	return "failure"
+	for _, t := range []string{"ws", "http"} {
+		for _, o := range []string{"success", "failure"} {
+			m.authEvents.WithLabelValues(t, mode, o)
+		}
+	}
+}
+
+// withoutEmptyLabels gathers from g and drops the label pairs whose value
+// is empty. A family of client_golang has one label set for all its series,
+// so a label a series does not use is stored as ""; upstream emits only the
+// labels each series has (CONTRACT.md §6.2), and to Prometheus an empty
+// label and an absent one are the same.
+func withoutEmptyLabels(g prometheus.Gatherer) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		families, err := g.Gather()
+		for _, f := range families {
+			for _, metric := range f.Metric {
+				// A new slice: the gathered one is the metric's own.
+				labels := make([]*dto.LabelPair, 0, len(metric.Label))
+				for _, l := range metric.Label {
+					if l.GetValue() != "" {
+						labels = append(labels, l)
+					}
+				}
+				metric.Label = labels
+			}
+		}
+		return families, err
+	})
 }
 
 // serveMetrics answers GET /metrics in the Prometheus text format.
@@ -147,7 +191,7 @@ func (s *Server) serveMetrics(c echo.Context) error {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Smithers-API-Version", "v1")
 	c.Request().Header.Del("Accept") // always the 0.0.4 text format
-	promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(&metricsContentType{ResponseWriter: c.Response()}, c.Request())
+	promhttp.HandlerFor(withoutEmptyLabels(s.metrics.reg), promhttp.HandlerOpts{}).ServeHTTP(&metricsContentType{ResponseWriter: c.Response()}, c.Request())
 	return nil
 }
 
@@ -264,6 +308,28 @@ func (m *Metrics) rpc(method, transport string, start time.Time, err error) {
 		_, code := wireError(err)
 		m.errors.WithLabelValues("rpc", transport, method, code, "").Inc()
 	}
+}
+
+// errorKind counts an error that is not a dispatched call's: kind "auth"
+// (a refused credential), "http" (a request refused before dispatch) or
+// "frame" (an undecodable WebSocket frame).
+func (m *Metrics) errorKind(kind, transport, code string) {
+	if m != nil {
+		m.errors.WithLabelValues(kind, transport, "", code, "").Inc()
+	}
+}
+
+// nodeOutputServed records one getNodeOutput: its status ("produced",
+// "pending", "failed", or "error" when it failed), size and duration.
+func (m *Metrics) nodeOutputServed(status string, bytes int, start time.Time) {
+	if m == nil {
+		return
+	}
+	m.nodeOutput.WithLabelValues(status).Inc()
+	if bytes > 0 {
+		m.nodeOutputBytes.Observe(float64(bytes))
+	}
+	m.nodeOutputMs.Observe(float64(time.Since(start).Microseconds()) / 1000)
 }
 
 func (m *Metrics) authEvent(transport, mode string, ok bool) {

@@ -3,6 +3,7 @@ package api
 import (
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,7 +14,7 @@ import (
 // sample is one line of the Prometheus text format.
 type sample struct {
 	name   string
-	labels map[string]string // empty values dropped: Prometheus treats them as absent
+	labels map[string]string
 	value  float64
 }
 
@@ -76,9 +77,11 @@ func parseSample(t *testing.T, line string) sample {
 			if !ok || len(val) < 2 || val[0] != '"' || val[len(val)-1] != '"' {
 				t.Fatalf("label %q in %q", pair, line)
 			}
-			if val = val[1 : len(val)-1]; val != "" {
-				s.labels[k] = val
+			// A series carries only the labels it has, as upstream's do.
+			if val = val[1 : len(val)-1]; val == "" {
+				t.Fatalf("empty label %s in %q", k, line)
 			}
+			s.labels[k] = val
 		}
 	}
 	return s
@@ -135,26 +138,61 @@ func (g *wsGateway) wantMetric(t *testing.T, name string, labels map[string]stri
 // gatewayFamilies are the families of CONTRACT.md §6.2 this gateway
 // implements, with their types.
 var gatewayFamilies = map[string]string{
-	"smithers_gateway_connections_total":             "counter",
-	"smithers_gateway_connections_active":            "gauge",
-	"smithers_gateway_connections_closed_total":      "counter",
-	"smithers_gateway_messages_received_total":       "counter",
-	"smithers_gateway_messages_sent_total":           "counter",
-	"smithers_gateway_rpc_calls_total":               "counter",
-	"smithers_gateway_rpc_duration_ms":               "histogram",
-	"smithers_gateway_errors_total":                  "counter",
-	"smithers_gateway_auth_events_total":             "counter",
-	"smithers_gateway_heartbeat_ticks_total":         "counter",
-	"smithers_gateway_runs_started_total":            "counter",
-	"smithers_gateway_runs_completed_total":          "counter",
-	"smithers_gateway_approval_decisions_total":      "counter",
-	"smithers_gateway_signals_total":                 "counter",
-	"smithers_gateway_cron_triggers_total":           "counter",
-	"smithers_gateway_webhooks_received_total":       "counter",
-	"smithers_gateway_webhooks_verified_total":       "counter",
-	"smithers_gateway_webhooks_rejected_total":       "counter",
-	"smithers_gateway_backpressure_disconnect_total": "counter",
-	"smithers_node_output_request_total":             "counter",
+	"smithers_gateway_connections_total":                 "counter",
+	"smithers_gateway_connections_active":                "gauge",
+	"smithers_gateway_connections_closed_total":          "counter",
+	"smithers_gateway_messages_received_total":           "counter",
+	"smithers_gateway_messages_sent_total":               "counter",
+	"smithers_gateway_rpc_calls_total":                   "counter",
+	"smithers_gateway_rpc_duration_ms":                   "histogram",
+	"smithers_gateway_errors_total":                      "counter",
+	"smithers_gateway_auth_events_total":                 "counter",
+	"smithers_gateway_heartbeat_ticks_total":             "counter",
+	"smithers_gateway_runs_started_total":                "counter",
+	"smithers_gateway_runs_completed_total":              "counter",
+	"smithers_gateway_approval_decisions_total":          "counter",
+	"smithers_gateway_signals_total":                     "counter",
+	"smithers_gateway_cron_triggers_total":               "counter",
+	"smithers_gateway_webhooks_received_total":           "counter",
+	"smithers_gateway_webhooks_verified_total":           "counter",
+	"smithers_gateway_webhooks_rejected_total":           "counter",
+	"smithers_gateway_backpressure_disconnect_total":     "counter",
+	"smithers_node_output_request_total":                 "counter",
+	"smithers_node_output_bytes":                         "histogram",
+	"smithers_node_output_duration_ms":                   "histogram",
+	"smithers_node_output_schema_conversion_error_total": "counter",
+}
+
+// labelSets are the label keys the series of a family may carry
+// (CONTRACT.md §6.2), sorted and joined by commas.
+var labelSets = map[string][]string{
+	"smithers_gateway_messages_received_total": {"frameType,transport", "frameType,transport,workflow"},
+	"smithers_gateway_messages_sent_total": {"frameType,outcome,transport", "event,frameType,transport",
+		"frameType,outcome,route,transport,workflow"},
+	"smithers_gateway_errors_total": {"code,kind,method,transport", "code,kind,transport", "code,kind,workflow",
+		"kind,transport", "code,kind"},
+	"smithers_gateway_auth_events_total": {"mode,outcome,transport"},
+	"smithers_gateway_rpc_calls_total":   {"method,transport"},
+}
+
+// checkLabelSets fails on a series whose label keys are not among those
+// of its family.
+func checkLabelSets(t *testing.T, s scrape) {
+	t.Helper()
+	for _, smp := range s.samples {
+		sets, ok := labelSets[smp.name]
+		if !ok {
+			continue
+		}
+		keys := make([]string, 0, len(smp.labels))
+		for k := range smp.labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if got := strings.Join(keys, ","); !slices.Contains(sets, got) {
+			t.Errorf("%s%v: labels %s, want one of %v", smp.name, smp.labels, got, sets)
+		}
+	}
 }
 
 // TestMetricsAtStartup: /metrics answers the Prometheus text format with
@@ -193,6 +231,15 @@ func TestMetricsAtStartup(t *testing.T) {
 		}
 	}
 	jsonEqual(t, bounds, `["100","200","400","800","1600","3200","6400","12800","25600","51200","102400","204800","+Inf"]`)
+	checkLabelSets(t, s)
+	// The configured auth mode is the one initialised; connect and
+	// streamRunEvents exist over WebSocket only.
+	s.want(t, "smithers_gateway_auth_events_total", map[string]string{"transport": "http", "mode": "token", "outcome": "failure"}, 0)
+	for _, m := range []string{"connect", "streamRunEvents"} {
+		if _, found := s.value("smithers_gateway_rpc_calls_total", map[string]string{"method": m, "transport": "http"}); found {
+			t.Errorf("rpc_calls_total has an http series for %s", m)
+		}
+	}
 	for _, wf := range []string{"echo", "gate"} {
 		s.want(t, "smithers_gateway_runs_started_total", map[string]string{"workflow": wf}, 0)
 		s.want(t, "smithers_gateway_runs_completed_total", map[string]string{"workflow": wf}, 0)
@@ -276,4 +323,23 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	})
 	g.wantMetric(t, "smithers_gateway_messages_sent_total", map[string]string{"transport": "ws", "frameType": "event", "event": "approval.requested"}, 1)
 	s.want(t, "smithers_gateway_connections_active", ws, 1)
+
+	// Errors that never reach a method: a refused credential, a body that
+	// is not JSON, a WebSocket frame that is not one.
+	wantError(t, g.post("/v1/rpc/listRuns", "", "{}", "Authorization", "Bearer smithers_wrong"), http.StatusUnauthorized, "UNAUTHORIZED")
+	wantError(t, g.post("/v1/rpc/listRuns", tokAll, "{not json"), http.StatusBadRequest, "INVALID_INPUT")
+	a.send("{not json")
+	a.waitFor("the bad frame's answer", 0, func(f wsFrame) bool { return f.typ() == "res" && f.id() == "invalid" })
+	// getNodeOutput: a produced output and an unknown node.
+	g.ok("getNodeOutput", map[string]any{"runId": runID, "nodeId": "ship", "iteration": 0})
+	g.rpc(tokAll, "getNodeOutput", map[string]any{"runId": runID, "nodeId": "nope", "iteration": 0})
+	s = g.scrape(t)
+	s.want(t, "smithers_gateway_errors_total", map[string]string{"kind": "auth", "transport": "http", "code": "UNAUTHORIZED"}, 1)
+	s.want(t, "smithers_gateway_errors_total", map[string]string{"kind": "http", "transport": "http", "code": "INVALID_INPUT"}, 1)
+	s.want(t, "smithers_gateway_errors_total", map[string]string{"kind": "frame", "transport": "ws", "code": "INVALID_INPUT"}, 1)
+	s.want(t, "smithers_node_output_request_total", map[string]string{"status": "produced"}, 1)
+	s.want(t, "smithers_node_output_request_total", map[string]string{"status": "error"}, 1)
+	s.want(t, "smithers_node_output_duration_ms_count", nil, 2)
+	s.want(t, "smithers_node_output_bytes_count", nil, 1)
+	checkLabelSets(t, s)
 }

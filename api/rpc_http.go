@@ -39,6 +39,13 @@ func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 		s.metrics.sent("http", "response", "error", "")
 		return writeJSON(c, statusOf(code), frame)
 	}
+	// refused counts a request refused before dispatch (kind "http", or
+	// "auth" for a credential), then answers it.
+	refused := func(kind string, err error) error {
+		_, code := wireError(err)
+		s.metrics.errorKind(kind, "http", code)
+		return fail(requestID, err)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("rpc handler panicked", "requestId", requestID, "panic", p)
@@ -48,7 +55,7 @@ func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 	urlMethod := ""
 	if v1 {
 		if urlMethod, err = decodeMethodSegment(seg); err != nil {
-			return fail(requestID, err)
+			return refused("http", err)
 		}
 	}
 	// 2. Authenticate before reading the body.
@@ -56,16 +63,16 @@ func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 	ident, err := s.auth.Authenticate(auth.Credentials{Token: auth.BearerToken(r.Header), Header: r.Header})
 	s.metrics.authEvent("http", s.auth.Mode(), err == nil)
 	if err != nil {
-		return fail(requestID, err)
+		return refused("auth", err)
 	}
 	// 3-5. Read, parse and bound-check the body.
 	body, err := s.readBody(r)
 	if err != nil {
-		return fail(requestID, err)
+		return refused("http", err)
 	}
 	obj, err := decodeRPCBody(body)
 	if err != nil {
-		return fail(requestID, err)
+		return refused("http", err)
 	}
 	// 6. Method name and params: /rpc takes both from the envelope; v1 takes
 	// the method from the URL and params from body.params only when the body
@@ -80,13 +87,13 @@ func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 	}
 	name, err := validMethodName(methodV)
 	if err != nil {
-		return fail(requestID, err)
+		return refused("http", err)
 	}
 	// 7. Response id: a string body id, else the request id.
 	id := requestID
 	if bid, ok := obj["id"].(string); ok {
 		if utf16Len(bid) > maxIDLength {
-			return fail(requestID, errInvalidInput("id exceeds the maximum length of %d characters.", maxIDLength))
+			return refused("http", errInvalidInput("id exceeds the maximum length of %d characters.", maxIDLength))
 		}
 		id = bid
 	}

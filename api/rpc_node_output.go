@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
@@ -23,6 +24,24 @@ import (
 // node, or one whose latest attempt failed, with partial = that attempt's
 // last heartbeat data when it is an object, else null; "pending" otherwise.
 func (s *Server) getNodeOutput(ctx context.Context, c *call) (any, error) {
+	start := time.Now()
+	res, err := s.nodeOutput(ctx, c)
+	status, size := "error", 0
+	if err == nil {
+		status, _ = res["status"].(string)
+		if b, jerr := json.Marshal(res); jerr == nil {
+			size = len(b)
+		}
+	}
+	s.metrics.nodeOutputServed(status, size, start)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// nodeOutput is getNodeOutput without its metrics.
+func (s *Server) nodeOutput(ctx context.Context, c *call) (map[string]any, error) {
 	p := c.params
 	runID, err := validRunIDParam(p)
 	if err != nil {
@@ -129,7 +148,7 @@ func outputRow(n host.Node) (any, error) {
 
 // failedOutput answers a failed node with the heartbeat data of its latest
 // attempt as partial output.
-func (s *Server) failedOutput(ctx context.Context, n host.Node) (any, error) {
+func (s *Server) failedOutput(ctx context.Context, n host.Node) (map[string]any, error) {
 	attempts, err := s.gw.Store().ListAttempts(ctx, n.RunID, n.NodeID, n.Iteration)
 	if err != nil {
 		return nil, fmt.Errorf("list attempts of %s/%s: %w", n.RunID, n.NodeID, err)

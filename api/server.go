@@ -87,6 +87,9 @@ func NewServer(cfg Config) *Server {
 		s.now = time.Now
 	}
 	s.hub, s.metrics = cfg.Hub, cfg.Metrics
+	if s.auth != nil {
+		s.metrics.initAuthMode(s.auth.Mode())
+	}
 	if s.hub == nil {
 		s.hub = stream.NewHub()
 	}

@@ -168,6 +168,8 @@ func (c *wsConn) readLoop() {
 		c.s.metrics.received("ws", "request")
 		req, err := decodeFrame(data)
 		if err != nil {
+			_, code := wireError(err)
+			c.s.metrics.errorKind("frame", "ws", code)
 			c.respond(invalidFrameID, "", nil, err)
 			continue
 		}
