@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -136,4 +137,52 @@ func TestAuthJWT(t *testing.T) {
 			t.Fatalf("a JWT without a scope claim: HTTP %d, error %+v; want 403 FORBIDDEN", status, f.Error)
 		}
 	})
+}
+
+// TestAuthTrustedProxy runs the gateway behind a trusted proxy: the
+// identity comes from the proxy's headers, a missing scopes header grants
+// the configured default scopes (not everything), and with allowed origins
+// set a request from another origin is refused.
+func TestAuthTrustedProxy(t *testing.T) {
+	t.Parallel()
+	g := startGatewayWith(t, gatewayConfig{module: exampleModule("quickstart"), noToken: true,
+		env: []string{"SMITHERS_GATEWAY_AUTH_MODE=trusted-proxy", "SMITHERS_GATEWAY_ALLOWED_ORIGINS=https://ui.example"}})
+	call := func(method string, headers map[string]string) (int, string) {
+		req, err := http.NewRequest(http.MethodPost, g.URL+"/v1/rpc/"+method, strings.NewReader(`{"workflow":"quickstart","input":{}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var f frame
+		if err := json.NewDecoder(resp.Body).Decode(&f); err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		if f.Error != nil {
+			return resp.StatusCode, f.Error.Code + " " + f.Error.Message
+		}
+		return resp.StatusCode, ""
+	}
+	ui := "https://ui.example"
+	if status, e := call("launchRun", map[string]string{"Origin": ui, "X-User-Id": "alice", "X-User-Scopes": "run:write"}); status != http.StatusOK {
+		t.Fatalf("launchRun with run:write from the proxy: %d %s", status, e)
+	}
+	if status, e := call("listWorkflows", map[string]string{"Origin": ui, "X-User-Id": "bob"}); status != http.StatusOK {
+		t.Fatalf("listWorkflows with the default scopes: %d %s", status, e)
+	}
+	if status, e := call("launchRun", map[string]string{"Origin": ui, "X-User-Id": "bob"}); status != http.StatusForbidden || !strings.HasPrefix(e, "FORBIDDEN") {
+		t.Fatalf("launchRun without a scopes header: %d %s, want 403 FORBIDDEN (default scopes run:read)", status, e)
+	}
+	for _, origin := range []string{"https://evil.example", ""} {
+		status, e := call("listWorkflows", map[string]string{"Origin": origin, "X-User-Scopes": "*"})
+		if status != http.StatusUnauthorized || e != "UNAUTHORIZED Origin is not allowed" {
+			t.Fatalf("origin %q: %d %s, want 401 Origin is not allowed", origin, status, e)
+		}
+	}
 }

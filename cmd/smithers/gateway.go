@@ -165,7 +165,8 @@ func (m *Main) openAuth() error {
 		m.closers = append(m.closers, a.Close)
 		m.authn = a
 	case auth.ModeTrustedProxy:
-		m.authn = auth.NewTrustedProxy(auth.TrustedProxyConfig{Headers: splitList(cfg.TrustedHeaders), DefaultRole: cfg.DefaultRole, DefaultScopes: splitList(cfg.DefaultScopes)})
+		m.authn = auth.NewTrustedProxy(auth.TrustedProxyConfig{Headers: splitList(cfg.TrustedHeaders), AllowedOrigins: splitList(cfg.AllowedOrigins),
+			DefaultRole: cfg.DefaultRole, DefaultScopes: splitList(cfg.DefaultScopes)})
 	case auth.ModeNone:
 		m.authn = auth.NoAuth{}
 		stop := make(chan struct{})
