@@ -3,8 +3,10 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,5 +186,58 @@ func TestAuthTrustedProxy(t *testing.T) {
 		if status != http.StatusUnauthorized || e != "UNAUTHORIZED Origin is not allowed" {
 			t.Fatalf("origin %q: %d %s, want 401 Origin is not allowed", origin, status, e)
 		}
+	}
+}
+
+// TestTokenIssueConcurrentProcesses: several `smithers token issue`
+// processes writing one store at the same time lose nothing: the store
+// ends up with every token, each of which the gateway accepts.
+func TestTokenIssueConcurrentProcesses(t *testing.T) {
+	t.Parallel()
+	g := startGatewayWith(t, gatewayConfig{module: exampleModule("quickstart")})
+	const n = 12
+	tokens := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dir := filepath.Dir(g.Store)
+			code, out, errOut := runToExit(t, dir, baseEnv(dir), "token", "issue", "--scopes", "run:read", "--store", g.Store)
+			if code != 0 {
+				t.Errorf("token issue exited %d: %s", code, errOut)
+				return
+			}
+			tok, _, _ := strings.Cut(out, "\n")
+			tokens <- strings.TrimSpace(tok)
+		}()
+	}
+	wg.Wait()
+	close(tokens)
+	var issued []string
+	for tok := range tokens {
+		issued = append(issued, tok)
+	}
+	if len(issued) != n {
+		t.Fatalf("%d of %d issues succeeded", len(issued), n)
+	}
+	var store struct {
+		Tokens map[string]json.RawMessage `json:"tokens"`
+	}
+	raw, err := os.ReadFile(g.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &store); err != nil {
+		t.Fatalf("the store is not valid JSON after concurrent issues: %v", err)
+	}
+	if len(store.Tokens) != n+1 { // and the one issued before start
+		t.Fatalf("the store holds %d tokens, want %d", len(store.Tokens), n+1)
+	}
+	for _, tok := range issued {
+		if _, ok := store.Tokens[tok]; !ok {
+			t.Fatalf("an issued token is missing from the store")
+		}
+		eventually(t, tokenEffectTimeout, "an issued token to be accepted", func() bool { return authorized(t, g, tok) })
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -207,22 +208,31 @@ func TestTimerFiresAfterRestart(t *testing.T) {
 	}
 }
 
-// TestSigtermKeepsWaitingRun: SIGTERM ends the gateway with status 0, and a
-// run parked on an approval is still there after a restart and can be
-// approved.
+// TestSigtermKeepsWaitingRun: SIGTERM (docker stop, systemd) and SIGINT
+// (Ctrl-C) end the gateway with status 0, and a run parked on an approval
+// is still there after a restart and can be approved.
 func TestSigtermKeepsWaitingRun(t *testing.T) {
 	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			stopKeepsWaitingRun(t, sig)
+		})
+	}
+}
+
+func stopKeepsWaitingRun(t *testing.T, sig syscall.Signal) {
 	g := startGateway(t, exampleModule("quickstart"))
 
 	runID := g.launch("quickstart", map[string]any{"name": "term"})
 	g.waitStatus(runID, "waiting-approval")
 
 	start := time.Now()
-	if code := g.terminate(); code != 0 {
-		t.Fatalf("gateway exited %d on SIGTERM, want 0", code)
+	if code := g.stopWith(sig); code != 0 {
+		t.Fatalf("gateway exited %d on %v, want 0", code, sig)
 	}
 	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("gateway took %v to exit on SIGTERM", d)
+		t.Errorf("gateway took %v to exit on %v", d, sig)
 	}
 
 	g.restart()

@@ -161,17 +161,23 @@ func (g *Gateway) kill9() {
 // the process does not exit within exitTimeout.
 func (g *Gateway) terminate() int {
 	g.t.Helper()
+	return g.stopWith(syscall.SIGTERM)
+}
+
+// stopWith sends sig and returns the exit status.
+func (g *Gateway) stopWith(sig syscall.Signal) int {
+	g.t.Helper()
 	g.mu.Lock()
 	p := g.proc
 	g.mu.Unlock()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		g.t.Fatalf("SIGTERM: %v", err)
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		g.t.Fatalf("%v: %v", sig, err)
 	}
 	select {
 	case <-p.done:
 	case <-time.After(exitTimeout):
 		p.kill()
-		g.t.Fatalf("gateway did not exit within %v of SIGTERM", exitTimeout)
+		g.t.Fatalf("gateway did not exit within %v of %v", exitTimeout, sig)
 	}
 	return p.exitCode()
 }
