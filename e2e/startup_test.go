@@ -53,6 +53,12 @@ func TestStartupFailuresNameFileAndLine(t *testing.T) {
 			line: "2",
 		},
 		{
+			name: "register never returns",
+			src:  "export default function register(gateway) {\n  gateway.register(\"a\", async () => 1);\n  for (let n = 0; ; n++) { gateway[n % 2] = n; }\n}\n",
+			want: []string{"turn budget"},
+			line: "3",
+		},
+		{
 			name: "upstream JSX API",
 			src:  "import { createSmithers } from \"smithers-orchestrator\";\nexport default function register(gateway) {}\n",
 			want: []string{"createSmithers", "async (ctx)"},
@@ -65,7 +71,8 @@ func TestStartupFailuresNameFileAndLine(t *testing.T) {
 			module := writeModule(t, tc.src)
 			data := t.TempDir()
 			env := append(baseEnv(data), "PORT=0", "HOST=127.0.0.1", "SMITHERS_GATEWAY_MODULE="+module,
-				"SMITHERS_DB_PATH="+filepath.Join(data, "smithers.db"), "SMITHERS_TOKEN_STORE="+filepath.Join(data, "tokens.json"))
+				"SMITHERS_DB_PATH="+filepath.Join(data, "smithers.db"), "SMITHERS_TOKEN_STORE="+filepath.Join(data, "tokens.json"),
+				"SMITHERS_GATEWAY_TURN_BUDGET_MS=500")
 			code, stdout, stderr := runToExit(t, data, env, "gateway")
 			if code == 0 {
 				t.Errorf("exit status 0, want non-zero")

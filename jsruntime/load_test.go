@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/smithers-orchestrator/smithers-go/jsruntime"
 )
@@ -27,6 +28,12 @@ func TestLoadFailuresNameFileAndLine(t *testing.T) {
 		{"node import", "import fs from \"node:fs\";\nexport default function (g) {}\n", 1, "node:fs"},
 		{"upstream api", "import { createSmithers } from \"smithers-orchestrator\";\nexport default function (g) {}\n", 1, "async (ctx)"},
 		{"async register rejects", "export default async function (g) {\n  await null;\n  throw new Error(\"later\");\n}\n", 3, "later"},
+		// Runaway code at start-up is interrupted by the turn budget and
+		// the call-depth limit like a run's, and named like any failure.
+		{"top-level loop", "let i = 0;\nwhile (true) { i++; }\nexport default function (g) {}\n", 2, "turn budget"},
+		{"register loops", "export default function (g) {\n  g.register(\"a\", async () => 1);\n  for (let n = 0; ; n++) { g[n % 2] = n; }\n}\n", 3, "turn budget"},
+		{"async register loops", "export default async function (g) {\n  await null;\n  for (let n = 0; ; n++) { g[n % 2] = n; }\n}\n", 3, "turn budget"},
+		{"register recursion", "function down(n) {\n  return down(n + 1) + 1;\n}\nexport default function (g) {\n  down(0);\n}\n", 2, "call stack"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -34,7 +41,7 @@ func TestLoadFailuresNameFileAndLine(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.src), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			ex, err := jsruntime.Load(jsruntime.Options{ModulePath: path, Workers: 1, Logger: testLogger()})
+			ex, err := jsruntime.Load(jsruntime.Options{ModulePath: path, Workers: 1, Logger: testLogger(), TurnBudget: 200 * time.Millisecond})
 			if err == nil {
 				ex.Close()
 				t.Fatal("module loaded; want a load error")

@@ -68,6 +68,7 @@ func (w *worker) initRuntimeAsync(result chan<- registration) {
 		return
 	}
 	if _, err := w.rt.RunProgram(w.ex.program); err != nil {
+		w.uncatchable(err) // a runaway top level: the runtime is spent
 		fail(w.loadError("evaluating the module failed", err))
 		return
 	}
@@ -102,7 +103,7 @@ func (w *worker) initRuntimeAsync(result chan<- registration) {
 			out = append(out, d)
 		}
 		sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-		w.registered = true
+		w.registered, w.everRegistered = true, true
 		result <- registration{defs: out}
 	}
 	v, err := w.call(reg, goja.Undefined(), gw)
@@ -129,6 +130,23 @@ func (w *worker) loadError(what string, err error) error {
 	var le *LoadError
 	if errors.As(err, &le) {
 		return le
+	}
+	// A runaway (turn budget, heap, call depth) says why, where the
+	// interrupt struck.
+	if reason, ok := w.uncatchableReason(err); ok {
+		var ie *goja.InterruptedError
+		var se *goja.StackOverflowError
+		var at *goja.Exception
+		switch {
+		case errors.As(err, &ie):
+			at = &ie.Exception
+		case errors.As(err, &se):
+			at = &se.Exception
+		}
+		if file, line, col, ok := exceptionLocation(at); ok {
+			return &LoadError{File: file, Line: line, Column: col, Message: what + ": " + reason}
+		}
+		return &LoadError{File: w.ex.path, Message: what + ": " + reason}
 	}
 	var ex *goja.Exception
 	msg := err.Error()

@@ -43,6 +43,10 @@ type worker struct {
 	// registered is false while an async register(gateway) of the current
 	// runtime is still settling (after a rebuild).
 	registered bool
+	// everRegistered is set once register(gateway) succeeded on this
+	// worker: before that, a runaway turn fails the start-up instead of
+	// rebuilding the runtime.
+	everRegistered bool
 	acts       map[*activation]struct{}
 	current    *activation
 	broken     error // an uncatchable error (interrupt, stack overflow) ended the turn
@@ -156,6 +160,12 @@ func (w *worker) runTurn(j job) {
 	if w.broken != nil {
 		err := w.broken
 		w.broken = nil
+		if !w.everRegistered {
+			// The module never registered: Load reports the failure
+			// and the gateway does not start, so there is nothing to
+			// rebuild (and rebuilding would run the runaway again).
+			return
+		}
 		w.rebuild(j.act, err)
 		return
 	}
@@ -203,19 +213,27 @@ func (w *worker) interruptTurn(id uint64, reason error) bool {
 // uncatchable records an uncatchable goja error (interrupt, stack overflow)
 // so that runTurn rebuilds the worker; it reports whether err was one.
 func (w *worker) uncatchable(err error) bool {
+	reason, ok := w.uncatchableReason(err)
+	if ok {
+		w.broken = errors.New(reason)
+	}
+	return ok
+}
+
+// uncatchableReason says why an uncatchable goja error ended a turn; ok is
+// false for any other error.
+func (w *worker) uncatchableReason(err error) (reason string, ok bool) {
 	var ie *goja.InterruptedError
 	var se *goja.StackOverflowError
 	switch {
 	case errors.As(err, &ie) && ie.Value() == errHeapLimit:
-		w.broken = fmt.Errorf("the gateway's heap passed its limit of %d MiB while this JavaScript turn ran (runaway allocation?)", w.ex.maxHeap>>20)
+		return fmt.Sprintf("the gateway's heap passed its limit of %d MiB while this JavaScript turn ran (runaway allocation?)", w.ex.maxHeap>>20), true
 	case errors.As(err, &ie):
-		w.broken = fmt.Errorf("a JavaScript turn ran longer than the %s turn budget (infinite loop?)", w.budget)
+		return fmt.Sprintf("a JavaScript turn ran longer than the %s turn budget (infinite loop?)", w.budget), true
 	case errors.As(err, &se):
-		w.broken = fmt.Errorf("maximum call stack size exceeded (unbounded recursion?)")
-	default:
-		return false
+		return "maximum call stack size exceeded (unbounded recursion?)", true
 	}
-	return true
+	return "", false
 }
 
 // call invokes a JS function; an uncatchable error is recorded for runTurn
@@ -249,7 +267,15 @@ func (w *worker) rebuild(culprit *activation, cause error) {
 		t.timer.Stop()
 		delete(w.timers, id)
 	}
-	if err := w.initRuntime(); err != nil {
+	// Evaluating the module and register(gateway) again is a turn of its
+	// own, under the same budget: code that ran away once may again.
+	id := w.beginTurn()
+	timer := time.AfterFunc(w.budget, func() { w.interruptTurn(id, errTurnBudget) })
+	err := w.initRuntime()
+	timer.Stop()
+	w.endTurn()
+	w.broken = nil
+	if err != nil {
 		// The module registered fine before; failing now means the
 		// process is in trouble. Keep the worker usable for nothing.
 		w.log.Error("rebuild worker runtime", "err", err)
