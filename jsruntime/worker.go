@@ -47,13 +47,13 @@ type worker struct {
 	// worker: before that, a runaway turn fails the start-up instead of
 	// rebuilding the runtime.
 	everRegistered bool
-	acts       map[*activation]struct{}
-	current    *activation
-	broken     error // an uncatchable error (interrupt, stack overflow) ended the turn
-	helpers    jsHelpers
-	gen        uint64 // runtime generation; bumped on rebuild
-	timerSeq   int64
-	timers     map[int64]*jsTimer
+	acts           map[*activation]struct{}
+	current        *activation
+	broken         error // an uncatchable error (interrupt, stack overflow) ended the turn
+	helpers        jsHelpers
+	gen            uint64 // runtime generation; bumped on rebuild
+	timerSeq       int64
+	timers         map[int64]*jsTimer
 
 	load int // activations assigned (guarded by Executor.mu)
 
