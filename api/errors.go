@@ -18,7 +18,7 @@ var statusByCode = map[string]int{
 	"FORBIDDEN": 403, "Forbidden": 403,
 	"NOT_FOUND": 404, "METHOD_NOT_FOUND": 404, "RunNotFound": 404, "NodeNotFound": 404, "AttemptNotFound": 404,
 	"IterationNotFound": 404, "NodeHasNoOutput": 404, "CronNotFound": 404,
-	"AttemptNotFinished": 409, "Busy": 409, "AlreadyDecided": 409, "RUN_NOT_ACTIVE": 409,
+	"AttemptNotFinished": 409, "Busy": 409, "AlreadyDecided": 409, "RUN_NOT_ACTIVE": 409, "VERSION_MISMATCH": 409,
 	"DiffTooLarge": 413, "PayloadTooLarge": 413, "PAYLOAD_TOO_LARGE": 413,
 	"RateLimited": 429, "BackpressureDisconnect": 429,
 	"UnsupportedSandbox": 501,

@@ -212,6 +212,11 @@ func (g *Gateway) ResumeRun(ctx context.Context, runID string, force bool) (stri
 			status = ResumeAlreadyTerminal
 			return nil
 		}
+		held := ErrorCodeOfJSON(r.ErrorJSON) == CodeVersionMismatch && r.WorkflowHash != g.exec.BundleHash()
+		if held && !force {
+			return Errorf(CodeVersionMismatch, "Run %s is held by versionPolicy \"strict\": the module changed since it started. "+
+				"Resume it with options.force to replay it under the new code.", runID)
+		}
 		status = ResumeRequested
 		if force && r.WorkflowHash != g.exec.BundleHash() {
 			r.WorkflowHash = g.exec.BundleHash()

@@ -230,6 +230,14 @@ export default function (gateway) {
 	if st := h.run(id).Status; st.Terminal() {
 		t.Fatalf("strict run ran under new code: %s", st)
 	}
+	// A resume without force is refused with the reason, and the run
+	// stays held.
+	if _, err := h.gw.ResumeRun(context.Background(), id, false); host.ErrorCode(err) != host.CodeVersionMismatch || !strings.Contains(err.Error(), "options.force") {
+		t.Fatalf("resume without force: %v, want VERSION_MISMATCH naming options.force", err)
+	}
+	if st := h.run(id).Status; st.Terminal() {
+		t.Fatalf("a refused resume ran the held run: %s", st)
+	}
 	if _, err := h.gw.ResumeRun(context.Background(), id, true); err != nil {
 		t.Fatal(err)
 	}
