@@ -52,12 +52,13 @@ type activation struct {
 	waits      map[stepKey]*waitFor
 	used       map[stepKey]bool
 	valueIndex int
-	replaying  bool        // true until the pass has visited every journaled node
-	replayLeft int         // journaled nodes not yet visited in this pass
-	parking    bool        // a Park is committing
-	held       []host.Node // deliveries that arrived while parking
-	running    int         // task attempts executing (maxConcurrency)
-	pending    []func()    // attempts waiting for a maxConcurrency slot
+	replaying  bool                     // true until the pass has visited every journaled node
+	replayLeft int                      // journaled nodes not yet visited in this pass
+	parking    bool                     // a Park is committing
+	held       []host.Node              // deliveries that arrived while parking
+	running    int                      // task attempts executing (maxConcurrency)
+	attempts   map[*attemptRun]struct{} // attempts whose body has not settled, for t.signal on cancel
+	pending    []func()                 // attempts waiting for a maxConcurrency slot
 
 	// Task output (t.emit, t.exec) is coalesced before it is committed as
 	// task.output events: at most every outputDelay or outputChunk bytes.
@@ -374,6 +375,18 @@ func (a *activation) end() {
 // shutdown).
 func (a *activation) abandon(reason error) {
 	a.log.Debug("run activation detached", "reason", reason)
+	// Task bodies still running hear it on t.signal before their
+	// activation's state is dropped.
+	code, msg := host.CodeCancelled, reason.Error()
+	var he *host.Error
+	if errors.As(reason, &he) {
+		code, msg = he.Code, he.Message
+	}
+	for at := range a.attempts {
+		if !at.finished && at.signal.rt == a.w.rt {
+			at.abort(a.w.smithersError(code, msg, nil))
+		}
+	}
 	a.end()
 }
 

@@ -176,6 +176,10 @@ func (t *taskRun) runAttempt(number int) {
 	at := &attemptRun{t: t, number: number, ctx: ctx, cancel: cancel}
 	at.signal = newAbortSignal(w)
 	t.attempt = at
+	if a.attempts == nil {
+		a.attempts = map[*attemptRun]struct{}{}
+	}
+	a.attempts[at] = struct{}{}
 	if t.opts.timeoutMs > 0 {
 		at.timer = time.AfterFunc(time.Duration(t.opts.timeoutMs)*time.Millisecond, func() {
 			w.post(a, func() {
@@ -205,6 +209,7 @@ func (at *attemptRun) finish() bool {
 		return false
 	}
 	at.finished = true
+	delete(at.t.a.attempts, at)
 	if at.timer != nil {
 		at.timer.Stop()
 	}

@@ -260,8 +260,13 @@ func TestCancelParkedAndActiveRuns(t *testing.T) {
 	h := newHarness(t, `
 export default function (gateway) {
   gateway.register("parked", async (ctx) => { await ctx.approval("gate", {}); });
-  gateway.register("busy", async (ctx) => { await ctx.task("long", (t) => new Promise((res) => t.signal.addEventListener("abort", res) || setTimeout(res, 20000))); });
-}`)
+  gateway.register("busy", async (ctx) => { await ctx.task("long", (t) => new Promise((res) => {
+    t.signal.addEventListener("abort", () => { heard.push(t.signal.reason.code + ": " + t.signal.reason.message); res(); });
+    setTimeout(res, 20000);
+  })); });
+  gateway.register("heard", async (ctx) => heard);
+}
+const heard = [];`)
 	ctx := context.Background()
 	id := h.launch("parked", nil)
 	h.waitStatus(id, host.RunWaitingApproval)
@@ -285,6 +290,8 @@ export default function (gateway) {
 	if r := h.finish(id); r.Status != host.RunCancelled {
 		t.Fatalf("active run after cancel: %s", r.Status)
 	}
+	// The task body heard the cancel on t.signal.
+	jsonEqual(t, h.output(h.launch("heard", nil)), `["CANCELLED: Run was cancelled"]`)
 	names := h.eventNames(id)
 	if names[len(names)-1] != "run.completed" {
 		t.Fatalf("last event %v", names)
