@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/http"
 	"testing"
 )
 
@@ -223,5 +224,43 @@ func TestRunMethods(t *testing.T) {
 	e := wantError(t, g.rpc(tokAll, "submitApproval", map[string]any{"runId": gateRun, "nodeId": "ship", "approved": true}), 409, "AlreadyDecided")
 	if e["runId"] != gateRun || e["nodeId"] != "ship" || e["iteration"] != float64(0) || e["status"] != "approved" {
 		t.Fatalf("extras %v", e)
+	}
+}
+
+// TestLaunchRunIdempotencyKey: launching twice with the same
+// options.idempotencyKey returns the same run, whatever the input and over
+// either transport of the body; the key wins over options.runId; the same
+// key on another workflow is another run.
+func TestLaunchRunIdempotencyKey(t *testing.T) {
+	g := newTestGateway(t)
+	launch := func(params map[string]any) string {
+		t.Helper()
+		p := g.ok("launchRun", params).(map[string]any)
+		return p["runId"].(string)
+	}
+	first := launch(map[string]any{"workflow": "echo", "input": map[string]any{"n": 1}, "options": map[string]any{"idempotencyKey": "order-17"}})
+	g.waitRun(first, "finished")
+	again := launch(map[string]any{"workflow": "echo", "input": map[string]any{"n": 2}, "options": map[string]any{"idempotencyKey": "order-17"}})
+	if again != first {
+		t.Fatalf("the same idempotency key launched run %s, then %s", first, again)
+	}
+	withRunID := launch(map[string]any{"workflow": "echo", "input": map[string]any{}, "options": map[string]any{"idempotencyKey": "order-17", "runId": "fresh-id"}})
+	if withRunID != first {
+		t.Fatalf("with options.runId the key gave run %s, want %s", withRunID, first)
+	}
+	if res := g.rpc(tokAll, "getRun", map[string]any{"runId": "fresh-id"}); res.status != http.StatusNotFound {
+		t.Fatalf("a run fresh-id was created: %d %s", res.status, res.raw)
+	}
+	other := launch(map[string]any{"workflow": "gate", "input": map[string]any{}, "options": map[string]any{"idempotencyKey": "order-17"}})
+	if other == first {
+		t.Fatal("the same key on another workflow returned the echo run")
+	}
+	out := g.ok("getRun", map[string]any{"runId": first}).(map[string]any)["output"].(map[string]any)
+	if out["obj"].(map[string]any)["n"] != float64(1) {
+		t.Fatalf("the run's output %v: the first launch's input must stand", out)
+	}
+	runs := g.ok("listRuns", map[string]any{"limit": 100}).([]any)
+	if len(runs) != 2 {
+		t.Fatalf("%d runs, want 2 (one per workflow)", len(runs))
 	}
 }
