@@ -142,8 +142,10 @@ func describeValue(v goja.Value) string {
 			x = x[:40] + "..."
 		}
 		return fmt.Sprintf("string %q", x)
-	case bool, int64, float64:
-		return fmt.Sprintf("%T %v", x, x)
+	case bool:
+		return fmt.Sprintf("boolean %v", x)
+	case int64, float64:
+		return "number " + v.String() // as JavaScript prints it
 	}
 	if o, ok := v.(*goja.Object); ok {
 		if _, fn := goja.AssertFunction(o); fn {

@@ -1,7 +1,9 @@
 package jsruntime_test
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,5 +102,27 @@ export async function register(gateway: any) {
 	if wf.Key != "typed" || wf.ReadableName != "Typed" || wf.Schedule != "0 8 * * 1-5" || wf.MaxConcurrency != 2 || wf.TimeoutMs != 1000 ||
 		wf.VersionPolicy != "strict" || wf.Webhook == nil || wf.Webhook.Signal.Name != "push" || *wf.Webhook.Run.Enabled {
 		t.Fatalf("options %+v", wf)
+	}
+}
+
+// TestUnknownRegisterOptionWarns: an option gateway.register does not know
+// (a typo, most likely) is ignored with one warning naming it.
+func TestUnknownRegisterOptionWarns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.mjs")
+	src := "export default function (g) {\n  g.register(\"a\", async () => 1, { readableNam: \"A\", timeoutMs: 5 });\n}\n"
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	ex, err := jsruntime.Load(jsruntime.Options{ModulePath: path, Workers: 2, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex.Close()
+	if n := strings.Count(logs.String(), "option=readableNam "); n != 1 {
+		t.Fatalf("%d warnings naming readableNam, want 1:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "option=timeoutMs") {
+		t.Fatalf("a known option was reported:\n%s", logs.String())
 	}
 }

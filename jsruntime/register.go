@@ -218,8 +218,19 @@ func (w *worker) parseRegistration(call goja.FunctionCall) (host.WorkflowDef, go
 	if v := o.Get("webhook"); present(v) {
 		def.Webhook = parseWebhook(rt, v, where)
 	}
+	for _, k := range o.Keys() {
+		// Said once: by the first worker, at its first registration.
+		if !registerOptions[k] && w.id == 0 && !w.everRegistered {
+			w.log.Warn("gateway.register: unknown option ignored (a typo?)", "workflow", key, "option", k,
+				"known", "readableName, description, schedule, webhook, maxConcurrency, timeoutMs, env, versionPolicy")
+		}
+	}
 	return def, fn
 }
+
+// registerOptions are the options of gateway.register (DESIGN.md §2).
+var registerOptions = map[string]bool{"readableName": true, "description": true, "schedule": true, "webhook": true,
+	"maxConcurrency": true, "timeoutMs": true, "env": true, "versionPolicy": true}
 
 func parseWebhook(rt *goja.Runtime, v goja.Value, where func(string) string) *host.WebhookConfig {
 	o := optionsObject(rt, v, where("webhook"))
