@@ -3,6 +3,7 @@ package jsruntime
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/dop251/goja"
 
@@ -86,9 +87,24 @@ func (w *worker) storedErrorOf(v goja.Value) storedError {
 		}
 	}
 	if s := o.Get("stack"); present(s) {
-		e.Stack = s.String()
+		e.Stack = userStack(s.String())
 	}
 	return e
+}
+
+// userStack drops the stack lines of the gateway's own Go functions (goja
+// names them like "github.com/.../jsruntime.(*activation).jsApproval-fm
+// (native)"): a workflow author can do nothing with them.
+func userStack(stack string) string {
+	lines := strings.Split(stack, "\n")
+	kept := lines[:0]
+	for _, l := range lines {
+		if strings.HasSuffix(l, "(native)") && strings.Contains(l, "smithers-go/") {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	return strings.Join(kept, "\n")
 }
 
 // smithersError builds `new SmithersError(code, message, {details})`.

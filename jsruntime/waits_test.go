@@ -3,6 +3,7 @@ package jsruntime_test
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,8 +62,13 @@ func TestApprovalDenyPolicies(t *testing.T) {
 		}
 		switch tc.onDeny {
 		case "fail":
-			if e := h.errorOf(id); e["code"] != "APPROVAL_DENIED" {
+			e := h.errorOf(id)
+			if e["code"] != "APPROVAL_DENIED" {
 				t.Fatalf("deny fail error %v", e)
+			}
+			// The stack names the workflow's lines, not the gateway's Go.
+			if st, _ := e["stack"].(string); !strings.Contains(st, ".mjs:") || strings.Contains(st, "smithers-go/") {
+				t.Fatalf("deny fail stack %q", st)
 			}
 		case "continue":
 			if d := h.output(id).(map[string]any)["d"].(map[string]any); d["approved"] != false {
