@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestStartupFailuresNameFileAndLine: a module that cannot be loaded ends
@@ -169,5 +171,36 @@ func TestDevPrintsWorkingCurlLine(t *testing.T) {
 	}
 	if s := g.getRun(launched.RunID).Status; s != "waiting-approval" {
 		t.Errorf("after a restart the dev run is %s, want waiting-approval", s)
+	}
+}
+
+// TestSigtermWhileRegistering: SIGTERM while an async register(gateway) is
+// still settling ends the process at once, not when the 30 s register
+// timeout runs out.
+func TestSigtermWhileRegistering(t *testing.T) {
+	t.Parallel()
+	module := writeModule(t, "export default async function register(gateway) {\n  await new Promise(() => {});\n}\n")
+	data := t.TempDir()
+	env := append(baseEnv(data), "PORT=0", "HOST=127.0.0.1", "SMITHERS_GATEWAY_MODULE="+module,
+		"SMITHERS_DB_PATH="+filepath.Join(data, "smithers.db"), "SMITHERS_TOKEN_STORE="+filepath.Join(data, "tokens.json"))
+	p, err := spawn(data, env, "gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.kill)
+	time.Sleep(time.Second) // well into the register
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("still loading 5 s after SIGTERM\nstderr:\n%s", p.stderr.String())
+	}
+	if strings.Contains(p.stdout.String(), "listening on") {
+		t.Fatalf("the gateway started listening:\n%s", p.stdout.String())
+	}
+	if !strings.Contains(p.stderr.String(), "interrupted") {
+		t.Errorf("stderr does not say that loading was interrupted:\n%s", p.stderr.String())
 	}
 }

@@ -1,6 +1,7 @@
 package jsruntime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -75,6 +76,12 @@ var _ host.Executor = (*Executor)(nil)
 // warning; every other load failure is returned as a *LoadError naming
 // file:line.
 func Load(opts Options) (*Executor, error) {
+	return LoadContext(context.Background(), opts)
+}
+
+// LoadContext is Load that gives up when ctx ends (a SIGTERM while an async
+// register(gateway) is still settling).
+func LoadContext(ctx context.Context, opts Options) (*Executor, error) {
 	ex := &Executor{log: opts.Logger, path: opts.ModulePath, budget: opts.TurnBudget, maxStack: opts.MaxCallStackSize,
 		lookupEnv: opts.LookupEnv, httpClient: opts.HTTPClient, maxOutput: opts.MaxOutputBytes, acts: map[*host.Session]*activation{}}
 	if ex.log == nil {
@@ -126,7 +133,7 @@ func Load(opts Options) (*Executor, error) {
 		w := newWorker(i, ex)
 		go w.loop()
 		ex.workers = append(ex.workers, w)
-		defs, err := w.register()
+		defs, err := w.register(ctx)
 		if err != nil {
 			ex.Close()
 			return nil, err

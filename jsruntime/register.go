@@ -1,6 +1,7 @@
 package jsruntime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -22,7 +23,7 @@ type registration struct {
 
 // register evaluates the module on the worker's runtime, calls its register
 // function, and returns the workflows it registered.
-func (w *worker) register() ([]host.WorkflowDef, error) {
+func (w *worker) register(ctx context.Context) ([]host.WorkflowDef, error) {
 	result := make(chan registration, 1)
 	if !w.post(nil, func() { w.initRuntimeAsync(result) }) {
 		return nil, errors.New("worker stopped")
@@ -30,6 +31,8 @@ func (w *worker) register() ([]host.WorkflowDef, error) {
 	select {
 	case r := <-result:
 		return r.defs, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("loading the workflow module was interrupted: %w", context.Cause(ctx))
 	case <-time.After(registerTimeout):
 		return nil, &LoadError{File: w.ex.path, Message: fmt.Sprintf("register(gateway) did not settle within %s", registerTimeout)}
 	}

@@ -83,7 +83,7 @@ func newLogger(w io.Writer) *slog.Logger {
 // up.
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.cfg
-	exec, err := jsruntime.Load(jsruntime.Options{ModulePath: cfg.Module, Source: m.moduleSource, Workers: cfg.Workers,
+	exec, err := jsruntime.LoadContext(ctx, jsruntime.Options{ModulePath: cfg.Module, Source: m.moduleSource, Workers: cfg.Workers,
 		TurnBudget: time.Duration(cfg.TurnBudgetMs) * time.Millisecond, MaxHeapBytes: int64(cfg.MaxHeapMB) << 20, Logger: m.log})
 	if err != nil {
 		return fmt.Errorf("load workflow module: %w", err)
