@@ -339,8 +339,10 @@ func (c *wsConn) writeLoop() {
 	// Every subscriber the hub cut off is counted once, whichever way the
 	// socket then ended: a writer stuck on a peer that never reads sees
 	// its write deadline expire (and the socket close) before it sees the
-	// overflow. The subscriber is closed by then, so the flag is final.
+	// overflow. Closing the subscriber first (it is idempotent) makes the
+	// flag final.
 	defer func() {
+		c.sub.Close()
 		if c.sub.Overflowed() {
 			c.s.metrics.backpressureDisconnect()
 		}

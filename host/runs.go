@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -244,7 +243,7 @@ func (g *Gateway) timeoutRun(runID string) {
 	}
 	errJSON := errorJSON(CodeRunTimeout, "Run exceeded its timeoutMs")
 	finish := func() { g.finishRun(runID, RunFailed, "", errJSON) }
-	if g.detach(runID, errors.New("run timed out"), finish) == nil {
+	if g.detach(runID, Errorf(CodeRunTimeout, "Run exceeded its timeoutMs"), finish) == nil {
 		finish()
 	}
 }

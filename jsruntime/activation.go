@@ -214,6 +214,12 @@ func (a *activation) start() {
 		a.end()
 		return
 	}
+	if w.unusable.Load() && a.ex.anyUsableWorker() {
+		// The worker was retired after this run was handed to it:
+		// another one runs it.
+		a.restart()
+		return
+	}
 	a.gen = w.gen
 	a.run = a.s.Run()
 	a.wf = a.s.Workflow()
@@ -382,11 +388,17 @@ func (a *activation) abandon(reason error) {
 	if errors.As(reason, &he) {
 		code, msg = he.Code, he.Message
 	}
+	// The listeners run as this activation's (timers they start are its
+	// own and dropped with it), and each attempt is finished first so that
+	// a body settling in reaction commits nothing.
+	prev := a.w.current
+	a.w.current = a
 	for at := range a.attempts {
-		if !at.finished && at.signal.rt == a.w.rt {
-			at.abort(a.w.smithersError(code, msg, nil))
+		if at.finish() && at.signal.rt == a.w.rt {
+			at.signal.abort(a.w.smithersError(code, msg, nil))
 		}
 	}
+	a.w.current = prev
 	a.end()
 }
 

@@ -362,3 +362,27 @@ export default async function (gateway) {
 	}
 	jsonEqual(t, h.output(other), `2`)
 }
+
+// TestWorkerThatCannotRebuildIsRetired: when a worker's runtime cannot be
+// rebuilt after a runaway turn (here register(gateway) itself runs away
+// once the clock passes a mark), the worker takes no more runs: new runs
+// go to the other worker and finish.
+func TestWorkerThatCannotRebuildIsRetired(t *testing.T) {
+	mark := time.Now().Add(2 * time.Second).UnixMilli()
+	h := newHarnessOpts(t, `
+const mark = `+strconv.FormatInt(mark, 10)+`;
+export default function (gateway) {
+  if (Date.now() > mark) { for (let n = 0; ; n++) { gateway[n % 2] = n; } }
+  gateway.register("spin", async (ctx) => { await ctx.task("t", () => { for (;;) {} }); });
+  gateway.register("ok", async (ctx) => await ctx.task("a", () => 1));
+}`, harnessOpts{turnBudget: 200 * time.Millisecond, workers: 2})
+	time.Sleep(time.Until(time.UnixMilli(mark)))
+	// Both workers start at load 0: the runaway run lands on one, whose
+	// rebuilds then run away too.
+	if e := h.errorOf(h.launch("spin", nil)); e["code"] != "JS_INTERRUPTED" {
+		t.Fatalf("spin error %v", e)
+	}
+	for i := 0; i < 4; i++ {
+		jsonEqual(t, h.output(h.launch("ok", nil)), `1`)
+	}
+}

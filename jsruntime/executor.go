@@ -173,9 +173,11 @@ func (ex *Executor) Activate(s *host.Session) {
 		ex.mu.Unlock()
 		return
 	}
+	// The least loaded worker that is still usable (if none is, the
+	// least loaded: its runs fail, and say why).
 	w := ex.workers[0]
 	for _, c := range ex.workers[1:] {
-		if c.load < w.load {
+		if cu, wu := c.unusable.Load(), w.unusable.Load(); (wu && !cu) || (wu == cu && c.load < w.load) {
 			w = c
 		}
 	}
@@ -186,6 +188,18 @@ func (ex *Executor) Activate(s *host.Session) {
 	if !w.post(a, a.start) {
 		ex.forget(a)
 	}
+}
+
+// anyUsableWorker reports whether some worker still takes runs.
+func (ex *Executor) anyUsableWorker() bool {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	for _, w := range ex.workers {
+		if !w.unusable.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // Deliver hands a settled node to the live activation of s.

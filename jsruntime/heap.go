@@ -32,7 +32,7 @@ func (ex *Executor) watchHeap(stop <-chan struct{}) {
 		var victim *worker
 		var oldest int64
 		for _, w := range ex.workers {
-			if st := w.turnStart.Load(); st != 0 && (victim == nil || st < oldest) {
+			if st := w.turnStart.Load(); st != 0 && !w.rebuilding.Load() && (victim == nil || st < oldest) {
 				victim, oldest = w, st
 			}
 		}
@@ -49,7 +49,7 @@ func (ex *Executor) watchHeap(stop <-chan struct{}) {
 		// sees the interrupt), then collect its garbage before looking
 		// again, so an innocent next turn is not blamed for it.
 		deadline := time.Now().Add(5 * time.Second)
-		for victim.turnID.Load() == id && time.Now().Before(deadline) {
+		for (victim.turnID.Load() == id || victim.rebuilding.Load()) && time.Now().Before(deadline) {
 			select {
 			case <-stop:
 				return

@@ -35,6 +35,7 @@ func TestLoadFailuresNameFileAndLine(t *testing.T) {
 		{"top-level loop", "let i = 0;\nwhile (true) { i++; }\nexport default function (g) {}\n", 2, "turn budget"},
 		{"register loops", "export default function (g) {\n  g.register(\"a\", async () => 1);\n  for (let n = 0; ; n++) { g[n % 2] = n; }\n}\n", 3, "turn budget"},
 		{"async register loops", "export default async function (g) {\n  await null;\n  for (let n = 0; ; n++) { g[n % 2] = n; }\n}\n", 3, "turn budget"},
+		{"register loops after a timer", "export default async function (g) {\n  await new Promise((r) => setTimeout(r, 10));\n  for (let n = 0; ; n++) { g[n % 2] = n; }\n}\n", 3, "turn budget"},
 		{"register recursion", "function down(n) {\n  return down(n + 1) + 1;\n}\nexport default function (g) {\n  down(0);\n}\n", 2, "call stack"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -61,10 +61,11 @@ func (w *worker) initRuntimeAsync(result chan<- registration) {
 	w.rtForInterrupt.Store(w.rt)
 	w.rt.SetMaxCallStackSize(w.ex.maxStack)
 	w.workflows = map[string]goja.Callable{}
+	w.registering = result
 	defs := map[string]host.WorkflowDef{}
 	fail := func(err error) {
 		w.registered = true
-		result <- registration{err: err}
+		w.settleRegistration(registration{err: err})
 	}
 	if err := w.installRuntime(); err != nil {
 		fail(fmt.Errorf("set up JavaScript runtime: %w", err))
@@ -87,7 +88,7 @@ func (w *worker) initRuntimeAsync(result chan<- registration) {
 	if reg == nil {
 		w.log.Warn("workflow module exports neither register nor a default function", "module", w.ex.path)
 		w.registered = true
-		result <- registration{}
+		w.settleRegistration(registration{})
 		return
 	}
 	gw := w.rt.NewObject()
@@ -107,7 +108,7 @@ func (w *worker) initRuntimeAsync(result chan<- registration) {
 		}
 		sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 		w.registered, w.everRegistered = true, true
-		result <- registration{defs: out}
+		w.settleRegistration(registration{defs: out})
 	}
 	v, err := w.call(reg, goja.Undefined(), gw)
 	if err != nil {
@@ -125,6 +126,15 @@ func (w *worker) initRuntimeAsync(result chan<- registration) {
 		return
 	}
 	done()
+}
+
+// settleRegistration sends the outcome of the register(gateway) in
+// progress, once. Loop-only.
+func (w *worker) settleRegistration(r registration) {
+	if ch := w.registering; ch != nil {
+		w.registering = nil
+		ch <- r
+	}
 }
 
 // loadError turns a JavaScript failure during module evaluation into a

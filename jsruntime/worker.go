@@ -47,13 +47,17 @@ type worker struct {
 	// worker: before that, a runaway turn fails the start-up instead of
 	// rebuilding the runtime.
 	everRegistered bool
-	acts           map[*activation]struct{}
-	current        *activation
-	broken         error // an uncatchable error (interrupt, stack overflow) ended the turn
-	helpers        jsHelpers
-	gen            uint64 // runtime generation; bumped on rebuild
-	timerSeq       int64
-	timers         map[int64]*jsTimer
+	// registering receives the outcome of the register(gateway) in
+	// progress; nil once it was sent.
+	registering chan<- registration
+	acts        map[*activation]struct{}
+	current     *activation
+	broken      error // an uncatchable error (interrupt, stack overflow) ended the turn
+	brokenBy    error // the goja error behind broken, for its location
+	helpers     jsHelpers
+	gen         uint64 // runtime generation; bumped on rebuild
+	timerSeq    int64
+	timers      map[int64]*jsTimer
 
 	load int // activations assigned (guarded by Executor.mu)
 
@@ -64,6 +68,13 @@ type worker struct {
 	turnID    atomic.Uint64
 	// rtForInterrupt is the runtime the watchdog may interrupt.
 	rtForInterrupt atomic.Pointer[goja.Runtime]
+	// rebuilding is set from the end of a turn that broke the runtime to
+	// the end of the rebuild: the heap watchdog leaves such a worker alone
+	// (the garbage it waits to collect is the old runtime).
+	rebuilding atomic.Bool
+	// unusable is set when the runtime could not be rebuilt: the worker
+	// takes no more runs.
+	unusable atomic.Bool
 }
 
 func newWorker(id int, ex *Executor) *worker {
@@ -155,15 +166,24 @@ func (w *worker) runTurn(j job) {
 		j.fn()
 	}()
 	timer.Stop()
+	if w.broken != nil && w.everRegistered {
+		w.rebuilding.Store(true)
+	}
 	w.endTurn()
 	w.current = nil
 	if w.broken != nil {
-		err := w.broken
-		w.broken = nil
+		err, by := w.broken, w.brokenBy
+		w.broken, w.brokenBy = nil, nil
 		if !w.everRegistered {
 			// The module never registered: Load reports the failure
-			// and the gateway does not start, so there is nothing to
-			// rebuild (and rebuilding would run the runaway again).
+			// (here when register was async and ran away in a later
+			// turn) and the gateway does not start, so there is
+			// nothing to rebuild (and rebuilding would run the runaway
+			// again).
+			if by == nil {
+				by = err
+			}
+			w.settleRegistration(registration{err: w.loadError("register(gateway) was interrupted", by)})
 			return
 		}
 		w.rebuild(j.act, err)
@@ -215,7 +235,7 @@ func (w *worker) interruptTurn(id uint64, reason error) bool {
 func (w *worker) uncatchable(err error) bool {
 	reason, ok := w.uncatchableReason(err)
 	if ok {
-		w.broken = errors.New(reason)
+		w.broken, w.brokenBy = errors.New(reason), err
 	}
 	return ok
 }
@@ -267,17 +287,24 @@ func (w *worker) rebuild(culprit *activation, cause error) {
 		t.timer.Stop()
 		delete(w.timers, id)
 	}
+	defer w.rebuilding.Store(false)
 	// Evaluating the module and register(gateway) again is a turn of its
-	// own, under the same budget: code that ran away once may again.
-	id := w.beginTurn()
-	timer := time.AfterFunc(w.budget, func() { w.interruptTurn(id, errTurnBudget) })
-	err := w.initRuntime()
-	timer.Stop()
-	w.endTurn()
-	w.broken = nil
-	if err != nil {
-		// The module registered fine before; failing now means the
-		// process is in trouble. Keep the worker usable for nothing.
-		w.log.Error("rebuild worker runtime", "err", err)
+	// own, under the same budget: code that ran away once may again. One
+	// more try, then the worker is retired.
+	var err error
+	for try := 0; try < 2; try++ {
+		id := w.beginTurn()
+		timer := time.AfterFunc(w.budget, func() { w.interruptTurn(id, errTurnBudget) })
+		err = w.initRuntime()
+		timer.Stop()
+		w.endTurn()
+		w.broken, w.brokenBy = nil, nil
+		if err == nil {
+			return
+		}
 	}
+	// The module registered fine before; failing now means the process is
+	// in trouble. The worker takes no more runs.
+	w.unusable.Store(true)
+	w.log.Error("rebuild worker runtime failed; the worker is retired", "err", err)
 }
