@@ -202,13 +202,26 @@ func TestTokenIssueConcurrentProcesses(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Not runToExit: it may t.Fatal, which is for the test's
+			// own goroutine.
 			dir := filepath.Dir(g.Store)
-			code, out, errOut := runToExit(t, dir, baseEnv(dir), "token", "issue", "--scopes", "run:read", "--store", g.Store)
-			if code != 0 {
-				t.Errorf("token issue exited %d: %s", code, errOut)
+			p, err := spawn(dir, baseEnv(dir), "token", "issue", "--scopes", "run:read", "--store", g.Store)
+			if err != nil {
+				t.Errorf("start token issue: %v", err)
 				return
 			}
-			tok, _, _ := strings.Cut(out, "\n")
+			select {
+			case <-p.done:
+			case <-time.After(exitTimeout):
+				p.kill()
+				t.Errorf("token issue did not exit within %v", exitTimeout)
+				return
+			}
+			if code := p.exitCode(); code != 0 {
+				t.Errorf("token issue exited %d: %s", code, p.stderr.String())
+				return
+			}
+			tok, _, _ := strings.Cut(p.stdout.String(), "\n")
 			tokens <- strings.TrimSpace(tok)
 		}()
 	}

@@ -175,8 +175,8 @@ func TestDevPrintsWorkingCurlLine(t *testing.T) {
 }
 
 // TestSigtermWhileRegistering: SIGTERM while an async register(gateway) is
-// still settling ends the process at once, not when the 30 s register
-// timeout runs out.
+// still settling ends the process at once with status 0, not when the 30 s
+// register timeout runs out.
 func TestSigtermWhileRegistering(t *testing.T) {
 	t.Parallel()
 	module := writeModule(t, "export default async function register(gateway) {\n  await new Promise(() => {});\n}\n")
@@ -202,5 +202,8 @@ func TestSigtermWhileRegistering(t *testing.T) {
 	}
 	if !strings.Contains(p.stderr.String(), "interrupted") {
 		t.Errorf("stderr does not say that loading was interrupted:\n%s", p.stderr.String())
+	}
+	if code := p.exitCode(); code != 0 {
+		t.Errorf("exit status %d after SIGTERM while starting, want 0 (a requested stop)", code)
 	}
 }

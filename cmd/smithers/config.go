@@ -74,7 +74,7 @@ func (c *Config) options() []option {
 		{env: "SMITHERS_GATEWAY_TRUSTED_HEADERS", flag: "trusted-headers", def: "x-user-id,x-user-scopes,x-user-role", usage: "user, scopes and role headers (trusted-proxy mode)", str: &c.TrustedHeaders},
 		{env: "SMITHERS_GATEWAY_ALLOWED_ORIGINS", flag: "allowed-origins", usage: "when set, requests must carry one of these Origin headers, comma-separated (trusted-proxy mode)", str: &c.AllowedOrigins},
 		{env: "SMITHERS_GATEWAY_DEFAULT_ROLE", flag: "default-role", def: "operator", usage: "role when the role header/claim is missing", str: &c.DefaultRole},
-		{env: "SMITHERS_GATEWAY_DEFAULT_SCOPES", flag: "default-scopes", def: "run:read", usage: "scopes when the scopes header is missing (trusted-proxy mode)", str: &c.DefaultScopes},
+		{env: "SMITHERS_GATEWAY_DEFAULT_SCOPES", flag: "default-scopes", usage: "scopes when the trusted proxy sends no scopes header (unset: run:read) or a JWT has no scope claim (unset: none)", str: &c.DefaultScopes},
 	}
 }
 

@@ -155,10 +155,10 @@ func (m *Main) openAuth() error {
 		if cfg.JWTIssuer == "" || len(splitList(cfg.JWTAudience)) == 0 {
 			return errors.New("jwt auth: set SMITHERS_GATEWAY_JWT_ISSUER and SMITHERS_GATEWAY_JWT_AUDIENCE (the iss and aud every token must carry)")
 		}
-		// A token without a scopes claim gets no scopes (CONTRACT.md §4.4);
-		// SMITHERS_GATEWAY_DEFAULT_SCOPES is the trusted proxy's setting.
+		// A token without a scope claim gets SMITHERS_GATEWAY_DEFAULT_SCOPES,
+		// and no scopes when that is unset (CONTRACT.md §4.4).
 		a, err := auth.NewJWT(auth.JWTConfig{Secret: cfg.JWTSecret, JWKS: cfg.JWTJWKS, Issuer: cfg.JWTIssuer, Audience: splitList(cfg.JWTAudience),
-			DefaultRole: cfg.DefaultRole})
+			DefaultRole: cfg.DefaultRole, DefaultScopes: splitList(cfg.DefaultScopes)})
 		if err != nil {
 			return fmt.Errorf("jwt auth: %w", err)
 		}

@@ -67,8 +67,14 @@ func serve(mode string, args []string, env func(string) string, stdout, stderr i
 		return 2
 	}
 	if err := m.Run(ctx); err != nil {
-		fmt.Fprintf(stderr, "smithers %s: %v\n", mode, err)
 		m.Close()
+		if ctx.Err() != nil {
+			// Stopped while starting (a SIGTERM while the module was
+			// still registering): a requested stop, not a failure.
+			fmt.Fprintf(stderr, "smithers %s: stopped while starting: %v\n", mode, err)
+			return 0
+		}
+		fmt.Fprintf(stderr, "smithers %s: %v\n", mode, err)
 		return 1
 	}
 	<-ctx.Done()
