@@ -153,8 +153,11 @@ func (c *wsConn) replay(st *runStream) error {
 			st.lastSeq = e.Seq
 			// A replayed frame is not a broadcast: the frame carries the
 			// current stateVersion (CONTRACT.md §3.3), the RunEvent record
-			// inside keeps the one it was stored with.
-			c.event("run.event", runEventPayload(st, e), c.s.stateVersion())
+			// inside keeps the one it was stored with. An event just
+			// committed may be read here before the hub has published it
+			// (and so before the counter moved): current is at least its
+			// version.
+			c.event("run.event", runEventPayload(st, e), max(c.s.stateVersion(), e.StateVersion))
 		}
 		if len(events) < replayPage {
 			return nil
