@@ -241,6 +241,12 @@ func TestHealthStateVersionNotBehindEvents(t *testing.T) {
 	c := g.connected(t, tokAll, nil)
 	runID := g.launch("echo", map[string]any{})
 	_, f := c.waitEvent("run.completed", 0, func(p map[string]any) bool { return p["runId"] == runID })
+	// The hub may hand the last event to the socket before the probe.
+	eventually(t, "the probe to see all 7 events", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(probes) >= 7
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(probes) != 7 {
