@@ -91,7 +91,7 @@ func NewMetrics(reg *prometheus.Registry, workflows []string) *Metrics {
 	m.backpressure = prometheus.NewCounter(prometheus.CounterOpts{Name: "smithers_gateway_backpressure_disconnect_total", Help: "Sockets closed for falling behind their event stream"})
 	reg.MustRegister(m.backpressure)
 	m.nodeOutput = counter("smithers_node_output_request_total", "getNodeOutput requests", "status")
-	m.nodeOutputBytes = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "smithers_node_output_bytes", Help: "getNodeOutput response size",
+	m.nodeOutputBytes = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "smithers_node_output_bytes", Help: "getNodeOutput: bytes of the stored output served",
 		Buckets: exponential(100, 16)})
 	m.nodeOutputMs = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "smithers_node_output_duration_ms", Help: "getNodeOutput duration",
 		Buckets: exponential(1, 12)})
@@ -320,7 +320,7 @@ func (m *Metrics) errorKind(kind, transport, code string) {
 }
 
 // nodeOutputServed records one getNodeOutput: its status ("produced",
-// "pending", "failed", or "error" when it failed), size and duration.
+// "pending", "failed", or "error" when it failed), the size of the stored output it served, and its duration.
 func (m *Metrics) nodeOutputServed(status string, bytes int, start time.Time) {
 	if m == nil {
 		return

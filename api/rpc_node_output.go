@@ -25,13 +25,10 @@ import (
 // last heartbeat data when it is an object, else null; "pending" otherwise.
 func (s *Server) getNodeOutput(ctx context.Context, c *call) (any, error) {
 	start := time.Now()
-	res, err := s.nodeOutput(ctx, c)
-	status, size := "error", 0
+	res, size, err := s.nodeOutput(ctx, c)
+	status := "error"
 	if err == nil {
 		status, _ = res["status"].(string)
-		if b, jerr := json.Marshal(res); jerr == nil {
-			size = len(b)
-		}
 	}
 	s.metrics.nodeOutputServed(status, size, start)
 	if err != nil {
@@ -40,52 +37,55 @@ func (s *Server) getNodeOutput(ctx context.Context, c *call) (any, error) {
 	return res, nil
 }
 
-// nodeOutput is getNodeOutput without its metrics.
-func (s *Server) nodeOutput(ctx context.Context, c *call) (map[string]any, error) {
+// nodeOutput is getNodeOutput without its metrics; size is the byte length
+// of the stored output it serves (0 when it serves none).
+func (s *Server) nodeOutput(ctx context.Context, c *call) (res map[string]any, size int, err error) {
 	p := c.params
 	runID, err := validRunIDParam(p)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	nodeID, err := validNodeIDParam(p)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	iteration, err := iterationParam(p["iteration"])
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if _, err := s.lookupRun(ctx, runID, host.CodeRunNotFound); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	n, err := s.journalNode(ctx, runID, nodeID, iteration)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if n.Kind == host.KindTimer {
-		return nil, host.Errorf(host.CodeNodeHasNoOut, "Node %s has no output.", nodeID)
+		return nil, 0, host.Errorf(host.CodeNodeHasNoOut, "Node %s has no output.", nodeID)
 	}
 	switch n.State {
 	case host.NodeFinished, host.NodeSkipped:
 		row, err := outputRow(n)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		return map[string]any{"status": "produced", "row": row, "schema": nil}, nil
+		return map[string]any{"status": "produced", "row": row, "schema": nil}, len(n.OutputJSON), nil
 	case host.NodeFailed, host.NodeCancelled:
-		return s.failedOutput(ctx, n)
+		res, err := s.failedOutput(ctx, n)
+		return res, 0, err
 	}
 	attempts, err := s.gw.Store().ListAttempts(ctx, runID, nodeID, iteration)
 	if err != nil {
-		return nil, fmt.Errorf("list attempts of %s/%s: %w", runID, nodeID, err)
+		return nil, 0, fmt.Errorf("list attempts of %s/%s: %w", runID, nodeID, err)
 	}
 	if len(attempts) > 0 {
 		last := attempts[len(attempts)-1]
 		if last.State == host.AttemptFailed || last.ErrorJSON != "" {
-			return s.failedOutput(ctx, n)
+			res, err := s.failedOutput(ctx, n)
+			return res, 0, err
 		}
 	}
-	return map[string]any{"status": "pending", "row": nil, "schema": nil}, nil
+	return map[string]any{"status": "pending", "row": nil, "schema": nil}, 0, nil
 }
 
 // iterationParam accepts a JSON number or a numeric string holding an

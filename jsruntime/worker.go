@@ -52,8 +52,7 @@ type worker struct {
 	registering chan<- registration
 	acts        map[*activation]struct{}
 	current     *activation
-	broken      error // an uncatchable error (interrupt, stack overflow) ended the turn
-	brokenBy    error // the goja error behind broken, for its location
+	broken      error // an uncatchable error (interrupt, stack overflow, panic) ended the turn
 	helpers     jsHelpers
 	gen         uint64 // runtime generation; bumped on rebuild
 	timerSeq    int64
@@ -172,19 +171,19 @@ func (w *worker) runTurn(j job) {
 	w.endTurn()
 	w.current = nil
 	if w.broken != nil {
-		err, by := w.broken, w.brokenBy
-		w.broken, w.brokenBy = nil, nil
+		err := w.broken
+		w.broken = nil
 		if !w.everRegistered {
 			// The module never registered: Load reports the failure
 			// (here when register was async and ran away in a later
 			// turn) and the gateway does not start, so there is
 			// nothing to rebuild (and rebuilding would run the runaway
 			// again).
-			if by == nil {
-				by = err
-			}
-			w.settleRegistration(registration{err: w.loadError("register(gateway) was interrupted", by)})
+			w.settleRegistration(registration{err: w.loadError("register(gateway) was interrupted", err)})
 			return
+		}
+		if reason, ok := w.uncatchableReason(err); ok {
+			err = errors.New(reason)
 		}
 		w.rebuild(j.act, err)
 		return
@@ -233,9 +232,9 @@ func (w *worker) interruptTurn(id uint64, reason error) bool {
 // uncatchable records an uncatchable goja error (interrupt, stack overflow)
 // so that runTurn rebuilds the worker; it reports whether err was one.
 func (w *worker) uncatchable(err error) bool {
-	reason, ok := w.uncatchableReason(err)
+	_, ok := w.uncatchableReason(err)
 	if ok {
-		w.broken, w.brokenBy = errors.New(reason), err
+		w.broken = err
 	}
 	return ok
 }
@@ -289,22 +288,17 @@ func (w *worker) rebuild(culprit *activation, cause error) {
 	}
 	defer w.rebuilding.Store(false)
 	// Evaluating the module and register(gateway) again is a turn of its
-	// own, under the same budget: code that ran away once may again. One
-	// more try, then the worker is retired.
-	var err error
-	for try := 0; try < 2; try++ {
-		id := w.beginTurn()
-		timer := time.AfterFunc(w.budget, func() { w.interruptTurn(id, errTurnBudget) })
-		err = w.initRuntime()
-		timer.Stop()
-		w.endTurn()
-		w.broken, w.brokenBy = nil, nil
-		if err == nil {
-			return
-		}
+	// own, under the same budget: code that ran away once may again.
+	id := w.beginTurn()
+	timer := time.AfterFunc(w.budget, func() { w.interruptTurn(id, errTurnBudget) })
+	err := w.initRuntime()
+	timer.Stop()
+	w.endTurn()
+	w.broken = nil
+	if err != nil {
+		// The module registered fine before; failing now means the
+		// process is in trouble. The worker takes no more runs.
+		w.unusable.Store(true)
+		w.log.Error("rebuild worker runtime failed; the worker is retired", "err", err)
 	}
-	// The module registered fine before; failing now means the process is
-	// in trouble. The worker takes no more runs.
-	w.unusable.Store(true)
-	w.log.Error("rebuild worker runtime failed; the worker is retired", "err", err)
 }
