@@ -11,17 +11,19 @@ import (
 // (CONTRACT.md §2.2, with DESIGN.md §8: caller mistakes are 4xx). Codes not
 // listed are 500.
 var statusByCode = map[string]int{
-	"INVALID_REQUEST": 400, "InvalidRequest": 400, "INVALID_FRAME": 400, "INVALID_INPUT": 400, "InvalidInput": 400,
-	"PROTOCOL_UNSUPPORTED": 400, "InvalidRunId": 400, "InvalidNodeId": 400, "InvalidIteration": 400, "InvalidDelta": 400,
-	"InvalidFrameNo": 400, "ConfirmationRequired": 400, "FrameOutOfRange": 400, "SeqOutOfRange": 400, "INVALID_JSON": 400,
-	"UNAUTHORIZED": 401, "Unauthorized": 401,
-	"FORBIDDEN": 403, "Forbidden": 403,
-	"NOT_FOUND": 404, "METHOD_NOT_FOUND": 404, "RunNotFound": 404, "NodeNotFound": 404, "AttemptNotFound": 404,
-	"IterationNotFound": 404, "NodeHasNoOutput": 404, "CronNotFound": 404,
-	"AttemptNotFinished": 409, "Busy": 409, "AlreadyDecided": 409, "RUN_NOT_ACTIVE": 409, "VERSION_MISMATCH": 409,
-	"DiffTooLarge": 413, "PayloadTooLarge": 413, "PAYLOAD_TOO_LARGE": 413,
-	"RateLimited": 429, "BackpressureDisconnect": 429,
-	"UnsupportedSandbox": 501,
+	host.CodeInvalidRequest: 400, "InvalidRequest": 400, host.CodeInvalidFrame: 400, host.CodeInvalidInput: 400, "InvalidInput": 400,
+	host.CodeProtocolUnsupported: 400, "InvalidRunId": 400, "InvalidNodeId": 400, "InvalidIteration": 400, "InvalidDelta": 400,
+	"InvalidFrameNo": 400, "ConfirmationRequired": 400, "FrameOutOfRange": 400, host.CodeSeqOutOfRange: 400, host.CodeInvalidJSON: 400,
+	host.CodeInvalidDuration: 400,
+	host.CodeUnauthorized:    401, host.CodeUnauthorizedOwner: 401,
+	host.CodeForbidden: 403, "Forbidden": 403,
+	host.CodeNotFound: 404, host.CodeMethodNotFound: 404, host.CodeRunNotFound: 404, host.CodeNodeNotFound: 404, "AttemptNotFound": 404,
+	host.CodeIterationNF: 404, host.CodeNodeHasNoOut: 404, "CronNotFound": 404,
+	"AttemptNotFinished": 409, host.CodeBusy: 409, host.CodeAlreadyDecided: 409, host.CodeRunNotActive: 409, host.CodeVersionMismatch: 409,
+	"DiffTooLarge": 413, "PayloadTooLarge": 413, host.CodePayloadTooLarge: 413, host.CodeOutputTooLarge: 413,
+	"RateLimited": 429, host.CodeBackpressure: 429, host.CodeSignalBufferFull: 429,
+	host.CodeUnsupported:        501,
+	host.CodeServiceUnavailable: 503,
 }
 
 // statusOf maps an error code to its HTTP status.
@@ -36,7 +38,10 @@ func statusOf(code string) int {
 // message, ...extra}.
 func wireError(err error) (map[string]any, string) {
 	var he *host.Error
-	if !errors.As(err, &he) {
+	if !errors.As(err, &he) && errors.Is(err, host.ErrStorageUnavailable) {
+		he = &host.Error{Code: host.CodeServiceUnavailable, Message: "The gateway's storage is unavailable; retry later.", Err: err}
+	}
+	if he == nil {
 		he = &host.Error{Code: host.CodeServerError, Message: "Internal server error", Err: err}
 	}
 	obj := map[string]any{"version": "v1", "code": he.Code, "message": he.Message}

@@ -42,21 +42,36 @@ func ErrorCode(err error) string {
 	return ""
 }
 
-// Wire error codes used by host. The HTTP status of each lives in api.
+// Wire error codes: the one set of them, used by host and api alike. The
+// HTTP status of each lives in api's status table. Upstream mixes
+// UPPER_SNAKE and PascalCase; both are kept as clients match on them.
 const (
-	CodeInvalidRequest = "INVALID_REQUEST"
-	CodeInvalidInput   = "INVALID_INPUT"
-	CodeNotFound       = "NOT_FOUND"
-	CodeRunNotActive   = "RUN_NOT_ACTIVE"
-	CodeAlreadyDecided = "AlreadyDecided"
-	CodeBusy           = "Busy"
-	CodeForbidden      = "FORBIDDEN"
-	CodeServerError    = "SERVER_ERROR"
-	CodeUnsupported    = "UnsupportedSandbox"
-	CodeRunNotFound    = "RunNotFound"
-	CodeNodeNotFound   = "NodeNotFound"
-	CodeIterationNF    = "IterationNotFound"
-	CodeNodeHasNoOut   = "NodeHasNoOutput"
+	CodeInvalidRequest      = "INVALID_REQUEST"
+	CodeInvalidInput        = "INVALID_INPUT"
+	CodeInvalidJSON         = "INVALID_JSON"
+	CodeInvalidFrame        = "INVALID_FRAME"
+	CodeProtocolUnsupported = "PROTOCOL_UNSUPPORTED"
+	CodeMethodNotFound      = "METHOD_NOT_FOUND"
+	CodeUnauthorized        = "UNAUTHORIZED"
+	// CodeUnauthorizedOwner is upstream's PascalCase code for "only the
+	// run owner or an admin may do this" (rewindRun).
+	CodeUnauthorizedOwner  = "Unauthorized"
+	CodeNotFound           = "NOT_FOUND"
+	CodeRunNotActive       = "RUN_NOT_ACTIVE"
+	CodeAlreadyDecided     = "AlreadyDecided"
+	CodeBusy               = "Busy"
+	CodeForbidden          = "FORBIDDEN"
+	CodeServerError        = "SERVER_ERROR"
+	CodeUnsupported        = "UnsupportedSandbox"
+	CodeRunNotFound        = "RunNotFound"
+	CodeNodeNotFound       = "NodeNotFound"
+	CodeIterationNF        = "IterationNotFound"
+	CodeNodeHasNoOut       = "NodeHasNoOutput"
+	CodeSeqOutOfRange      = "SeqOutOfRange"
+	CodePayloadTooLarge    = "PAYLOAD_TOO_LARGE"
+	CodeBackpressure       = "BackpressureDisconnect"
+	CodeSignalBufferFull   = "SIGNAL_BUFFER_FULL"
+	CodeServiceUnavailable = "SERVICE_UNAVAILABLE"
 )
 
 // Workflow-level codes carried by SmithersError in JavaScript and stored in
@@ -75,9 +90,25 @@ const (
 	CodeEventTimeout    = "EVENT_TIMEOUT"
 	CodeWorkflowFailed  = "WORKFLOW_FAILED"
 	CodeWorkflowMissing = "WORKFLOW_NOT_REGISTERED"
+	// CodeOutputTooLarge: a task output, run output, t.emit chunk or
+	// signal payload is over the gateway's MaxOutputBytes.
+	CodeOutputTooLarge = "OUTPUT_TOO_LARGE"
+	// CodeAttemptAbandoned marks an attempt whose activation ended while
+	// it ran (gateway stopped, worker rebuilt); the task ran again.
+	CodeAttemptAbandoned = "ATTEMPT_ABANDONED"
+	// CodeInvalidDuration: a duration (timeoutMs, a sleep, untilMs) is
+	// negative, not a number, or above MaxDurationMs.
+	CodeInvalidDuration = "INVALID_DURATION"
 )
 
 // ErrRunTerminal is returned by step commits against a run that has already
 // finished, failed or been cancelled; late completions of detached work are
 // dropped with it rather than published after run.completed.
 var ErrRunTerminal = errors.New("run is terminal")
+
+// ErrStorageUnavailable marks a failure of the gateway's own storage: the
+// disk is full, an I/O error, the database file was deleted or replaced.
+// It is the gateway's problem, never the workflow's: the engine holds the
+// step and retries it, the API answers 503 SERVICE_UNAVAILABLE with
+// Retry-After. Stores wrap such errors with it (errors.Is).
+var ErrStorageUnavailable = errors.New("storage unavailable")

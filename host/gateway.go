@@ -30,6 +30,12 @@ type Config struct {
 	// ShutdownGrace is how long Close lets live runs finish or park before
 	// it abandons them (default 2 s).
 	ShutdownGrace time.Duration
+	// MaxOutputBytes caps a signal payload and a run's output (default
+	// DefaultMaxOutputBytes); over it: OUTPUT_TOO_LARGE.
+	MaxOutputBytes int
+	// Retention, when positive, is how long terminal runs are kept: older
+	// ones are deleted with everything that belongs to them.
+	Retention time.Duration
 }
 
 // Gateway is the engine: it launches runs, activates them on the executor,
@@ -209,6 +215,10 @@ func (g *Gateway) StartedAt() time.Time { return g.startedAt }
 // StateVersion is the gateway-global position of the newest committed event;
 // it keeps increasing across restarts.
 func (g *Gateway) StateVersion() int64 { return g.stateVersion.Load() }
+
+// Health is nil while the gateway can make progress, else the reason it
+// cannot (its storage is unavailable); /health reports it.
+func (g *Gateway) Health() error { return g.store.Health() }
 
 // Store exposes the store for read-only queries of the API.
 func (g *Gateway) Store() Store { return g.store }

@@ -46,6 +46,12 @@ type Store interface {
 	ListCrons(ctx context.Context) ([]Cron, error)
 	ListProcesses(ctx context.Context) ([]Process, error)
 
+	// Health is nil while the store can commit, else why it cannot (the
+	// disk is full, the database file was deleted or replaced), wrapping
+	// ErrStorageUnavailable. A transient failure clears with the next
+	// successful commit.
+	Health() error
+
 	Close() error
 }
 

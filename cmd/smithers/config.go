@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Config is the gateway's configuration: DESIGN.md §8's table, read from the
@@ -38,6 +40,12 @@ type Config struct {
 	DefaultRole        string
 	DefaultScopes      string
 	AllowedOrigins     string
+	MaxOutputBytes     int
+	// Retention is how long terminal runs are kept (0: for ever).
+	Retention time.Duration
+	// DBSync is SQLite's synchronous setting: "normal" or "full".
+	DBSync       string
+	retentionRaw string
 }
 
 // option is one row of the configuration table.
@@ -62,6 +70,9 @@ func (c *Config) options() []option {
 		{env: "SMITHERS_GATEWAY_HANDSHAKE_TIMEOUT_MS", flag: "handshake-timeout-ms", def: "10000", usage: "close sockets that have not connected by then", num: &c.HandshakeTimeoutMs},
 		{env: "SMITHERS_GATEWAY_MAX_BODY_BYTES", flag: "max-body-bytes", def: "1048576", usage: "HTTP RPC and webhook body cap", num: &c.MaxBodyBytes},
 		{env: "SMITHERS_GATEWAY_MAX_CONNECTIONS", flag: "max-connections", def: "1000", usage: "concurrent WebSocket connections", num: &c.MaxConnections},
+		{env: "SMITHERS_GATEWAY_MAX_OUTPUT_BYTES", flag: "max-output-bytes", def: "4194304", usage: "largest task output, run output, t.emit chunk or signal payload (over it: OUTPUT_TOO_LARGE)", num: &c.MaxOutputBytes},
+		{env: "SMITHERS_GATEWAY_RETENTION", flag: "retention", usage: "delete terminal runs older than this, e.g. 720h or 30d (unset: keep everything)", str: &c.retentionRaw},
+		{env: "SMITHERS_GATEWAY_DB_SYNC", flag: "db-sync", def: "normal", usage: "SQLite durability: normal (a power loss may lose the last commits) or full (every commit survives a power loss)", str: &c.DBSync},
 		{env: "SMITHERS_GATEWAY_WORKERS", flag: "workers", def: strconv.Itoa(min(runtime.GOMAXPROCS(0), 4)), usage: "JavaScript event-loop workers", num: &c.Workers},
 		{env: "SMITHERS_GATEWAY_TURN_BUDGET_MS", flag: "turn-budget-ms", def: "2000", usage: "longest JavaScript turn before it is interrupted", num: &c.TurnBudgetMs},
 		{env: "SMITHERS_GATEWAY_MAX_HEAP_MB", flag: "max-heap-mb", def: "2048", usage: "heap size over which the longest JavaScript turn is interrupted", num: &c.MaxHeapMB},
@@ -150,6 +161,18 @@ func parseConfig(name string, args []string, env func(string) string, stderr io.
 			*o.num = n
 		}
 	}
+	switch c.DBSync {
+	case "normal", "full":
+	default:
+		return nil, fmt.Errorf("%s must be normal or full, got %q", source["db-sync"], c.DBSync)
+	}
+	if c.retentionRaw != "" {
+		d, err := parseRetention(c.retentionRaw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", source["retention"], err)
+		}
+		c.Retention = d
+	}
 	switch c.AuthMode {
 	case "token", "jwt", "trusted-proxy":
 	case "none":
@@ -160,4 +183,26 @@ func parseConfig(name string, args []string, env func(string) string, stderr io.
 		return nil, fmt.Errorf("SMITHERS_GATEWAY_AUTH_MODE must be token, jwt, trusted-proxy or none, got %q", c.AuthMode)
 	}
 	return c, nil
+}
+
+// parseRetention reads a retention period: a Go duration ("720h", "90m")
+// or a whole number of days ("30d"). It must be at least a minute.
+func parseRetention(v string) (time.Duration, error) {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 36500 {
+			return 0, fmt.Errorf("want a duration such as 720h or 30d, got %q", v)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return 0, fmt.Errorf("want a duration such as 720h or 30d, got %q", v)
+		}
+	}
+	if d < time.Minute {
+		return 0, errors.New("must be at least 1m, got " + v)
+	}
+	return d, nil
 }

@@ -84,7 +84,7 @@ func newLogger(w io.Writer) *slog.Logger {
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.cfg
 	exec, err := jsruntime.LoadContext(ctx, jsruntime.Options{ModulePath: cfg.Module, Source: m.moduleSource, Workers: cfg.Workers,
-		TurnBudget: time.Duration(cfg.TurnBudgetMs) * time.Millisecond, MaxHeapBytes: int64(cfg.MaxHeapMB) << 20, Logger: m.log})
+		TurnBudget: time.Duration(cfg.TurnBudgetMs) * time.Millisecond, MaxHeapBytes: int64(cfg.MaxHeapMB) << 20, MaxOutputBytes: cfg.MaxOutputBytes, Logger: m.log})
 	if err != nil {
 		return fmt.Errorf("load workflow module: %w", err)
 	}
@@ -97,7 +97,7 @@ func (m *Main) Run(ctx context.Context) error {
 	metrics := api.NewMetrics(prometheus.NewRegistry(), workflows)
 	// The hub is the store's commit hook: it sees commits in their true
 	// order, so sockets get every run's events gap-free.
-	m.store, err = sqlite.Open(ctx, cfg.DBPath, sqlite.Options{EventWindow: cfg.EventWindow, Logger: m.log, OnCommit: hub.Publish})
+	m.store, err = sqlite.Open(ctx, cfg.DBPath, sqlite.Options{EventWindow: cfg.EventWindow, Logger: m.log, OnCommit: hub.Publish, SyncFull: cfg.DBSync == "full"})
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.DBPath, err)
 	}
@@ -109,7 +109,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.openAuth(); err != nil {
 		return err
 	}
-	m.gw, err = host.New(host.Config{Store: m.store, Executor: exec, Logger: m.log, InstanceID: instanceID(), Observer: metrics})
+	m.gw, err = host.New(host.Config{Store: m.store, Executor: exec, Logger: m.log, InstanceID: instanceID(), Observer: metrics,
+		MaxOutputBytes: cfg.MaxOutputBytes, Retention: cfg.Retention})
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,11 @@ type Options struct {
 	// so streams can publish them gap-free. It must not block or call
 	// Update.
 	OnCommit func(events []host.Event)
+	// SyncFull sets synchronous=FULL: every commit is on disk before
+	// Update returns, so a power loss loses nothing committed. The
+	// default, NORMAL, may lose the last commits on a power loss (never on
+	// a process crash) and never corrupts the database.
+	SyncFull bool
 }
 
 // Store is a host.Store on one SQLite database file. Create it with Open and
@@ -217,6 +222,9 @@ func (s *Store) closeDBs() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Health reports whether the store can commit (see host.Store).
+func (s *Store) Health() error { return nil }
 
 // rstmt returns the read pool's prepared statement for query.
 func (s *Store) rstmt(ctx context.Context, query string) (*sql.Stmt, error) {
