@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -76,11 +77,18 @@ type Store struct {
 	rmu    sync.Mutex
 	rstmts map[string]*sql.Stmt
 
+	// owner is the lock that makes this process the database's only
+	// gateway; health says whether commits can succeed.
+	owner    *ownerLock
+	health   health
+	syncFull bool
+
 	reqs      chan *request
 	quit      chan struct{} // closed by Close
 	stopped   chan struct{} // closed by the writer goroutine when it returns
 	closeOnce sync.Once
 	closeErr  error
+	watchers  sync.WaitGroup // watchFile
 }
 
 // Open opens (creating it and its parent directory if needed) the database
@@ -98,7 +106,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open store: create directory %s: %w", dir, err)
 		}
 	}
+	owner, err := lockOwner(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	s := &Store{
+		owner:    owner,
+		syncFull: opts.SyncFull,
 		log:      opts.Logger,
 		window:   int64(opts.EventWindow),
 		onCommit: opts.OnCommit,
@@ -114,6 +128,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.window = DefaultEventWindow
 	}
 	if err := s.openWriter(ctx, path); err != nil {
+		_ = owner.release()
 		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
@@ -124,17 +139,57 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s.health = health{path: path, file: fi}
+	s.watchers.Add(1)
+	go s.watchFile()
 	go s.writeLoop()
 	return s, nil
 }
 
+// watchFile notices, while nothing commits, that the database file was
+// deleted or replaced, so that /health and the log say so at once.
+func (s *Store) watchFile() {
+	defer s.watchers.Done()
+	t := time.NewTicker(fileCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+		}
+		if first, err := s.health.checkFile(false); first {
+			s.log.Error("database file lost: refusing writes", "err", err)
+		}
+	}
+}
+
+// Health reports whether the store can commit (see host.Store).
+func (s *Store) Health() error {
+	if first, err := s.health.checkFile(false); first {
+		s.log.Error("database file lost: refusing writes", "err", err)
+	}
+	return s.health.err()
+}
+
 // dsn builds a data source name that makes every connection of a pool apply
-// the same pragmas when it is opened.
-func dsn(path string, readOnly bool) string {
+// the same pragmas when it is opened. synchronous=NORMAL in WAL mode never
+// corrupts the database and loses nothing on a process crash, but a power
+// loss may lose the last commits; FULL syncs the WAL at every commit.
+func dsn(path string, readOnly, syncFull bool) string {
+	sync := "NORMAL"
+	if syncFull {
+		sync = "FULL"
+	}
 	q := []string{
 		fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMs),
 		"_pragma=journal_mode(WAL)",
-		"_pragma=synchronous(NORMAL)",
+		"_pragma=synchronous(" + sync + ")",
 		"_pragma=foreign_keys(1)",
 	}
 	if readOnly {
@@ -144,7 +199,7 @@ func dsn(path string, readOnly bool) string {
 }
 
 func (s *Store) openWriter(ctx context.Context, path string) error {
-	db, err := sql.Open("sqlite", dsn(path, false))
+	db, err := sql.Open("sqlite", dsn(path, false, s.syncFull))
 	if err != nil {
 		return fmt.Errorf("open store %s: writer: %w", path, err)
 	}
@@ -162,7 +217,7 @@ func (s *Store) openWriter(ctx context.Context, path string) error {
 }
 
 func (s *Store) openReaders(ctx context.Context, path string) error {
-	db, err := sql.Open("sqlite", dsn(path, true))
+	db, err := sql.Open("sqlite", dsn(path, true, s.syncFull))
 	if err != nil {
 		return fmt.Errorf("open store %s: readers: %w", path, err)
 	}
@@ -184,6 +239,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		<-s.stopped
+		s.watchers.Wait()
 		s.closeErr = s.closeDBs()
 	})
 	return s.closeErr
@@ -220,11 +276,13 @@ func (s *Store) closeDBs() error {
 			errs = append(errs, fmt.Errorf("close writer: %w", err))
 		}
 	}
+	// The lock goes last: the next owner must not open the file before
+	// the WAL is checkpointed and closed.
+	if err := s.owner.release(); err != nil {
+		errs = append(errs, fmt.Errorf("release owner lock: %w", err))
+	}
 	return errors.Join(errs...)
 }
-
-// Health reports whether the store can commit (see host.Store).
-func (s *Store) Health() error { return nil }
 
 // rstmt returns the read pool's prepared statement for query.
 func (s *Store) rstmt(ctx context.Context, query string) (*sql.Stmt, error) {

@@ -58,7 +58,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx host.Tx) error) ([]host.E
 	if res.panicked {
 		panic(res.panicVal)
 	}
-	return res.events, res.err
+	return res.events, storageError(res.err)
 }
 
 // writeLoop is the writer goroutine: it takes the first queued request,
@@ -107,18 +107,39 @@ func (s *Store) writeLoop() {
 // SQLite roll back the whole transaction, that is the other callers' work
 // too.
 func (s *Store) commitBatch(batch []*request, res []result) {
-	if err := s.wexec("BEGIN IMMEDIATE"); err != nil {
-		failBatch(res, fmt.Errorf("update: begin: %w", err))
+	if first, err := s.health.checkFile(false); err != nil {
+		if first {
+			s.log.Error("database file lost: refusing writes", "err", err)
+		}
+		failBatch(res, err)
 		return
 	}
+	err := s.runBatch(batch, res)
+	if s.health.committed(storageError(err)) {
+		if err != nil {
+			s.log.Error("storage unavailable: commits fail and are retried", "err", err)
+		} else {
+			s.log.Info("storage available again: commits succeed")
+		}
+	}
+}
+
+// runBatch is commitBatch's transaction; it returns the error that failed
+// the whole batch, if any.
+func (s *Store) runBatch(batch []*request, res []result) error {
+	if err := s.wexec("BEGIN IMMEDIATE"); err != nil {
+		err = fmt.Errorf("update: begin: %w", err)
+		failBatch(res, err)
+		return err
+	}
+	var storageErr error
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			res[i].err = fmt.Errorf("update: %w", err)
 			continue
 		}
 		if err := s.wexec("SAVEPOINT fn"); err != nil {
-			s.abort(res, fmt.Errorf("update: savepoint: %w", err))
-			return
+			return s.abort(res, fmt.Errorf("update: savepoint: %w", err))
 		}
 		t := &tx{s: s}
 		out := callFn(r.fn, t)
@@ -126,22 +147,31 @@ func (s *Store) commitBatch(batch []*request, res []result) {
 		if out.err != nil || out.panicked {
 			res[i] = out
 			if rbErr := s.wexec("ROLLBACK TO fn", "RELEASE fn"); rbErr != nil {
-				s.abort(res, fmt.Errorf("update: roll back failed function: %w", rbErr))
-				return
+				// SQLite rolls the whole transaction back by itself on
+				// some failures (a full disk): the batch fails with the
+				// function's error as its cause.
+				if out.err != nil {
+					return s.abort(res, fmt.Errorf("update: %w (and the transaction was lost: %v)", out.err, rbErr))
+				}
+				return s.abort(res, fmt.Errorf("update: roll back failed function: %w", rbErr))
+			}
+			if isStorage(out.err) {
+				// The function met a storage failure (an INSERT on a
+				// full disk): the batch's health is that failure even if
+				// the others commit.
+				storageErr = out.err
 			}
 			continue
 		}
 		if err := s.wexec("RELEASE fn"); err != nil {
 			// SQLite rolled the whole transaction back (disk full, I/O
 			// error...) under a function that ignored the error.
-			s.abort(res, fmt.Errorf("update: release savepoint: %w", err))
-			return
+			return s.abort(res, fmt.Errorf("update: release savepoint: %w", err))
 		}
 		res[i].events = t.events
 	}
 	if err := s.wexec("COMMIT"); err != nil {
-		s.abort(res, fmt.Errorf("update: commit: %w", err))
-		return
+		return s.abort(res, fmt.Errorf("update: commit: %w", err))
 	}
 	if s.onCommit != nil {
 		var all []host.Event
@@ -152,11 +182,12 @@ func (s *Store) commitBatch(batch []*request, res []result) {
 			s.onCommit(all)
 		}
 	}
+	return storageErr
 }
 
 // abort rolls the open transaction back and gives err to every request of
 // the batch that had not already failed on its own.
-func (s *Store) abort(res []result, err error) {
+func (s *Store) abort(res []result, err error) error {
 	rbErr := s.wexec("ROLLBACK")
 	// SQLite may already have rolled back on its own (disk full, I/O
 	// error); any other rollback failure is worth reporting too.
@@ -164,6 +195,7 @@ func (s *Store) abort(res []result, err error) {
 		err = errors.Join(err, fmt.Errorf("update: rollback: %w", rbErr))
 	}
 	failBatch(res, err)
+	return err
 }
 
 // failBatch sets err on every result that does not already carry the
