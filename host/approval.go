@@ -177,7 +177,8 @@ func decideApproval(tx Tx, n Node, a Approval, d decision, now int64) (Node, err
 	if err := tx.PutApproval(a); err != nil {
 		return n, err
 	}
-	if _, err := tx.AppendEvent(n.RunID, "approval.decided", mustJSON(map[string]any{"runId": n.RunID, "nodeId": n.NodeID, "iteration": n.Iteration, "approved": d.approved}), now); err != nil {
+	approved := d.approved
+	if err := appendEvent(tx, n.RunID, EventApprovalDecided, approvalPayload{RunID: n.RunID, NodeID: n.NodeID, Iteration: n.Iteration, Approved: &approved}, now); err != nil {
 		return n, err
 	}
 	result := string(mustJSON(map[string]any{"approved": d.approved, "note": nullable(d.note), "decidedBy": nullable(d.decidedBy),

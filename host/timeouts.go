@@ -33,7 +33,7 @@ func (g *Gateway) onTimer(e timerEntry) {
 			if err := tx.PutNode(n); err != nil {
 				return err
 			}
-			if err := nodeEvent(tx, "node.finished", n, now, nil); err != nil {
+			if err := nodeEvent(tx, EventNodeFinished, n, now); err != nil {
 				return err
 			}
 		case KindApproval:
@@ -95,7 +95,7 @@ func settleByPolicy(tx Tx, n Node, policy, outputJSON, errJSON string, now int64
 		return n, err
 	}
 	if n.State == NodeFailed {
-		return n, nodeEvent(tx, "node.failed", n, now, map[string]any{"error": json.RawMessage(errJSON)})
+		return n, nodeFailedEvent(tx, n, errJSON, now)
 	}
-	return n, nodeEvent(tx, "node.finished", n, now, nil)
+	return n, nodeEvent(tx, EventNodeFinished, n, now)
 }

@@ -1,0 +1,230 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// wake makes sure the run makes progress: a live activation gets node n
+// delivered (when n is non-nil); a parked or interrupted run is activated
+// and replays its journal. A wake that meets an activation which is ending
+// (parking, finishing, detaching) is remembered and replayed by release.
+func (g *Gateway) wake(runID string, n *Node) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	if s := g.active[runID]; s != nil {
+		s.mu.Lock()
+		if s.ended {
+			s.rewake = true
+			s.mu.Unlock()
+			g.mu.Unlock()
+			return
+		}
+		if n != nil {
+			s.journal[nodeKey{n.NodeID, n.Iteration}] = *n
+		}
+		if !s.started {
+			if n != nil {
+				s.queued = append(s.queued, *n)
+			}
+			s.mu.Unlock()
+			g.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		g.mu.Unlock()
+		if n != nil {
+			g.exec.Deliver(s, *n)
+		}
+		return
+	}
+	if g.draining {
+		// Shutting down: the run is left as the store has it ("running"
+		// runs resume at the next start).
+		g.mu.Unlock()
+		return
+	}
+	s := newSession(g, runID)
+	g.active[runID] = s
+	g.wg.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.wg.Done()
+		g.activate(s)
+	}()
+}
+
+// release ends s and removes it from the active table; a wake that arrived
+// while it was ending activates the run again.
+func (g *Gateway) release(s *Session) {
+	g.mu.Lock()
+	if g.active[s.runID] == s {
+		delete(g.active, s.runID)
+	}
+	s.mu.Lock()
+	s.ended = true
+	rewake := s.rewake
+	s.rewake = false
+	s.mu.Unlock()
+	g.mu.Unlock()
+	if rewake {
+		g.wake(s.runID, nil)
+	}
+}
+
+// activate loads the run and its journal and hands the session to the
+// executor.
+func (g *Gateway) activate(s *Session) {
+	ctx := context.Background()
+	run, ok, err := g.store.GetRun(ctx, s.runID)
+	if err != nil || !ok || run.Status.Terminal() {
+		if err != nil {
+			g.log.Error("activate run: load", "runId", s.runID, "err", err)
+		}
+		g.release(s)
+		return
+	}
+	if run.CancelRequestedAtMs > 0 {
+		g.release(s)
+		g.finishRun(s.runID, RunCancelled, "", cancelledErrorJSON())
+		return
+	}
+	wf, ok := g.workflows[run.WorkflowKey]
+	if !ok {
+		g.log.Error("run's workflow is not registered by the current module; leaving it until the module registers it again",
+			"runId", run.RunID, "workflow", run.WorkflowKey)
+		if ErrorCodeOfJSON(run.ErrorJSON) != CodeWorkflowMissing {
+			msg := fmt.Sprintf("workflow %q is not registered by the gateway's module; the run continues when a module registering it is loaded", run.WorkflowKey)
+			if err := g.update(ctx, func(tx Tx) error {
+				r, ok, err := tx.GetRun(run.RunID)
+				if err != nil || !ok || r.Status.Terminal() {
+					return err
+				}
+				r.ErrorJSON = errorJSON(CodeWorkflowMissing, msg)
+				return tx.UpdateRun(r)
+			}); err != nil {
+				g.log.Error("record unregistered workflow", "runId", run.RunID, "err", err)
+			}
+		}
+		g.release(s)
+		return
+	}
+	if wf.VersionPolicy == VersionStrict && run.WorkflowHash != g.exec.BundleHash() {
+		msg := fmt.Sprintf("module changed since the run started (versionPolicy strict): stored bundle %s, current %s; resume with options.force to replay under the new code", short(run.WorkflowHash), short(g.exec.BundleHash()))
+		err := g.update(ctx, func(tx Tx) error {
+			r, ok, err := tx.GetRun(run.RunID)
+			if err != nil || !ok || r.Status.Terminal() {
+				return err
+			}
+			r.ErrorJSON = errorJSON(CodeVersionMismatch, msg)
+			return tx.UpdateRun(r)
+		})
+		if err != nil {
+			g.log.Error("record version mismatch", "runId", run.RunID, "err", err)
+		}
+		g.log.Warn("run left parked: version mismatch", "runId", run.RunID, "workflow", run.WorkflowKey)
+		g.release(s)
+		return
+	}
+	nodes, err := g.store.ListNodes(ctx, run.RunID)
+	if err == nil {
+		s.values, err = g.store.ListValues(ctx, run.RunID)
+	}
+	if err != nil {
+		g.log.Error("activate run: load journal", "runId", run.RunID, "err", err)
+		g.release(s)
+		return
+	}
+	now := g.nowMs()
+	resumed := len(nodes) > 0
+	// A run this process launched or woke is already marked running with
+	// our owner id and a fresh heartbeat (LaunchRun, decisions, signals and
+	// timers set them in their own transaction): no write needed.
+	fresh := run.Status == RunRunning && run.RuntimeOwnerID == g.instance && run.StartedAtMs != 0 &&
+		now-run.HeartbeatAtMs < g.heartbeat.Milliseconds() && run.ErrorJSON == ""
+	if !fresh {
+		err = g.update(ctx, func(tx Tx) error {
+			r, ok, err := tx.GetRun(run.RunID)
+			if err != nil {
+				return err
+			}
+			if !ok || r.Status.Terminal() {
+				return ErrRunTerminal
+			}
+			if r.StartedAtMs == 0 {
+				r.StartedAtMs = now
+			}
+			r.Status = RunRunning
+			r.HeartbeatAtMs = now
+			r.RuntimeOwnerID = g.instance
+			if c := ErrorCodeOfJSON(r.ErrorJSON); c == CodeVersionMismatch || c == CodeWorkflowMissing {
+				r.ErrorJSON = ""
+			}
+			run = r
+			return tx.UpdateRun(r)
+		})
+		if err != nil {
+			if !errors.Is(err, ErrRunTerminal) {
+				g.log.Error("activate run: mark running", "runId", run.RunID, "err", err)
+			}
+			g.release(s)
+			return
+		}
+	}
+	if g.observer != nil {
+		g.observer.RunStarted(run.WorkflowKey, runSource(run.ConfigJSON), resumed)
+	}
+	s.load(run, wf, nodes)
+	s.mu.Lock()
+	if s.ended { // cancelled or shut down while activating
+		s.mu.Unlock()
+		g.release(s)
+		return
+	}
+	s.started = true
+	queued := s.queued
+	s.queued = nil
+	s.mu.Unlock()
+	g.exec.Activate(s)
+	for _, n := range queued {
+		g.exec.Deliver(s, n)
+	}
+}
+
+// markRunning sets a parked run back to running in the transaction that
+// wakes it (a decision, a signal, a timer), so its activation need not write.
+func (g *Gateway) markRunning(tx Tx, runID string, now int64) error {
+	r, ok, err := tx.GetRun(runID)
+	if err != nil || !ok || !r.Status.Waiting() {
+		return err
+	}
+	r.Status = RunRunning
+	r.HeartbeatAtMs = now
+	r.RuntimeOwnerID = g.instance
+	return tx.UpdateRun(r)
+}
+
+// detach abandons a live session and then calls then (in a goroutine of the
+// executor). It returns nil if the run has no live session, else a channel
+// closed after then returned.
+func (g *Gateway) detach(runID string, reason error, then func()) <-chan struct{} {
+	g.mu.Lock()
+	s := g.active[runID]
+	g.mu.Unlock()
+	if s == nil || !s.markDetaching() {
+		return nil
+	}
+	done := make(chan struct{})
+	g.wg.Add(1)
+	g.exec.Detach(s, reason, func() {
+		defer g.wg.Done()
+		defer close(done)
+		then()
+		g.release(s)
+	})
+	return done
+}

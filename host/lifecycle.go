@@ -1,0 +1,167 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Start kills process groups left by a killed gateway, re-arms durable
+// timers, resumes the runs that were running when the previous process
+// died, and starts the heartbeat. It returns once that work is scheduled.
+func (g *Gateway) Start(ctx context.Context) error {
+	sv, err := g.store.StateVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("load stateVersion: %w", err)
+	}
+	g.stateVersion.Store(sv)
+	killOrphanProcesses(ctx, g.store, g.log)
+	due, err := g.store.ListDueNodes(ctx)
+	if err != nil {
+		return fmt.Errorf("load timers: %w", err)
+	}
+	for _, n := range due {
+		g.timers.arm(timerEntry{at: n.FiresAtMs, runID: n.RunID, nodeID: n.NodeID, iteration: n.Iteration})
+	}
+	live, err := g.store.ListRuns(ctx, RunFilter{Statuses: []RunStatus{RunRunning, RunWaitingApproval, RunWaitingEvent, RunWaitingTimer}})
+	if err != nil {
+		return fmt.Errorf("load live runs: %w", err)
+	}
+	resumed := 0
+	for _, r := range live {
+		if r.DeadlineAtMs > 0 {
+			g.timers.arm(timerEntry{at: r.DeadlineAtMs, runID: r.RunID, deadline: true})
+		}
+		if r.Status == RunRunning {
+			resumed++
+			g.wake(r.RunID, nil)
+		}
+	}
+	if resumed > 0 {
+		g.log.Info("resuming runs interrupted by the previous process", "count", resumed)
+	}
+	g.timers.start()
+	g.wg.Add(1)
+	go g.heartbeatLoop()
+	return nil
+}
+
+// Close stops timers and the heartbeat, lets live runs finish or park for
+// up to ShutdownGrace (deliveries still reach them; nothing new starts),
+// then abandons the rest: their runs stay "running" and resume at the next
+// start. It does not close the store or the executor: their owner (cmd)
+// does, after Close.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	if g.closed || g.draining {
+		g.mu.Unlock()
+		return nil
+	}
+	g.draining = true
+	g.mu.Unlock()
+	close(g.stop)
+	g.timers.close()
+	deadline := time.Now().Add(g.grace)
+	for g.ActiveRuns() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	g.mu.Lock()
+	g.closed = true
+	sessions := make([]*Session, 0, len(g.active))
+	for _, s := range g.active {
+		sessions = append(sessions, s)
+	}
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range sessions {
+		if !s.markDetaching() {
+			continue
+		}
+		wg.Add(1)
+		g.exec.Detach(s, errors.New("gateway shutting down"), wg.Done)
+	}
+	waitTimeout(&wg, 10*time.Second)
+	g.wg.Wait()
+	return nil
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
+func (g *Gateway) heartbeatLoop() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.heartbeat)
+	defer t.Stop()
+	ticks := 0
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		ticks++
+		if ticks%3 == 0 {
+			g.reconcile()
+		}
+		g.mu.Lock()
+		ids := make([]string, 0, len(g.active))
+		for id := range g.active {
+			ids = append(ids, id)
+		}
+		g.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		now := g.nowMs()
+		err := g.update(context.Background(), func(tx Tx) error {
+			for _, id := range ids {
+				r, ok, err := tx.GetRun(id)
+				if err != nil {
+					return err
+				}
+				if !ok || r.Status != RunRunning {
+					continue
+				}
+				r.HeartbeatAtMs = now
+				if err := tx.UpdateRun(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			g.log.Error("refresh run heartbeats", "err", err)
+		}
+	}
+}
+
+// reconcile activates "running" runs that have no session: a store error
+// ended their activation early (it could not load, or could not commit
+// its completion). Replaying them from the journal is always safe.
+func (g *Gateway) reconcile() {
+	runs, err := g.store.ListRuns(context.Background(), RunFilter{Statuses: []RunStatus{RunRunning}, Limit: 1000})
+	if err != nil {
+		g.log.Error("reconcile running runs", "err", err)
+		return
+	}
+	for _, r := range runs {
+		if _, ok := g.workflows[r.WorkflowKey]; !ok {
+			continue
+		}
+		g.mu.Lock()
+		_, live := g.active[r.RunID]
+		g.mu.Unlock()
+		if !live {
+			g.log.Warn("reactivating a running run that had no activation", "runId", r.RunID)
+			g.wake(r.RunID, nil)
+		}
+	}
+}

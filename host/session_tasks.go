@@ -1,0 +1,203 @@
+package host
+
+import (
+	"context"
+)
+
+// CreateTask journals a new task node in state pending (node.pending).
+func (s *Session) CreateTask(nodeID string, iteration int, label, metaJSON string) (Node, error) {
+	now := s.g.nowMs()
+	return s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+		n, _, err := s.createNode(tx, Node{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Kind: KindTask, State: NodePending, Label: label, MetaJSON: metaJSON}, now)
+		return n, err
+	})
+}
+
+// StartAttempt begins the task's next attempt: attempt row in-progress,
+// node in-progress, node.started. It returns the node and attempt number.
+func (s *Session) StartAttempt(nodeID string, iteration int) (Node, int, error) {
+	now := s.g.nowMs()
+	n, err := s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+		return s.startAttempt(tx, nodeID, iteration, now)
+	})
+	return n, n.Attempts, err
+}
+
+// BeginTask journals a new task node and starts its first attempt in one
+// transaction (node.pending, node.started): CreateTask and StartAttempt for
+// a task that need not wait for a concurrency slot.
+func (s *Session) BeginTask(nodeID string, iteration int, label, metaJSON string) (Node, int, error) {
+	now := s.g.nowMs()
+	n, err := s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+		if _, _, err := s.createNode(tx, Node{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Kind: KindTask, State: NodePending, Label: label, MetaJSON: metaJSON}, now); err != nil {
+			return Node{}, err
+		}
+		return s.startAttempt(tx, nodeID, iteration, now)
+	})
+	return n, n.Attempts, err
+}
+
+func (s *Session) startAttempt(tx Tx, nodeID string, iteration int, now int64) (Node, error) {
+	n, ok, err := tx.GetNode(s.runID, nodeID, iteration)
+	if err != nil {
+		return n, err
+	}
+	if !ok {
+		return n, Errorf(CodeNodeNotFound, "node %s not found", nodeID)
+	}
+	if n.Attempts > 0 {
+		// An attempt still in progress belonged to a gateway that
+		// stopped while it ran: record it as abandoned.
+		if prev, ok, err := tx.GetAttempt(s.runID, nodeID, iteration, n.Attempts); err != nil {
+			return n, err
+		} else if ok && prev.State == AttemptInProgress {
+			prev.State = AttemptFailed
+			prev.FinishedAtMs = now
+			prev.ErrorJSON = errorJSON("ATTEMPT_ABANDONED", "this attempt's activation ended while it ran (gateway stopped or JavaScript worker rebuilt); it was run again")
+			if err := tx.PutAttempt(prev); err != nil {
+				return n, err
+			}
+		}
+	}
+	n.Attempts++
+	n.State = NodeInProgress
+	n.UpdatedAtMs = now
+	if err := tx.PutNode(n); err != nil {
+		return n, err
+	}
+	a := Attempt{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Attempt: n.Attempts, State: AttemptInProgress, StartedAtMs: now}
+	if err := tx.PutAttempt(a); err != nil {
+		return n, err
+	}
+	return n, nodeEvent(tx, EventNodeStarted, n, now)
+}
+
+// FinishTask settles the task with its output (node.finished).
+func (s *Session) FinishTask(nodeID string, iteration, attempt int, outputJSON string) (Node, error) {
+	now := s.g.nowMs()
+	return s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+		n, ok, err := tx.GetNode(s.runID, nodeID, iteration)
+		if err != nil || !ok || n.State.Settled() {
+			return n, err
+		}
+		if err := s.settleAttempt(tx, nodeID, iteration, attempt, AttemptFinished, "", now); err != nil {
+			return n, err
+		}
+		n.State = NodeFinished
+		n.OutputJSON = outputJSON
+		n.ErrorJSON = ""
+		n.UpdatedAtMs = now
+		if err := tx.PutNode(n); err != nil {
+			return n, err
+		}
+		return n, nodeEvent(tx, EventNodeFinished, n, now)
+	})
+}
+
+// FailAttempt records a failed attempt. When final, the node fails
+// (node.failed); otherwise it goes back to pending until the next attempt.
+func (s *Session) FailAttempt(nodeID string, iteration, attempt int, errJSON string, final bool) (Node, error) {
+	now := s.g.nowMs()
+	return s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+		n, ok, err := tx.GetNode(s.runID, nodeID, iteration)
+		if err != nil || !ok || n.State.Settled() {
+			return n, err
+		}
+		if err := s.settleAttempt(tx, nodeID, iteration, attempt, AttemptFailed, errJSON, now); err != nil {
+			return n, err
+		}
+		n.UpdatedAtMs = now
+		if !final {
+			n.State = NodePending
+			return n, tx.PutNode(n)
+		}
+		n.State = NodeFailed
+		n.ErrorJSON = errJSON
+		if err := tx.PutNode(n); err != nil {
+			return n, err
+		}
+		return n, nodeFailedEvent(tx, n, errJSON, now)
+	})
+}
+
+func (s *Session) settleAttempt(tx Tx, nodeID string, iteration, attempt int, state, errJSON string, now int64) error {
+	a, ok, err := tx.GetAttempt(s.runID, nodeID, iteration, attempt)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		a = Attempt{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Attempt: attempt, StartedAtMs: now}
+	}
+	a.State = state
+	a.FinishedAtMs = now
+	a.ErrorJSON = errJSON
+	return tx.PutAttempt(a)
+}
+
+// StaticTask journals a task whose body is a value: pending, one attempt,
+// finished, in one transaction.
+func (s *Session) StaticTask(nodeID string, iteration int, label, metaJSON, outputJSON string) (Node, error) {
+	now := s.g.nowMs()
+	return s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+		n, created, err := s.createNode(tx, Node{NodeID: nodeID, Iteration: iteration, Kind: KindTask, State: NodePending, Label: label, MetaJSON: metaJSON}, now)
+		if err != nil || !created {
+			return n, err
+		}
+		n.Attempts = 1
+		n.State = NodeInProgress
+		if err := nodeEvent(tx, EventNodeStarted, n, now); err != nil {
+			return n, err
+		}
+		if err := tx.PutAttempt(Attempt{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Attempt: 1, State: AttemptFinished, StartedAtMs: now, FinishedAtMs: now}); err != nil {
+			return n, err
+		}
+		n.State = NodeFinished
+		n.OutputJSON = outputJSON
+		if err := tx.PutNode(n); err != nil {
+			return n, err
+		}
+		return n, nodeEvent(tx, EventNodeFinished, n, now)
+	})
+}
+
+// Emit appends a task.output event with a chunk of a task's output.
+func (s *Session) Emit(nodeID string, text, stream string) error {
+	now := s.g.nowMs()
+	return s.commit(func(tx Tx, _ *Run) error {
+		return appendEvent(tx, s.runID, EventTaskOutput, taskOutputPayload{RunID: s.runID, NodeID: nodeID, Output: text, Stream: stream}, now)
+	})
+}
+
+// Heartbeat records a task heartbeat on the attempt and appends
+// task.heartbeat.
+func (s *Session) Heartbeat(nodeID string, iteration, attempt int, dataJSON string) error {
+	now := s.g.nowMs()
+	return s.commit(func(tx Tx, _ *Run) error {
+		a, ok, err := tx.GetAttempt(s.runID, nodeID, iteration, attempt)
+		if err != nil {
+			return err
+		}
+		if ok {
+			a.HeartbeatAtMs = now
+			a.HeartbeatDataJSON = dataJSON
+			if err := tx.PutAttempt(a); err != nil {
+				return err
+			}
+		}
+		return appendEvent(tx, s.runID, EventTaskHeartbeat, taskHeartbeatPayload{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Attempt: attempt}, now)
+	})
+}
+
+// RecordProcess remembers a t.exec child's process group until
+// ForgetProcess, so that a gateway killed meanwhile kills it at next start.
+func (s *Session) RecordProcess(p Process) error {
+	p.RunID = s.runID
+	_, err := s.g.store.Update(context.Background(), func(tx Tx) error { return tx.InsertProcess(p) })
+	return err
+}
+
+// ForgetProcess drops the record of an exited process group.
+func (s *Session) ForgetProcess(pgid int) error {
+	_, err := s.g.store.Update(context.Background(), func(tx Tx) error { return tx.DeleteProcess(pgid) })
+	return err
+}
