@@ -25,9 +25,13 @@ func NewHub() *Hub {
 // Limits bound one subscriber's queue.
 type Limits struct {
 	MaxEvents int // default 4096
-	// MaxBytes defaults to 1 MiB, so that a full gateway (1000 sockets)
-	// holds at most about 1 GiB of queued events, under the default heap
-	// limit.
+	// MaxBytes bounds the backlog a commit finds in the queue: a commit is
+	// refused (the subscriber cut off) when the events already waiting
+	// reach it, so a queue holds at most MaxBytes plus one commit. An
+	// event larger than MaxBytes (a task output of several MiB) still
+	// reaches a subscriber that keeps up. Default 1 MiB, so that a full
+	// gateway (1000 sockets) holds about 1 GiB of lagging backlog, under
+	// the default heap limit.
 	MaxBytes int
 }
 
@@ -49,7 +53,9 @@ func (h *Hub) Subscribe(l Limits, wants func(host.Event) bool) *Subscriber {
 
 // Publish delivers events, in order, to every subscriber that wants them.
 // It never blocks. Wire it as the store's commit hook
-// (sqlite.Options.OnCommit) so it sees commits in their true order.
+// (sqlite.Options.OnCommit) so it sees commits in their true order: the
+// events of one call are one commit, which a subscriber takes whole when
+// its backlog is within its byte budget (see Limits.MaxBytes).
 func (h *Hub) Publish(events []host.Event) {
 	if len(events) == 0 {
 		return
@@ -65,9 +71,10 @@ func (h *Hub) Publish(events []host.Event) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for s := range h.subs {
+		backlog := -1 // measured when the first wanted event is offered
 		for _, e := range events {
 			if s.wants == nil || s.wants(e) {
-				if !s.offer(e) {
+				if !s.offer(e, &backlog) {
 					h.overflows.Add(1)
 					break
 				}

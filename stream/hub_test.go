@@ -56,13 +56,60 @@ func TestByteBoundAndFilter(t *testing.T) {
 	if s.Overflowed() || len(s.Drain()) != 0 {
 		t.Fatal("filtered events were queued")
 	}
-	big := host.Event{RunID: "a", Seq: 1, Payload: make([]byte, 2000)}
-	h.Publish([]host.Event{big})
-	if !s.Overflowed() {
-		t.Fatal("an event larger than the byte bound did not cut the subscriber off")
+	// A subscriber that never drains is cut off once its backlog fills the
+	// budget: at most the budget plus one commit is ever held.
+	small := host.Event{RunID: "a", Name: "task.output", Payload: make([]byte, 100)}
+	for i := 0; i < 100 && !s.Overflowed(); i++ {
+		h.Publish([]host.Event{small})
 	}
-	if _, b := s.Peak(); b > 1000 {
-		t.Fatalf("queue held %d bytes", b)
+	if !s.Overflowed() {
+		t.Fatal("a subscriber that never drains was not cut off")
+	}
+	if _, b := s.Peak(); b >= 1000+eventSize(small) {
+		t.Fatalf("queue held %d bytes, budget 1000 plus one commit of %d", b, eventSize(small))
+	}
+}
+
+// TestLargeEventsReachASubscriberThatKeepsUp: events larger than the byte
+// budget (task outputs of 4 MiB against a 1 MiB budget), alone, several in
+// one commit, or behind a few small events the writer has not drained yet,
+// reach a subscriber that drains between commits; a subscriber that does
+// not is cut off at the next commit.
+func TestLargeEventsReachASubscriberThatKeepsUp(t *testing.T) {
+	const budget = 1 << 20
+	big := func(seq int64, name string) host.Event {
+		return host.Event{RunID: "r", Seq: seq, StateVersion: seq, Name: name, Payload: make([]byte, 4<<20)}
+	}
+	h := NewHub()
+	keeping := h.Subscribe(Limits{MaxBytes: budget}, nil)
+	lagging := h.Subscribe(Limits{MaxBytes: budget}, nil)
+	var got []int64
+	drain := func() {
+		for _, e := range keeping.Drain() {
+			got = append(got, e.Seq)
+		}
+	}
+	h.Publish([]host.Event{big(1, "task.output")})
+	drain()
+	// One commit carrying two large events.
+	h.Publish([]host.Event{big(2, "node.failed"), big(3, "run.completed")})
+	drain()
+	// Small events the writer has not drained yet, then a large one.
+	h.Publish([]host.Event{ev("r", 4)})
+	h.Publish([]host.Event{ev("r", 5)})
+	h.Publish([]host.Event{big(6, "task.output")})
+	drain()
+	if keeping.Overflowed() {
+		t.Fatal("a subscriber that keeps up was cut off by large events")
+	}
+	if want := []int64{1, 2, 3, 4, 5, 6}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got seqs %v, want %v", got, want)
+	}
+	if !lagging.Overflowed() {
+		t.Fatal("a subscriber that never drained was not cut off")
+	}
+	if h.Overflows() != 1 {
+		t.Fatalf("overflows %d, want 1", h.Overflows())
 	}
 }
 

@@ -26,22 +26,37 @@ type Subscriber struct {
 // eventSize estimates the memory an event holds in the queue.
 func eventSize(e host.Event) int { return len(e.Payload) + len(e.Name) + len(e.RunID) + 64 }
 
-// offer appends e unless that would exceed the bounds; on overflow the
-// subscriber is cut off and offer reports false.
-func (s *Subscriber) offer(e host.Event) bool {
+// offer appends e, one of the events of a commit, unless that would exceed
+// the bounds; on overflow the subscriber is cut off and offer reports false.
+// *backlog is the byte size of the queue the commit found, or -1 before
+// its first event is offered.
+//
+// The byte budget bounds that backlog, not the queue with the commit added:
+// a commit is refused only when the events already waiting reach MaxBytes.
+// A single event may be as large as a task output (several MiB, more than
+// the budget), and a commit may carry several (node.failed and
+// run.completed with the same error): a subscriber that keeps up, whose
+// queue holds at most what arrived since its writer last drained it, gets
+// them, while one that has fallen a budget behind is cut off at its next
+// commit. A queue holds at most MaxBytes plus one commit. The count bound
+// applies to every event.
+func (s *Subscriber) offer(e host.Event, backlog *int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.overflowed {
 		return true
 	}
-	size := eventSize(e)
-	if len(s.queue)+1 > s.limits.MaxEvents || s.bytes+size > s.limits.MaxBytes {
+	if *backlog < 0 {
+		*backlog = s.bytes
+	}
+	if len(s.queue)+1 > s.limits.MaxEvents || *backlog >= s.limits.MaxBytes {
 		s.overflowed = true
 		s.queue = nil
 		s.bytes = 0
 		close(s.gone)
 		return false
 	}
+	size := eventSize(e)
 	s.queue = append(s.queue, e)
 	s.bytes += size
 	s.peakEvents = max(s.peakEvents, len(s.queue))
