@@ -414,20 +414,14 @@ func (c *wsConn) credentialsRevoked() (string, bool) {
 		return "", false
 	}
 	_, err := c.s.auth.Authenticate(auth.Credentials{Token: token, Header: c.header})
-	if err == nil {
-		return "", false
-	}
-	var he *host.Error
-	msg := ""
-	if errors.As(err, &he) {
-		msg = he.Message
-	}
 	switch {
-	case msg == auth.MsgTokenRevoked:
+	case err == nil:
+		return "", false
+	case errors.Is(err, auth.ErrTokenRevoked):
 		return "token revoked", true
-	case msg == auth.MsgTokenExpired || msg == auth.MsgJWTExpired:
+	case errors.Is(err, auth.ErrTokenExpired):
 		return "token expired", true
-	case msg == auth.MsgStoreUnavailable:
+	case errors.Is(err, auth.ErrStoreUnavailable):
 		// The store file is being rewritten or is broken: new requests are
 		// refused (fail closed), but open sockets are not torn down over
 		// what may be a half-written save.

@@ -17,14 +17,6 @@ const (
 	ModeNone         = "none"
 )
 
-// CodeUnauthorized is the wire code of every authentication failure (HTTP
-// 401).
-const CodeUnauthorized = "UNAUTHORIZED"
-
-// RefreshHint is the "refresh" field carried by the errors of revoked and
-// expired credentials.
-const RefreshHint = "smithers token issue"
-
 // Credentials is what a transport hands to an Authenticator. Token is the
 // bearer credential (BearerToken for HTTP, connect.params.auth.token for
 // WebSocket); Header holds the request headers (the upgrade request's for
@@ -37,24 +29,13 @@ type Credentials struct {
 // Authenticator turns credentials into the caller's identity. Mode returns
 // one of ModeToken, ModeJWT, ModeTrustedProxy or ModeNone. Authenticate
 // returns a *host.Error with code CodeUnauthorized on failure, whose
-// Message is the CONTRACT.md §4 text and whose Extra may carry "refresh".
+// Message is the CONTRACT.md §4 text, whose Err is one of the Err* causes
+// (test it with errors.Is) and whose Extra may carry "refresh".
 // Implementations are safe for concurrent use, and the returned Identity
 // (including its Scopes slice) belongs to the caller.
 type Authenticator interface {
 	Mode() string
 	Authenticate(c Credentials) (host.Identity, error)
-}
-
-// unauthorized builds a fresh UNAUTHORIZED error.
-func unauthorized(message string) *host.Error {
-	return &host.Error{Code: CodeUnauthorized, Message: message}
-}
-
-// unauthorizedRefresh builds a fresh UNAUTHORIZED error that tells the
-// caller how to obtain a new credential.
-func unauthorizedRefresh(message string) *host.Error {
-	return &host.Error{Code: CodeUnauthorized, Message: message,
-		Extra: map[string]any{"refresh": RefreshHint}}
 }
 
 // TokenID returns the non-secret identifier of a token: the first 16 hex

@@ -97,8 +97,18 @@ func storePath(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "tokens.json")
 }
 
-// wantUnauthorized checks err is UNAUTHORIZED with message and, when
-// refresh is true, the refresh hint.
+// causeOf is the cause each wire message of an authentication failure
+// must carry, so that callers can classify failures with errors.Is.
+var causeOf = map[string]error{
+	msgTokenRequired: ErrTokenRequired, msgInvalidToken: ErrTokenInvalid, msgTokenRevoked: ErrTokenRevoked,
+	msgTokenExpired: ErrTokenExpired, msgStoreUnavailable: ErrStoreUnavailable, msgOriginNotAllowed: ErrOriginNotAllowed,
+	msgJWTSegments: ErrTokenInvalid, msgJWTJSON: ErrTokenInvalid, msgJWTAlg: ErrTokenInvalid, msgJWTSignature: ErrTokenInvalid,
+	msgJWTIssuer: ErrTokenInvalid, msgJWTAudience: ErrTokenInvalid, msgJWTMissingExp: ErrTokenInvalid,
+	msgJWTExpired: ErrTokenExpired, msgJWTNotActive: ErrTokenInvalid,
+}
+
+// wantUnauthorized checks err is UNAUTHORIZED with message, the cause of
+// that message and, when refresh is true, the refresh hint.
 func wantUnauthorized(t *testing.T, err error, message string, refresh bool) {
 	t.Helper()
 	var he *host.Error
@@ -107,6 +117,9 @@ func wantUnauthorized(t *testing.T, err error, message string, refresh bool) {
 	}
 	if he.Code != CodeUnauthorized || he.Message != message {
 		t.Fatalf("error = %s / %q, want %s / %q", he.Code, he.Message, CodeUnauthorized, message)
+	}
+	if cause, known := causeOf[message]; !known || !errors.Is(err, cause) {
+		t.Fatalf("error %q has cause %v, want %v", message, he.Err, cause)
 	}
 	got, has := he.Extra["refresh"]
 	if refresh && got != RefreshHint {

@@ -183,12 +183,12 @@ func (a *JWTAuthenticator) Authenticate(c Credentials) (host.Identity, error) {
 	token := c.Token
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-		return host.Identity{}, unauthorized(msgJWTSegments)
+		return host.Identity{}, unauthorized(ErrTokenInvalid, msgJWTSegments)
 	}
 	header, ok1 := decodeJWTObject(parts[0])
 	claims, ok2 := decodeJWTObject(parts[1])
 	if !ok1 || !ok2 {
-		return host.Identity{}, unauthorized(msgJWTJSON)
+		return host.Identity{}, unauthorized(ErrTokenInvalid, msgJWTJSON)
 	}
 	alg, _ := header["alg"].(string)
 	var method jwt.SigningMethod
@@ -200,31 +200,31 @@ func (a *JWTAuthenticator) Authenticate(c Credentials) (host.Identity, error) {
 	case alg == "ES256" && a.cfg.JWKS != "":
 		method = jwt.SigningMethodES256
 	default:
-		return host.Identity{}, unauthorized(msgJWTAlg)
+		return host.Identity{}, unauthorized(ErrTokenInvalid, msgJWTAlg)
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[2], "="))
 	if err != nil || !a.verify(method, header, parts[0]+"."+parts[1], sig) {
-		return host.Identity{}, unauthorized(msgJWTSignature)
+		return host.Identity{}, unauthorized(ErrTokenInvalid, msgJWTSignature)
 	}
 	if a.cfg.Issuer != "" {
 		if iss, _ := claims["iss"].(string); iss != a.cfg.Issuer {
-			return host.Identity{}, unauthorized(msgJWTIssuer)
+			return host.Identity{}, unauthorized(ErrTokenInvalid, msgJWTIssuer)
 		}
 	}
 	if len(a.cfg.Audience) > 0 && !audienceMatches(claims["aud"], a.cfg.Audience) {
-		return host.Identity{}, unauthorized(msgJWTAudience)
+		return host.Identity{}, unauthorized(ErrTokenInvalid, msgJWTAudience)
 	}
 	exp, ok := claims["exp"].(float64)
 	if !ok {
-		return host.Identity{}, unauthorized(msgJWTMissingExp)
+		return host.Identity{}, unauthorized(ErrTokenInvalid, msgJWTMissingExp)
 	}
 	now := float64(a.cfg.Now().UnixMilli()) / 1000
 	skew := a.cfg.ClockSkew.Seconds()
 	if now-skew >= exp {
-		return host.Identity{}, unauthorizedRefresh(msgJWTExpired)
+		return host.Identity{}, unauthorizedRefresh(ErrTokenExpired, msgJWTExpired)
 	}
 	if nbf, ok := claims["nbf"].(float64); ok && now+skew < nbf {
-		return host.Identity{}, unauthorized(msgJWTNotActive)
+		return host.Identity{}, unauthorized(ErrTokenInvalid, msgJWTNotActive)
 	}
 	return a.identity(token, claims), nil
 }

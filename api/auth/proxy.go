@@ -19,7 +19,9 @@ const (
 // TrustedProxyConfig configures NewTrustedProxy. Headers positions 0, 1 and
 // 2 override the user, scopes and role header names (an empty or missing
 // entry keeps the default). A non-empty AllowedOrigins requires an Origin
-// header from the list. DefaultRole defaults to "operator"; DefaultScopes,
+// header from the list (Authenticate refuses any other with UNAUTHORIZED);
+// its entries are also the other sites CheckStateChange and CheckUpgrade
+// accept requests from. DefaultRole defaults to "operator"; DefaultScopes,
 // granted when the scopes header is missing or empty, defaults to
 // ["run:read"] when nil (an empty non-nil slice grants nothing).
 type TrustedProxyConfig struct {
@@ -80,7 +82,7 @@ func (p *TrustedProxy) Authenticate(c Credentials) (host.Identity, error) {
 	if len(p.allowedOrigins) > 0 {
 		origin := h.Get("Origin")
 		if origin == "" || !slices.Contains(p.allowedOrigins, origin) {
-			return host.Identity{}, unauthorized(msgOriginNotAllowed)
+			return host.Identity{}, unauthorized(ErrOriginNotAllowed, msgOriginNotAllowed)
 		}
 	}
 	scopes := SplitScopes(h.Get(p.scopesHeader))

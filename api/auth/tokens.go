@@ -161,24 +161,22 @@ func (s *TokenStore) Err() error { return s.snap.Load().err }
 // Revocation and expiry are evaluated against Now at each call.
 func (s *TokenStore) Authenticate(c Credentials) (host.Identity, error) {
 	if c.Token == "" {
-		return host.Identity{}, unauthorized(msgTokenRequired)
+		return host.Identity{}, unauthorized(ErrTokenRequired, msgTokenRequired)
 	}
 	snap := s.snap.Load()
 	if snap.err != nil {
-		e := unauthorized(msgStoreUnavailable)
-		e.Err = snap.err
-		return host.Identity{}, e
+		return host.Identity{}, unauthorized(fmt.Errorf("%w: %w", ErrStoreUnavailable, snap.err), msgStoreUnavailable)
 	}
 	g, ok := snap.tokens[c.Token]
 	if !ok {
-		return host.Identity{}, unauthorized(msgInvalidToken)
+		return host.Identity{}, unauthorized(ErrTokenInvalid, msgInvalidToken)
 	}
 	nowMs := float64(s.now().UnixMilli())
 	if g.hasRevoked && g.revokedAtMs <= nowMs {
-		return host.Identity{}, unauthorizedRefresh(msgTokenRevoked)
+		return host.Identity{}, unauthorizedRefresh(ErrTokenRevoked, msgTokenRevoked)
 	}
 	if g.hasExpires && g.expiresAtMs <= nowMs {
-		return host.Identity{}, unauthorizedRefresh(msgTokenExpired)
+		return host.Identity{}, unauthorizedRefresh(ErrTokenExpired, msgTokenExpired)
 	}
 	id := host.Identity{Role: g.role, Scopes: slices.Clone(g.scopes), UserID: g.userID, TokenID: g.tokenID}
 	if id.TokenID == "" {

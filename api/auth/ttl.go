@@ -10,7 +10,7 @@ import (
 )
 
 // CodeInvalidDuration is the error code of a TTL that ParseTTL rejects.
-const CodeInvalidDuration = "INVALID_DURATION"
+const CodeInvalidDuration = host.CodeInvalidDuration
 
 // maxTTLMs is the longest TTL, in milliseconds, that a time.Duration holds.
 const maxTTLMs = math.MaxInt64 / int64(time.Millisecond)
