@@ -3,7 +3,8 @@
 // It owns the scope model and the method -> scope resolution of CONTRACT.md
 // §2.3 and §4.6 (scopes.go), the credential extraction rule of §1.6
 // (credentials.go), the four authentication modes of §4.2-§4.5 behind the
-// Authenticator interface (token store, JWT, trusted proxy, none), and both
+// Authenticator interface (token store, JWT, trusted proxy, none), the
+// cross-site request guard of trusted-proxy mode (crosssite.go), and both
 // sides of the token store file of §4.7: the gateway side that reads and
 // watches it (tokens.go) and the CLI side that issues, revokes and lists
 // tokens (tokenfile.go).
