@@ -7,21 +7,49 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
+// Wire codes that only api answers with: upstream's PascalCase codes of
+// parameter validation, devtools and limits, kept as clients match on
+// them. The codes the engine shares are host.Code*.
+const (
+	codeInvalidRequestLegacy = "InvalidRequest"
+	codeInvalidInputLegacy   = "InvalidInput"
+	codeInvalidRunID         = "InvalidRunId"
+	codeInvalidNodeID        = "InvalidNodeId"
+	codeInvalidIteration     = "InvalidIteration"
+	codeInvalidDelta         = "InvalidDelta"
+	codeInvalidFrameNo       = "InvalidFrameNo"
+	codeConfirmationRequired = "ConfirmationRequired"
+	codeFrameOutOfRange      = "FrameOutOfRange"
+	codeForbiddenLegacy      = "Forbidden"
+	codeAttemptNotFound      = "AttemptNotFound"
+	codeCronNotFound         = "CronNotFound"
+	codeAttemptNotFinished   = "AttemptNotFinished"
+	codeDiffTooLarge         = "DiffTooLarge"
+	// codePayloadTooLarge is the HTTP body limit's code (host's
+	// PAYLOAD_TOO_LARGE is the bounds check's).
+	codePayloadTooLarge = "PayloadTooLarge"
+	codeRateLimited     = "RateLimited"
+	// codeMalformedOutputRow: a stored node output is not valid JSON.
+	codeMalformedOutputRow = "MalformedOutputRow"
+	// codeInternal is the code of a run.error frame whose replay failed.
+	codeInternal = "Internal"
+)
+
 // statusByCode is THE table from wire error code to HTTP status
 // (CONTRACT.md §2.2, with DESIGN.md §8: caller mistakes are 4xx). Codes not
 // listed are 500.
 var statusByCode = map[string]int{
-	host.CodeInvalidRequest: 400, "InvalidRequest": 400, host.CodeInvalidFrame: 400, host.CodeInvalidInput: 400, "InvalidInput": 400,
-	host.CodeProtocolUnsupported: 400, "InvalidRunId": 400, "InvalidNodeId": 400, "InvalidIteration": 400, "InvalidDelta": 400,
-	"InvalidFrameNo": 400, "ConfirmationRequired": 400, "FrameOutOfRange": 400, host.CodeSeqOutOfRange: 400, host.CodeInvalidJSON: 400,
+	host.CodeInvalidRequest: 400, codeInvalidRequestLegacy: 400, host.CodeInvalidFrame: 400, host.CodeInvalidInput: 400, codeInvalidInputLegacy: 400,
+	host.CodeProtocolUnsupported: 400, codeInvalidRunID: 400, codeInvalidNodeID: 400, codeInvalidIteration: 400, codeInvalidDelta: 400,
+	codeInvalidFrameNo: 400, codeConfirmationRequired: 400, codeFrameOutOfRange: 400, host.CodeSeqOutOfRange: 400, host.CodeInvalidJSON: 400,
 	host.CodeInvalidDuration: 400,
 	host.CodeUnauthorized:    401, host.CodeUnauthorizedOwner: 401,
-	host.CodeForbidden: 403, "Forbidden": 403,
-	host.CodeNotFound: 404, host.CodeMethodNotFound: 404, host.CodeRunNotFound: 404, host.CodeNodeNotFound: 404, "AttemptNotFound": 404,
-	host.CodeIterationNF: 404, host.CodeNodeHasNoOut: 404, "CronNotFound": 404,
-	"AttemptNotFinished": 409, host.CodeBusy: 409, host.CodeAlreadyDecided: 409, host.CodeRunNotActive: 409, host.CodeVersionMismatch: 409,
-	"DiffTooLarge": 413, "PayloadTooLarge": 413, host.CodePayloadTooLarge: 413, host.CodeOutputTooLarge: 413,
-	"RateLimited": 429, host.CodeBackpressure: 429, host.CodeSignalBufferFull: 429,
+	host.CodeForbidden: 403, codeForbiddenLegacy: 403,
+	host.CodeNotFound: 404, host.CodeMethodNotFound: 404, host.CodeRunNotFound: 404, host.CodeNodeNotFound: 404, codeAttemptNotFound: 404,
+	host.CodeIterationNF: 404, host.CodeNodeHasNoOut: 404, codeCronNotFound: 404,
+	codeAttemptNotFinished: 409, host.CodeBusy: 409, host.CodeAlreadyDecided: 409, host.CodeRunNotActive: 409, host.CodeVersionMismatch: 409,
+	codeDiffTooLarge: 413, codePayloadTooLarge: 413, host.CodePayloadTooLarge: 413, host.CodeOutputTooLarge: 413,
+	codeRateLimited: 429, host.CodeBackpressure: 429, host.CodeSignalBufferFull: 429,
 	host.CodeUnsupported:        501,
 	host.CodeServiceUnavailable: 503,
 }

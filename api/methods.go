@@ -85,7 +85,7 @@ func methodTable() map[string]*method {
 }
 
 func errMethodNotFound(name string) error {
-	return &host.Error{Code: "METHOD_NOT_FOUND", Message: "Unknown method: " + name}
+	return &host.Error{Code: host.CodeMethodNotFound, Message: "Unknown method: " + name}
 }
 
 // invoke runs the scope gate and then the method (steps 8-9 of CONTRACT.md

@@ -126,10 +126,10 @@ const maxI32 = math.MaxInt32
 func validRunIDParam(p params) (string, error) {
 	id, _ := p.str("runId")
 	if id == "" {
-		return "", host.Errorf("InvalidRunId", "runId is required")
+		return "", host.Errorf(codeInvalidRunID, "runId is required")
 	}
 	if !host.ValidRunID(id) { // the id patterns of CONTRACT.md §5.9
-		return "", host.Errorf("InvalidRunId", "runId must match ^[a-z0-9_-]{1,64}$.")
+		return "", host.Errorf(codeInvalidRunID, "runId must match ^[a-z0-9_-]{1,64}$.")
 	}
 	return id, nil
 }
@@ -139,10 +139,10 @@ func validRunIDParam(p params) (string, error) {
 func validNodeIDParam(p params) (string, error) {
 	id, _ := p.str("nodeId")
 	if id == "" {
-		return "", host.Errorf("InvalidNodeId", "nodeId is required")
+		return "", host.Errorf(codeInvalidNodeID, "nodeId is required")
 	}
 	if !host.ValidStepID(id) {
-		return "", host.Errorf("InvalidNodeId", "nodeId must match ^[a-zA-Z0-9:_-]{1,128}$.")
+		return "", host.Errorf(codeInvalidNodeID, "nodeId must match ^[a-zA-Z0-9:_-]{1,128}$.")
 	}
 	return id, nil
 }

@@ -43,7 +43,7 @@ func (s *Server) lookupRun(ctx context.Context, runID, code string) (host.Run, e
 func (s *Server) hijackRun(ctx context.Context, c *call) (any, error) {
 	runID, _ := c.params.str("runId")
 	if runID == "" {
-		return nil, host.Errorf("InvalidRunId", "runId is required")
+		return nil, host.Errorf(codeInvalidRunID, "runId is required")
 	}
 	if _, err := s.lookupRun(ctx, runID, host.CodeRunNotFound); err != nil {
 		return nil, err
@@ -59,26 +59,26 @@ func (s *Server) rewindRun(ctx context.Context, c *call) (any, error) {
 	p := c.params
 	runID, _ := p.str("runId")
 	if runID == "" {
-		return nil, host.Errorf("InvalidRunId", "runId is required")
+		return nil, host.Errorf(codeInvalidRunID, "runId is required")
 	}
 	if _, ok := p["frameNo"].(json.Number); !ok {
-		return nil, host.Errorf("InvalidFrameNo", "frameNo is required")
+		return nil, host.Errorf(codeInvalidFrameNo, "frameNo is required")
 	}
 	run, err := s.lookupRun(ctx, runID, host.CodeRunNotFound)
 	if err != nil {
 		return nil, err
 	}
 	if !mayRewind(c.ident, run) {
-		return nil, host.Errorf("Unauthorized", "Only the run owner or an admin may rewind this run.")
+		return nil, host.Errorf(host.CodeUnauthorizedOwner, "Only the run owner or an admin may rewind this run.")
 	}
 	if _, err := validRunIDParam(p); err != nil {
 		return nil, err
 	}
 	if _, ok := jsonInt(p["frameNo"], maxI32); !ok {
-		return nil, host.Errorf("InvalidFrameNo", "frameNo must be a non-negative i32 integer.")
+		return nil, host.Errorf(codeInvalidFrameNo, "frameNo must be a non-negative i32 integer.")
 	}
 	if confirm, _ := p["confirm"].(bool); !confirm {
-		return nil, host.Errorf("ConfirmationRequired", "Rewinding a run is destructive; pass confirm: true.")
+		return nil, host.Errorf(codeConfirmationRequired, "Rewinding a run is destructive; pass confirm: true.")
 	}
 	return nil, errUnsupported(c.method, "runs have no render frames to rewind to")
 }
@@ -116,7 +116,7 @@ func (s *Server) getNodeDiff(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	if _, ok := jsonInt(p["iteration"], maxI32); !ok {
-		return nil, host.Errorf("InvalidIteration", "iteration must be a non-negative i32 integer.")
+		return nil, host.Errorf(codeInvalidIteration, "iteration must be a non-negative i32 integer.")
 	}
 	if _, err := s.lookupRun(ctx, runID, host.CodeRunNotFound); err != nil {
 		return nil, err
@@ -134,7 +134,7 @@ func (s *Server) getDevToolsSnapshot(ctx context.Context, c *call) (any, error) 
 	}
 	if v, ok := p["frameNo"]; ok && v != nil {
 		if _, ok := jsonInt(v, maxI32); !ok {
-			return nil, host.Errorf("FrameOutOfRange", "frameNo must be a non-negative i32 integer.")
+			return nil, host.Errorf(codeFrameOutOfRange, "frameNo must be a non-negative i32 integer.")
 		}
 	}
 	if _, err := s.lookupRun(ctx, runID, host.CodeRunNotFound); err != nil {
@@ -151,12 +151,12 @@ func (s *Server) streamDevTools(ctx context.Context, c *call) (any, error) {
 	p := c.params
 	runID, _ := p.str("runId")
 	if runID == "" {
-		return nil, host.Errorf("InvalidRunId", "runId is required")
+		return nil, host.Errorf(codeInvalidRunID, "runId is required")
 	}
 	after, hasAfter := p["afterSeq"].(json.Number)
 	from, hasFrom := p["fromSeq"].(json.Number)
 	if hasAfter && hasFrom && !sameNumber(after, from) {
-		return nil, host.Errorf("SeqOutOfRange", "fromSeq and afterSeq must match when both are provided")
+		return nil, host.Errorf(host.CodeSeqOutOfRange, "fromSeq and afterSeq must match when both are provided")
 	}
 	if _, err := validRunIDParam(p); err != nil {
 		return nil, err
@@ -167,7 +167,7 @@ func (s *Server) streamDevTools(ctx context.Context, c *call) (any, error) {
 	}
 	if seq != nil {
 		if _, ok := jsonInt(seq, maxSafeInteger); !ok {
-			return nil, host.Errorf("SeqOutOfRange", "fromSeq must be a non-negative integer.")
+			return nil, host.Errorf(host.CodeSeqOutOfRange, "fromSeq must be a non-negative integer.")
 		}
 	}
 	if _, err := s.lookupRun(ctx, runID, host.CodeRunNotFound); err != nil {

@@ -194,7 +194,7 @@ func validMethodName(v any) (string, error) {
 // cap while streaming (chunked, or a lying length) PayloadTooLarge. A body
 // of exactly the cap is accepted.
 func (s *Server) readBody(r *http.Request) ([]byte, error) {
-	tooLarge := &host.Error{Code: "PayloadTooLarge", Message: fmt.Sprintf("Gateway request payload exceeds %d bytes.", s.maxBody)}
+	tooLarge := &host.Error{Code: codePayloadTooLarge, Message: fmt.Sprintf("Gateway request payload exceeds %d bytes.", s.maxBody)}
 	if values, present := r.Header["Content-Length"]; present && len(values) > 0 {
 		n, ok := parseContentLength(values[0])
 		if !ok {

@@ -95,7 +95,7 @@ func iterationParam(v any) (int, error) {
 	var text string
 	switch x := v.(type) {
 	case nil:
-		return 0, host.Errorf("InvalidIteration", "iteration is required")
+		return 0, host.Errorf(codeInvalidIteration, "iteration is required")
 	case json.Number:
 		text = x.String()
 	case string:
@@ -104,7 +104,7 @@ func iterationParam(v any) (int, error) {
 	if n, ok := integralInRange(text, maxI32); ok {
 		return int(n), nil
 	}
-	return 0, host.Errorf("InvalidIteration", "iteration must be a non-negative i32 integer.")
+	return 0, host.Errorf(codeInvalidIteration, "iteration must be a non-negative i32 integer.")
 }
 
 // journalNode finds one node of a run: NodeNotFound when the run has no
@@ -138,7 +138,7 @@ func outputRow(n host.Node) (any, error) {
 		return map[string]any{"value": nil}, nil
 	}
 	if !json.Valid([]byte(raw)) {
-		return nil, host.Errorf("MalformedOutputRow", "The stored output of node %s is not valid JSON.", n.NodeID)
+		return nil, host.Errorf(codeMalformedOutputRow, "The stored output of node %s is not valid JSON.", n.NodeID)
 	}
 	if raw[0] == '{' {
 		return json.RawMessage(raw), nil

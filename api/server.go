@@ -203,7 +203,7 @@ func decodeMethodSegment(seg string) (string, error) {
 // writeRouteNotFound writes the route-404 body, which has its own shape
 // (not an RPC frame).
 func writeRouteNotFound(c echo.Context) error {
-	return writeJSON(c, http.StatusNotFound, map[string]any{"error": map[string]any{"code": "NOT_FOUND", "message": "Route not found"}})
+	return writeJSON(c, http.StatusNotFound, map[string]any{"error": map[string]any{"code": host.CodeNotFound, "message": "Route not found"}})
 }
 
 // setCommonHeaders sets the headers of CONTRACT.md §1.2 that every JSON and

@@ -179,7 +179,7 @@ func (c *wsConn) readLoop() {
 		}
 		ident, ok := c.identity()
 		if !ok {
-			c.respond(req.id, req.method, nil, host.Errorf(auth.CodeUnauthorized, "Connect first"))
+			c.respond(req.id, req.method, nil, host.Errorf(host.CodeUnauthorized, "Connect first"))
 			continue
 		}
 		select {
@@ -477,7 +477,7 @@ func runEventPayload(st *runStream, e host.Event) json.RawMessage {
 func (c *wsConn) backpressure() {
 	for _, st := range c.streams {
 		c.event("run.error", map[string]any{"streamId": st.id, "runId": st.runID,
-			"error": map[string]any{"version": "v1", "code": "BackpressureDisconnect", "message": "The client fell behind the event stream; reconnect and resume from afterSeq."}}, c.s.stateVersion())
+			"error": map[string]any{"version": "v1", "code": host.CodeBackpressure, "message": "The client fell behind the event stream; reconnect and resume from afterSeq."}}, c.s.stateVersion())
 	}
 	c.closeWith(closeTryAgainLater, "backpressure")
 }

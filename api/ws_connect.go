@@ -45,7 +45,7 @@ func (c *wsConn) negotiate(req wsRequest) (any, error) {
 		return nil, err
 	}
 	if minP > s.protocol || maxP < s.protocol {
-		return nil, host.Errorf("PROTOCOL_UNSUPPORTED", "Gateway protocol %d is not supported by the client", s.protocol)
+		return nil, host.Errorf(host.CodeProtocolUnsupported, "Gateway protocol %d is not supported by the client", s.protocol)
 	}
 	if !truthy(p["client"]) {
 		return nil, errInvalidRequest("Connect request is missing client information")

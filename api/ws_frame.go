@@ -36,11 +36,11 @@ func decodeFrame(data []byte) (wsRequest, error) {
 		return wsRequest{}, err
 	}
 	if t, _ := obj["type"].(string); t != "req" {
-		return wsRequest{}, host.Errorf("INVALID_FRAME", `Gateway frame type must be "req"`)
+		return wsRequest{}, host.Errorf(host.CodeInvalidFrame, `Gateway frame type must be "req"`)
 	}
 	id, ok := obj["id"].(string)
 	if !ok {
-		return wsRequest{}, host.Errorf("INVALID_FRAME", "Gateway frame id must be a string")
+		return wsRequest{}, host.Errorf(host.CodeInvalidFrame, "Gateway frame id must be a string")
 	}
 	if utf16Len(id) > maxIDLength {
 		return wsRequest{}, errInvalidInput("id exceeds the maximum length of %d characters.", maxIDLength)

@@ -28,13 +28,13 @@ func (s *Server) streamRunEvents(ctx context.Context, c *call) (any, error) {
 	}
 	runID, ok := c.params.str("runId")
 	if !ok || runID == "" {
-		return nil, host.Errorf("InvalidRunId", "runId is required")
+		return nil, host.Errorf(codeInvalidRunID, "runId is required")
 	}
 	var afterSeq *int64
 	if v, present := c.params["afterSeq"]; present {
 		i, ok := parseAfterSeq(v)
 		if !ok {
-			return nil, host.Errorf("SeqOutOfRange", "afterSeq must be a non-negative integer")
+			return nil, host.Errorf(host.CodeSeqOutOfRange, "afterSeq must be a non-negative integer")
 		}
 		afterSeq = &i
 	}
@@ -45,7 +45,7 @@ func (s *Server) streamRunEvents(ctx context.Context, c *call) (any, error) {
 	}
 	conn := c.conn
 	if conn.streamCount() >= maxStreamsPerSocket {
-		return nil, host.Errorf("RateLimited", "A socket may hold at most %d run-event streams; open another socket", maxStreamsPerSocket)
+		return nil, host.Errorf(codeRateLimited, "A socket may hold at most %d run-event streams; open another socket", maxStreamsPerSocket)
 	}
 	conn.addStreamRun(runID, 1)
 	// Read the current seq only after the hub delivers the run's events to
@@ -58,7 +58,7 @@ func (s *Server) streamRunEvents(ctx context.Context, c *call) (any, error) {
 	current := run.LastSeq
 	if afterSeq != nil && *afterSeq > current {
 		conn.addStreamRun(runID, -1)
-		return nil, host.Errorf("SeqOutOfRange", "afterSeq %d is newer than current seq %d", *afterSeq, current)
+		return nil, host.Errorf(host.CodeSeqOutOfRange, "afterSeq %d is newer than current seq %d", *afterSeq, current)
 	}
 	st := &runStream{id: uuid.NewString(), runID: runID, lastSeq: current}
 	var after any
@@ -98,7 +98,7 @@ func (c *wsConn) addStreamRun(runID string, delta int) {
 func (c *wsConn) startStream(st *runStream) {
 	if err := c.replay(st); err != nil {
 		c.event("run.error", map[string]any{"streamId": st.id, "runId": st.runID,
-			"error": map[string]any{"version": "v1", "code": "Internal", "message": fmt.Sprintf("replay failed: %v", err)}}, c.s.stateVersion())
+			"error": map[string]any{"version": "v1", "code": codeInternal, "message": fmt.Sprintf("replay failed: %v", err)}}, c.s.stateVersion())
 	}
 	c.streams[st.id] = st
 }
