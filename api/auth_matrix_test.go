@@ -17,7 +17,7 @@ import (
 
 // serverWith is a second router on g's engine with another authenticator.
 func (g *testGateway) serverWith(a auth.Authenticator) http.Handler {
-	return NewServer(Config{Gateway: g.gw, Auth: a, Logger: testLogger()}).Handler()
+	return NewServer(Config{Gateway: g.gw, Reads: g.srv.reads, Auth: a, Logger: testLogger()}).Handler()
 }
 
 func callWith(h http.Handler, method, body string, headers map[string]string) response {

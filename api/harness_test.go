@@ -76,9 +76,17 @@ func newTestGateway(t testing.TB) *testGateway {
 	return newTestGatewayConfig(t, Config{})
 }
 
-// newTestGatewayConfig builds a gateway; cfg's Gateway, Auth and Logger are
-// filled in.
+// newTestGatewayConfig builds a gateway; cfg's Gateway, Reads, Auth and
+// Logger are filled in.
 func newTestGatewayConfig(t testing.TB, cfg Config) *testGateway {
+	t.Helper()
+	return newTestGatewayStore(t, cfg, nil)
+}
+
+// newTestGatewayStore is newTestGatewayConfig with the engine and the API
+// on wrap(store) (the store itself when wrap is nil), so that a test can
+// inject storage faults.
+func newTestGatewayStore(t testing.TB, cfg Config, wrap func(host.Store) host.Store) *testGateway {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -97,7 +105,11 @@ func newTestGatewayConfig(t testing.TB, cfg Config) *testGateway {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	gw, err := host.New(host.Config{Store: store, Executor: exec, Logger: log, InstanceID: "test"})
+	var st host.Store = store
+	if wrap != nil {
+		st = wrap(store)
+	}
+	gw, err := host.New(host.Config{Store: st, Executor: exec, Logger: log, InstanceID: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +137,7 @@ func newTestGatewayConfig(t testing.TB, cfg Config) *testGateway {
 	ts := auth.OpenTokenStore(tokenPath, auth.TokenStoreOptions{Logger: log})
 	t.Cleanup(func() { ts.Close() })
 
-	cfg.Gateway, cfg.Auth, cfg.Logger = gw, ts, log
+	cfg.Gateway, cfg.Reads, cfg.Auth, cfg.Logger = gw, st, ts, log
 	srv := NewServer(cfg)
 	return &testGateway{t: t, gw: gw, srv: srv, h: srv.Handler(), tokens: tokens}
 }

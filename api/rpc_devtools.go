@@ -28,7 +28,7 @@ func errUnsupported(method, missing string) error {
 // lookupRun finds a run or fails with code ("RunNotFound" for the
 // stream/devtools/rewind family, "NOT_FOUND" for core methods).
 func (s *Server) lookupRun(ctx context.Context, runID, code string) (host.Run, error) {
-	r, ok, err := s.gw.Store().GetRun(ctx, runID)
+	r, ok, err := s.reads.GetRun(ctx, runID)
 	if err != nil {
 		return host.Run{}, fmt.Errorf("get run %s: %w", runID, err)
 	}

@@ -127,18 +127,18 @@ func (s *Server) listAttempts(ctx context.Context, c *call) (any, error) {
 	}
 	var attempts []host.Attempt
 	if nodeID != "" {
-		attempts, err = s.gw.Store().ListAttempts(ctx, runID, nodeID, int(iteration))
+		attempts, err = s.reads.ListAttempts(ctx, runID, nodeID, int(iteration))
 		if err != nil {
 			return nil, fmt.Errorf("list attempts of %s/%s: %w", runID, nodeID, err)
 		}
 		sort.SliceStable(attempts, func(i, j int) bool { return attempts[i].Attempt > attempts[j].Attempt })
 	} else {
-		nodes, err := s.gw.Store().ListNodes(ctx, runID)
+		nodes, err := s.reads.ListNodes(ctx, runID)
 		if err != nil {
 			return nil, fmt.Errorf("list nodes of %s: %w", runID, err)
 		}
 		for _, n := range nodes {
-			as, err := s.gw.Store().ListAttempts(ctx, runID, n.NodeID, n.Iteration)
+			as, err := s.reads.ListAttempts(ctx, runID, n.NodeID, n.Iteration)
 			if err != nil {
 				return nil, fmt.Errorf("list attempts of %s/%s: %w", runID, n.NodeID, err)
 			}
@@ -170,7 +170,7 @@ func (s *Server) getAttempt(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	if iok && aok {
-		attempts, err := s.gw.Store().ListAttempts(ctx, runID, nodeID, int(iteration))
+		attempts, err := s.reads.ListAttempts(ctx, runID, nodeID, int(iteration))
 		if err != nil {
 			return nil, fmt.Errorf("list attempts of %s/%s: %w", runID, nodeID, err)
 		}

@@ -74,7 +74,7 @@ func (s *Server) nodeOutput(ctx context.Context, c *call) (res map[string]any, s
 		res, err := s.failedOutput(ctx, n)
 		return res, 0, err
 	}
-	attempts, err := s.gw.Store().ListAttempts(ctx, runID, nodeID, iteration)
+	attempts, err := s.reads.ListAttempts(ctx, runID, nodeID, iteration)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list attempts of %s/%s: %w", runID, nodeID, err)
 	}
@@ -110,7 +110,7 @@ func iterationParam(v any) (int, error) {
 // journalNode finds one node of a run: NodeNotFound when the run has no
 // node with that id, IterationNotFound when it lacks that iteration.
 func (s *Server) journalNode(ctx context.Context, runID, nodeID string, iteration int) (host.Node, error) {
-	nodes, err := s.gw.Store().ListNodes(ctx, runID)
+	nodes, err := s.reads.ListNodes(ctx, runID)
 	if err != nil {
 		return host.Node{}, fmt.Errorf("list nodes of %s: %w", runID, err)
 	}
@@ -149,7 +149,7 @@ func outputRow(n host.Node) (any, error) {
 // failedOutput answers a failed node with the heartbeat data of its latest
 // attempt as partial output.
 func (s *Server) failedOutput(ctx context.Context, n host.Node) (map[string]any, error) {
-	attempts, err := s.gw.Store().ListAttempts(ctx, n.RunID, n.NodeID, n.Iteration)
+	attempts, err := s.reads.ListAttempts(ctx, n.RunID, n.NodeID, n.Iteration)
 	if err != nil {
 		return nil, fmt.Errorf("list attempts of %s/%s: %w", n.RunID, n.NodeID, err)
 	}

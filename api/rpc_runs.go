@@ -246,7 +246,7 @@ func (s *Server) submitApproval(ctx context.Context, c *call) (any, error) {
 // checkApprovalRestrictions applies the approval's allowedUsers and
 // allowedScopes (CONTRACT.md §2.4.6).
 func (s *Server) checkApprovalRestrictions(ctx context.Context, c *call, runID, nodeID string, iteration int) error {
-	list, err := s.gw.Store().ListApprovals(ctx, host.ApprovalFilter{RunID: runID})
+	list, err := s.reads.ListApprovals(ctx, host.ApprovalFilter{RunID: runID})
 	if err != nil {
 		return err
 	}

@@ -21,8 +21,11 @@ import (
 // Config is what the API server needs; cmd builds it.
 type Config struct {
 	Gateway *host.Gateway
-	Auth    auth.Authenticator
-	Logger  *slog.Logger
+	// Reads serves the API's queries (runs, nodes, attempts, approvals,
+	// event replay): the gateway's store.
+	Reads  RunReader
+	Auth   auth.Authenticator
+	Logger *slog.Logger
 	// MaxBodyBytes caps HTTP RPC and webhook bodies (default 1 MiB).
 	MaxBodyBytes int64
 	// Protocol and Features are advertised by /health, health and hello.
@@ -48,6 +51,7 @@ type Config struct {
 // Server is the Gateway v1 API.
 type Server struct {
 	gw       *host.Gateway
+	reads    RunReader
 	auth     auth.Authenticator
 	log      *slog.Logger
 	maxBody  int64
@@ -69,8 +73,13 @@ type Server struct {
 
 // NewServer builds the API server and its route table.
 func NewServer(cfg Config) *Server {
-	s := &Server{gw: cfg.Gateway, auth: cfg.Auth, log: cfg.Logger, maxBody: cfg.MaxBodyBytes,
+	s := &Server{gw: cfg.Gateway, reads: cfg.Reads, auth: cfg.Auth, log: cfg.Logger, maxBody: cfg.MaxBodyBytes,
 		protocol: cfg.Protocol, features: cfg.Features, now: cfg.Now}
+	if s.reads == nil && s.gw != nil {
+		// Transitional, for callers built before Config.Reads existed; it
+		// goes when every caller passes Reads.
+		s.reads = s.gw.Store()
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -100,7 +100,7 @@ func (c *wsConn) negotiate(req wsRequest) (any, error) {
 // approvals.
 func (c *wsConn) snapshot() (map[string]any, error) {
 	ctx := c.ctx
-	runs, err := c.s.gw.Store().ListRuns(ctx, host.RunFilter{Statuses: []host.RunStatus{host.RunRunning, host.RunWaitingApproval, host.RunWaitingEvent, host.RunWaitingTimer}, Limit: 1000})
+	runs, err := c.s.reads.ListRuns(ctx, host.RunFilter{Statuses: []host.RunStatus{host.RunRunning, host.RunWaitingApproval, host.RunWaitingEvent, host.RunWaitingTimer}, Limit: 1000})
 	if err != nil {
 		return nil, err
 	}

@@ -82,8 +82,10 @@ export default function register(gateway) {
 
 // wsOptions configure newWSGateway. Zero values are the defaults.
 type wsOptions struct {
-	cfg         Config // the WebSocket settings; Gateway, Auth, Logger, Hub and Metrics are filled in
+	cfg         Config // the WebSocket settings; Gateway, Reads, Auth, Logger, Hub and Metrics are filled in
 	eventWindow int
+	// auth, when set, replaces the token store as the authenticator.
+	auth auth.Authenticator
 	// dir reuses a data directory (database, module, token store) of an
 	// earlier gateway; "" makes a fresh one.
 	dir string
@@ -166,7 +168,10 @@ func newWSGateway(t *testing.T, o wsOptions) *wsGateway {
 	g.stops = append(g.stops, func() { tokenStore.Close() })
 
 	cfg := o.cfg
-	cfg.Gateway, cfg.Auth, cfg.Logger, cfg.Hub, cfg.Metrics = gw, tokenStore, log, g.hub, g.metrics
+	cfg.Gateway, cfg.Reads, cfg.Auth, cfg.Logger, cfg.Hub, cfg.Metrics = gw, store, tokenStore, log, g.hub, g.metrics
+	if o.auth != nil {
+		cfg.Auth = o.auth
+	}
 	srv := NewServer(cfg)
 	g.testGateway = &testGateway{t: t, gw: gw, srv: srv, h: srv.Handler(), tokens: tokens}
 	g.ts = httptest.NewUnstartedServer(srv.Handler())

@@ -38,7 +38,7 @@ func (s *Server) streamRunEvents(ctx context.Context, c *call) (any, error) {
 		}
 		afterSeq = &i
 	}
-	if _, found, err := s.gw.Store().GetRun(ctx, runID); err != nil {
+	if _, found, err := s.reads.GetRun(ctx, runID); err != nil {
 		return nil, err
 	} else if !found {
 		return nil, host.Errorf(host.CodeRunNotFound, "Run not found: %s", runID)
@@ -50,7 +50,7 @@ func (s *Server) streamRunEvents(ctx context.Context, c *call) (any, error) {
 	conn.addStreamRun(runID, 1)
 	// Read the current seq only after the hub delivers the run's events to
 	// this socket, so nothing falls between replay and live.
-	run, _, err := s.gw.Store().GetRun(ctx, runID)
+	run, _, err := s.reads.GetRun(ctx, runID)
 	if err != nil {
 		conn.addStreamRun(runID, -1)
 		return nil, err
@@ -130,7 +130,7 @@ func parseAfterSeq(v any) (int64, bool) {
 
 func (c *wsConn) replay(st *runStream) error {
 	ctx := c.ctx
-	store := c.s.gw.Store()
+	store := c.s.reads
 	first, err := store.FirstEventSeq(ctx, st.runID)
 	if err != nil {
 		return err
