@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/smithers-orchestrator/smithers-go/api/auth"
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
@@ -47,7 +48,14 @@ type Metrics struct {
 	// answers schema: null (DESIGN.md §8), so it stays at zero.
 	nodeOutputSchema prometheus.Counter
 	eventCounters    sync.Map // event name -> its messages_sent counter
+	// methods are the method label values: the names of the method table
+	// and connect. Any other name a caller sends is labelled unknownMethod,
+	// so that inventing names cannot grow /metrics.
+	methods map[string]bool
 }
+
+// unknownMethod labels the calls of names that are not gateway methods.
+const unknownMethod = "unknown"
 
 var _ host.Observer = (*Metrics)(nil)
 
@@ -57,15 +65,18 @@ func exponential(start float64, n int) []float64 {
 }
 
 // NewMetrics registers the gateway families (and the Go and process
-// collectors) on reg. workflows and methods name the label values to
-// initialise.
+// collectors) on reg. workflows are the workflow label values to
+// initialise; the method label values are the method table's names.
 func NewMetrics(reg *prometheus.Registry, workflows []string) *Metrics {
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
 		reg.MustRegister(c)
 		return c
 	}
-	m := &Metrics{reg: reg}
+	m := &Metrics{reg: reg, methods: map[string]bool{auth.MethodConnect: true}}
+	for name := range methodTable() {
+		m.methods[name] = true
+	}
 	m.connectionsTotal = counter("smithers_gateway_connections_total", "Gateway connections opened", "transport")
 	m.connectionsActive = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "smithers_gateway_connections_active", Help: "Gateway connections open"}, []string{"transport"})
 	reg.MustRegister(m.connectionsActive)
@@ -297,10 +308,14 @@ func (m *Metrics) sent(transport, frameType, outcome, event string) {
 	m.messagesSent.WithLabelValues(transport, frameType, outcome, event).Inc()
 }
 
-// rpc records one dispatched call.
+// rpc records one dispatched call; a method name that is not a gateway
+// method is recorded as "unknown".
 func (m *Metrics) rpc(method, transport string, start time.Time, err error) {
 	if m == nil {
 		return
+	}
+	if !m.methods[method] {
+		method = unknownMethod
 	}
 	m.rpcCalls.WithLabelValues(method, transport).Inc()
 	m.rpcDuration.WithLabelValues(method, transport).Observe(float64(time.Since(start).Microseconds()) / 1000)

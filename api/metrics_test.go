@@ -343,3 +343,47 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	s.want(t, "smithers_node_output_bytes_count", nil, 1)
 	checkLabelSets(t, s)
 }
+
+// TestMetricsUnknownMethodsAreBounded: a caller inventing method names,
+// even with a token that holds no scope for them, does not grow /metrics:
+// every family with a method label records them as "unknown".
+func TestMetricsUnknownMethodsAreBounded(t *testing.T) {
+	g := newWSGateway(t, wsOptions{})
+	methodSeries := func(s scrape) int {
+		n := 0
+		for _, smp := range s.samples {
+			if _, has := smp.labels["method"]; has {
+				n++
+			}
+		}
+		return n
+	}
+	before := methodSeries(g.scrape(t))
+	const names = 500
+	c := g.connected(t, tokCronRead, nil)
+	for i := range names {
+		name := "bogus" + strconv.Itoa(i)
+		wantError(t, g.rpc(tokCronRead, name, map[string]any{}), http.StatusForbidden, "FORBIDDEN")
+		if f := c.call(name+"Ws", map[string]any{}); f.m["ok"] != false {
+			t.Fatalf("%s over ws: %s", name, f.raw)
+		}
+	}
+	s := g.scrape(t)
+	for _, smp := range s.samples {
+		if strings.HasPrefix(smp.labels["method"], "bogus") {
+			t.Fatalf("a series per invented method name: %s%v", smp.name, smp.labels)
+		}
+	}
+	// One series per family and transport at most: calls, the duration
+	// histogram (its buckets, sum and count) and the FORBIDDEN errors.
+	if grown := methodSeries(s) - before; grown > 2*(1+15+1) {
+		t.Fatalf("%d invented method names added %d series", 2*names, grown)
+	}
+	for _, transport := range []string{"http", "ws"} {
+		unknown := map[string]string{"method": "unknown", "transport": transport}
+		s.want(t, "smithers_gateway_rpc_calls_total", unknown, names)
+		s.want(t, "smithers_gateway_rpc_duration_ms_count", unknown, names)
+		s.want(t, "smithers_gateway_errors_total", map[string]string{"kind": "rpc", "method": "unknown", "transport": transport, "code": "FORBIDDEN"}, names)
+	}
+	checkLabelSets(t, s)
+}
