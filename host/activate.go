@@ -77,7 +77,9 @@ func (g *Gateway) release(s *Session) {
 }
 
 // activate loads the run and its journal and hands the session to the
-// executor.
+// executor; a run that must not run now (cancel requested, workflow not
+// registered, held by versionPolicy strict, owned by a live process) is
+// released instead.
 func (g *Gateway) activate(s *Session) {
 	ctx := context.Background()
 	run, ok, err := g.store.GetRun(ctx, s.runID)
@@ -97,36 +99,13 @@ func (g *Gateway) activate(s *Session) {
 	if !ok {
 		g.log.Error("run's workflow is not registered by the current module; leaving it until the module registers it again",
 			"runId", run.RunID, "workflow", run.WorkflowKey)
-		if ErrorCodeOfJSON(run.ErrorJSON) != CodeWorkflowMissing {
-			msg := fmt.Sprintf("workflow %q is not registered by the gateway's module; the run continues when a module registering it is loaded", run.WorkflowKey)
-			if err := g.update(ctx, func(tx Tx) error {
-				r, ok, err := tx.GetRun(run.RunID)
-				if err != nil || !ok || r.Status.Terminal() {
-					return err
-				}
-				r.ErrorJSON = errorJSON(CodeWorkflowMissing, msg)
-				return tx.UpdateRun(r)
-			}); err != nil {
-				g.log.Error("record unregistered workflow", "runId", run.RunID, "err", err)
-			}
-		}
+		g.stampRunError(run, CodeWorkflowMissing, fmt.Sprintf("workflow %q is not registered by the gateway's module; the run continues when a module registering it is loaded", run.WorkflowKey))
 		g.release(s)
 		return
 	}
 	if wf.VersionPolicy == VersionStrict && run.WorkflowHash != g.exec.BundleHash() {
-		msg := fmt.Sprintf("module changed since the run started (versionPolicy strict): stored bundle %s, current %s; resume with options.force to replay under the new code", short(run.WorkflowHash), short(g.exec.BundleHash()))
-		err := g.update(ctx, func(tx Tx) error {
-			r, ok, err := tx.GetRun(run.RunID)
-			if err != nil || !ok || r.Status.Terminal() {
-				return err
-			}
-			r.ErrorJSON = errorJSON(CodeVersionMismatch, msg)
-			return tx.UpdateRun(r)
-		})
-		if err != nil {
-			g.log.Error("record version mismatch", "runId", run.RunID, "err", err)
-		}
 		g.log.Warn("run left parked: version mismatch", "runId", run.RunID, "workflow", run.WorkflowKey)
+		g.stampRunError(run, CodeVersionMismatch, fmt.Sprintf("module changed since the run started (versionPolicy strict): stored bundle %s, current %s; resume with options.force to replay under the new code", short(run.WorkflowHash), short(g.exec.BundleHash())))
 		g.release(s)
 		return
 	}
@@ -139,44 +118,18 @@ func (g *Gateway) activate(s *Session) {
 		g.release(s)
 		return
 	}
-	now := g.nowMs()
-	resumed := len(nodes) > 0
-	// A run this process launched or woke is already marked running with
-	// our owner id and a fresh heartbeat (LaunchRun, decisions, signals and
-	// timers set them in their own transaction): no write needed.
-	fresh := run.Status == RunRunning && run.RuntimeOwnerID == g.instance && run.StartedAtMs != 0 &&
-		now-run.HeartbeatAtMs < g.heartbeat.Milliseconds() && run.ErrorJSON == ""
-	if !fresh {
-		err = g.update(ctx, func(tx Tx) error {
-			r, ok, err := tx.GetRun(run.RunID)
-			if err != nil {
-				return err
-			}
-			if !ok || r.Status.Terminal() {
-				return ErrRunTerminal
-			}
-			if r.StartedAtMs == 0 {
-				r.StartedAtMs = now
-			}
-			r.Status = RunRunning
-			r.HeartbeatAtMs = now
-			r.RuntimeOwnerID = g.instance
-			if c := ErrorCodeOfJSON(r.ErrorJSON); c == CodeVersionMismatch || c == CodeWorkflowMissing {
-				r.ErrorJSON = ""
-			}
-			run = r
-			return tx.UpdateRun(r)
-		})
-		if err != nil {
-			if !errors.Is(err, ErrRunTerminal) {
-				g.log.Error("activate run: mark running", "runId", run.RunID, "err", err)
-			}
-			g.release(s)
-			return
+	run, err = g.claim(s, run)
+	if err != nil {
+		if errors.Is(err, errOwnedElsewhere) {
+			g.log.Warn("run is owned by another live gateway process; not taking it over", "runId", run.RunID, "owner", run.RuntimeOwnerID)
+		} else if !errors.Is(err, ErrRunTerminal) && !errors.Is(err, errAbandoned) {
+			g.log.Error("activate run: mark running", "runId", run.RunID, "err", err)
 		}
+		g.release(s)
+		return
 	}
 	if g.observer != nil {
-		g.observer.RunStarted(run.WorkflowKey, runSource(run.ConfigJSON), resumed)
+		g.observer.RunStarted(run.WorkflowKey, runSource(run.ConfigJSON), len(nodes) > 0)
 	}
 	s.load(run, wf, nodes)
 	s.mu.Lock()
@@ -192,6 +145,69 @@ func (g *Gateway) activate(s *Session) {
 	g.exec.Activate(s)
 	for _, n := range queued {
 		g.exec.Deliver(s, n)
+	}
+}
+
+// errOwnedElsewhere: the run is marked running by another gateway process
+// whose heartbeat is fresh; taking it over would run its tasks twice.
+var errOwnedElsewhere = errors.New("run is owned by another live gateway process")
+
+// claim marks the run running under this process (owner id, fresh
+// heartbeat), unless this process launched or woke it moments ago and the
+// row already says so. A run owned by another process is taken over only
+// when that process is known to be dead: the store is this process's alone
+// (Store.Exclusive: SQLite's owner lock), or the owner's heartbeat is older
+// than the owner lease.
+func (g *Gateway) claim(s *Session, run Run) (Run, error) {
+	now := g.nowMs()
+	if run.Status == RunRunning && run.RuntimeOwnerID == g.instance && run.StartedAtMs != 0 &&
+		now-run.HeartbeatAtMs < g.heartbeat.Milliseconds() && run.ErrorJSON == "" {
+		return run, nil
+	}
+	err := g.updateHeld(run.RunID, s.isEnded, func(tx Tx) error {
+		r, ok, err := tx.GetRun(run.RunID)
+		if err != nil {
+			return err
+		}
+		if !ok || r.Status.Terminal() {
+			return ErrRunTerminal
+		}
+		if r.Status == RunRunning && r.RuntimeOwnerID != "" && r.RuntimeOwnerID != g.instance &&
+			!g.store.Exclusive() && now-r.HeartbeatAtMs < g.ownerLease.Milliseconds() {
+			run = r
+			return errOwnedElsewhere
+		}
+		if r.StartedAtMs == 0 {
+			r.StartedAtMs = now
+		}
+		r.Status = RunRunning
+		r.HeartbeatAtMs = now
+		r.RuntimeOwnerID = g.instance
+		if c := ErrorCodeOfJSON(r.ErrorJSON); c == CodeVersionMismatch || c == CodeWorkflowMissing {
+			r.ErrorJSON = ""
+		}
+		run = r
+		return tx.UpdateRun(r)
+	})
+	return run, err
+}
+
+// stampRunError records on a live run why it cannot run now (errorJson with
+// code and message), once: the status is left as it is.
+func (g *Gateway) stampRunError(run Run, code, msg string) {
+	if ErrorCodeOfJSON(run.ErrorJSON) == code {
+		return
+	}
+	err := g.update(context.Background(), func(tx Tx) error {
+		r, ok, err := tx.GetRun(run.RunID)
+		if err != nil || !ok || r.Status.Terminal() {
+			return err
+		}
+		r.ErrorJSON = errorJSON(code, msg)
+		return tx.UpdateRun(r)
+	})
+	if err != nil {
+		g.log.Error("record why the run cannot run", "runId", run.RunID, "code", code, "err", err)
 	}
 }
 

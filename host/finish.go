@@ -1,10 +1,9 @@
 package host
 
 import (
-	"context"
 	"encoding/json"
+	"errors"
 	"strings"
-	"time"
 )
 
 // finishRun commits a terminal status for the run (when it is not terminal
@@ -13,19 +12,15 @@ import (
 func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON string) {
 	now := g.nowMs()
 	workflow := ""
-	var err error
-	for attempt := 0; attempt < 4; attempt++ {
-		if attempt > 0 {
-			time.Sleep(time.Duration(100<<(2*attempt)) * time.Millisecond) // 400 ms, 1.6 s, 6.4 s
-		}
-		if err = g.commitFinish(runID, status, outputJSON, errJSON, now, &workflow); err == nil {
-			break
-		}
-		g.log.Error("finish run", "runId", runID, "status", status, "attempt", attempt+1, "err", err)
-	}
+	err := g.updateHeld(runID, nil, func(tx Tx) error {
+		return g.commitFinish(tx, runID, status, outputJSON, errJSON, now, &workflow)
+	})
 	if err != nil {
 		// The run stays "running" without a session; the reconciler
-		// replays it, which finishes it again.
+		// (or the next start) replays it, which finishes it again.
+		if !errors.Is(err, errAbandoned) {
+			g.log.Error("finish run", "runId", runID, "status", status, "err", err)
+		}
 		return
 	}
 	if workflow != "" && g.observer != nil {
@@ -34,59 +29,57 @@ func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON 
 }
 
 // commitFinish is finishRun's transaction.
-func (g *Gateway) commitFinish(runID string, status RunStatus, outputJSON, errJSON string, now int64, workflow *string) error {
-	return g.update(context.Background(), func(tx Tx) error {
-		r, ok, err := tx.GetRun(runID)
-		if err != nil || !ok || r.Status.Terminal() {
+func (g *Gateway) commitFinish(tx Tx, runID string, status RunStatus, outputJSON, errJSON string, now int64, workflow *string) error {
+	r, ok, err := tx.GetRun(runID)
+	if err != nil || !ok || r.Status.Terminal() {
+		return err
+	}
+	*workflow = r.WorkflowKey
+	r.Status = status
+	r.FinishedAtMs = now
+	r.OutputJSON = outputJSON
+	r.ErrorJSON = errJSON
+	if err := tx.UpdateRun(r); err != nil {
+		return err
+	}
+	// Waits nothing will settle any more (a cancelled or failed run, or
+	// a wait the workflow abandoned, e.g. the loser of a Promise.race)
+	// are closed so that listApprovals no longer offers them.
+	{
+		nodes, err := tx.ListNodes(runID)
+		if err != nil {
 			return err
 		}
-		*workflow = r.WorkflowKey
-		r.Status = status
-		r.FinishedAtMs = now
-		r.OutputJSON = outputJSON
-		r.ErrorJSON = errJSON
-		if err := tx.UpdateRun(r); err != nil {
-			return err
-		}
-		// Waits nothing will settle any more (a cancelled or failed run, or
-		// a wait the workflow abandoned, e.g. the loser of a Promise.race)
-		// are closed so that listApprovals no longer offers them.
-		{
-			nodes, err := tx.ListNodes(runID)
-			if err != nil {
+		for _, n := range nodes {
+			if n.State.Settled() {
+				continue
+			}
+			n.State = NodeCancelled
+			n.UpdatedAtMs = now
+			if err := tx.PutNode(n); err != nil {
 				return err
 			}
-			for _, n := range nodes {
-				if n.State.Settled() {
-					continue
-				}
-				n.State = NodeCancelled
-				n.UpdatedAtMs = now
-				if err := tx.PutNode(n); err != nil {
+			if n.Kind == KindApproval {
+				a, ok, err := tx.GetApproval(runID, n.NodeID, n.Iteration)
+				if err != nil {
 					return err
 				}
-				if n.Kind == KindApproval {
-					a, ok, err := tx.GetApproval(runID, n.NodeID, n.Iteration)
-					if err != nil {
+				if ok && a.Status == ApprovalRequested {
+					a.Status = ApprovalDenied
+					a.DecidedAtMs = now
+					a.Note = "run " + string(status)
+					if err := tx.PutApproval(a); err != nil {
 						return err
-					}
-					if ok && a.Status == ApprovalRequested {
-						a.Status = ApprovalDenied
-						a.DecidedAtMs = now
-						a.Note = "run " + string(status)
-						if err := tx.PutApproval(a); err != nil {
-							return err
-						}
 					}
 				}
 			}
 		}
-		payload := runCompletedPayload{RunID: runID, Status: status}
-		if errJSON != "" && status != RunFinished {
-			payload.Error = json.RawMessage(errJSON)
-		}
-		return appendEvent(tx, runID, EventRunCompleted, payload, now)
-	})
+	}
+	payload := runCompletedPayload{RunID: runID, Status: status}
+	if errJSON != "" && status != RunFinished {
+		payload.Error = json.RawMessage(errJSON)
+	}
+	return appendEvent(tx, runID, EventRunCompleted, payload, now)
 }
 
 // runSource classifies a run's trigger for metrics (CONTRACT.md §6.2).

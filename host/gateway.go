@@ -30,6 +30,9 @@ type Config struct {
 	// MaxOutputBytes caps a signal payload and a run's output (default
 	// DefaultMaxOutputBytes); over it: OUTPUT_TOO_LARGE.
 	MaxOutputBytes int
+	// OwnerLease is how old a run's heartbeat must be before another
+	// process may take the run over (default three heartbeats).
+	OwnerLease time.Duration
 	// Retention, when positive, is how long terminal runs are kept: older
 	// ones are deleted with everything that belongs to them.
 	Retention time.Duration
@@ -39,15 +42,18 @@ type Config struct {
 // commits their steps, parks and wakes them, and answers the run methods of
 // the API. Create it with New, then Start it; Close stops it.
 type Gateway struct {
-	store     Store
-	exec      Executor
-	observer  Observer
-	log       *slog.Logger
-	now       func() time.Time
-	instance  string
-	heartbeat time.Duration
-	workflows map[string]WorkflowDef
-	startedAt time.Time
+	store      Store
+	exec       Executor
+	observer   Observer
+	log        *slog.Logger
+	now        func() time.Time
+	instance   string
+	heartbeat  time.Duration
+	ownerLease time.Duration
+	maxOutput  int
+	retention  time.Duration
+	workflows  map[string]WorkflowDef
+	startedAt  time.Time
 
 	timers *timerWheel
 
@@ -90,6 +96,15 @@ func New(cfg Config) (*Gateway, error) {
 	if g.heartbeat <= 0 {
 		g.heartbeat = 10 * time.Second
 	}
+	g.ownerLease = cfg.OwnerLease
+	if g.ownerLease <= 0 {
+		g.ownerLease = 3 * g.heartbeat
+	}
+	g.maxOutput = cfg.MaxOutputBytes
+	if g.maxOutput <= 0 {
+		g.maxOutput = DefaultMaxOutputBytes
+	}
+	g.retention = cfg.Retention
 	g.grace = cfg.ShutdownGrace
 	if g.grace <= 0 {
 		g.grace = 2 * time.Second

@@ -34,7 +34,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 		if r.DeadlineAtMs > 0 {
 			g.timers.arm(timerEntry{at: r.DeadlineAtMs, runID: r.RunID, deadline: true})
 		}
-		if r.Status == RunRunning {
+		// A cancel whose second commit a crash prevented is finished
+		// now, parked run or not.
+		if r.Status == RunRunning || r.CancelRequestedAtMs > 0 {
 			resumed++
 			g.wake(r.RunID, nil)
 		}
@@ -45,6 +47,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.timers.start()
 	g.wg.Add(1)
 	go g.heartbeatLoop()
+	if g.retention > 0 {
+		g.wg.Add(1)
+		go g.retentionLoop()
+	}
 	return nil
 }
 
@@ -137,7 +143,7 @@ func (g *Gateway) heartbeatLoop() {
 			}
 			return nil
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrStorageUnavailable) { // the store logs storage failures
 			g.log.Error("refresh run heartbeats", "err", err)
 		}
 	}
@@ -154,6 +160,11 @@ func (g *Gateway) reconcile() {
 	}
 	for _, r := range runs {
 		if _, ok := g.workflows[r.WorkflowKey]; !ok {
+			continue
+		}
+		// A run held by versionPolicy "strict" waits for resumeRun with
+		// force; re-activating it would only stamp it again.
+		if ErrorCodeOfJSON(r.ErrorJSON) == CodeVersionMismatch && r.WorkflowHash != g.exec.BundleHash() {
 			continue
 		}
 		g.mu.Lock()

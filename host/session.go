@@ -1,9 +1,9 @@
 package host
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 )
@@ -52,7 +52,14 @@ func (s *Session) load(run Run, wf WorkflowDef, nodes []Node) {
 	s.run = run
 	s.wf = wf
 	for _, n := range nodes {
-		s.journal[nodeKey{n.NodeID, n.Iteration}] = n
+		// A decision, signal or timer delivered while the journal was
+		// loading is fresher than the row read before it: never replace
+		// a settled entry with an unsettled one.
+		k := nodeKey{n.NodeID, n.Iteration}
+		if old, ok := s.journal[k]; ok && old.State.Settled() && !n.State.Settled() {
+			continue
+		}
+		s.journal[k] = n
 	}
 }
 
@@ -169,7 +176,7 @@ func (s *Session) commit(fn func(tx Tx, r *Run) error) error {
 		return ErrSessionEnded
 	}
 	idx, vals := s.takeUnsaved()
-	err := s.g.update(context.Background(), func(tx Tx) error {
+	err := s.g.updateHeld(s.runID, s.isEnded, func(tx Tx) error {
 		r, ok, err := tx.GetRun(s.runID)
 		if err != nil {
 			return err
@@ -184,6 +191,11 @@ func (s *Session) commit(fn func(tx Tx, r *Run) error) error {
 		}
 		return fn(tx, &r)
 	})
+	if errors.Is(err, errAbandoned) {
+		// Storage stayed unavailable until the activation ended or the
+		// gateway began to stop: nothing was written, the run replays.
+		err = ErrSessionEnded
+	}
 	if err != nil && len(idx) > 0 {
 		s.mu.Lock()
 		s.unsaved = append(idx, s.unsaved...)
@@ -235,6 +247,12 @@ func (s *Session) createNode(tx Tx, n Node, now int64) (Node, bool, error) {
 // output ("" for undefined).
 func (s *Session) Complete(outputJSON string) {
 	if !s.endOnce() {
+		return
+	}
+	if len(outputJSON) > s.g.maxOutput {
+		s.g.finishRun(s.runID, RunFailed, "", errorJSON(CodeOutputTooLarge,
+			fmt.Sprintf("the workflow's return value is %d bytes of JSON, over the gateway's limit of %d (SMITHERS_GATEWAY_MAX_OUTPUT_BYTES)", len(outputJSON), s.g.maxOutput)))
+		s.g.release(s)
 		return
 	}
 	s.g.finishRun(s.runID, RunFinished, outputJSON, "")

@@ -1,9 +1,5 @@
 package host
 
-import (
-	"context"
-)
-
 // CreateTask journals a new task node in state pending (node.pending).
 func (s *Session) CreateTask(nodeID string, iteration int, label, metaJSON string) (Node, error) {
 	now := s.g.nowMs()
@@ -192,12 +188,10 @@ func (s *Session) Heartbeat(nodeID string, iteration, attempt int, dataJSON stri
 // ForgetProcess, so that a gateway killed meanwhile kills it at next start.
 func (s *Session) RecordProcess(p Process) error {
 	p.RunID = s.runID
-	_, err := s.g.store.Update(context.Background(), func(tx Tx) error { return tx.InsertProcess(p) })
-	return err
+	return s.g.updateHeld(s.runID, s.isEnded, func(tx Tx) error { return tx.InsertProcess(p) })
 }
 
 // ForgetProcess drops the record of an exited process group.
 func (s *Session) ForgetProcess(pgid int) error {
-	_, err := s.g.store.Update(context.Background(), func(tx Tx) error { return tx.DeleteProcess(pgid) })
-	return err
+	return s.g.updateHeld(s.runID, nil, func(tx Tx) error { return tx.DeleteProcess(pgid) })
 }

@@ -44,6 +44,9 @@ type Store interface {
 	// call order.
 	ListValues(ctx context.Context, runID string) ([]string, error)
 	ListCrons(ctx context.Context) ([]Cron, error)
+	// ListExpiredRuns returns the ids of up to limit terminal runs that
+	// finished before finishedBeforeMs, oldest first (retention).
+	ListExpiredRuns(ctx context.Context, finishedBeforeMs int64, limit int) ([]string, error)
 	ListProcesses(ctx context.Context) ([]Process, error)
 
 	// Health is nil while the store can commit, else why it cannot (the
@@ -51,6 +54,13 @@ type Store interface {
 	// ErrStorageUnavailable. A transient failure clears with the next
 	// successful commit.
 	Health() error
+
+	// Exclusive reports whether this process is the store's only user (an
+	// SQLite file under its owner lock): a run marked as owned by another
+	// process then belongs to a dead one and is taken over at once.
+	// Otherwise a run is taken over only once its owner's heartbeat is
+	// older than the owner lease.
+	Exclusive() bool
 
 	Close() error
 }
@@ -60,6 +70,9 @@ type Store interface {
 type Tx interface {
 	GetRun(runID string) (Run, bool, error)
 	InsertRun(r Run) error
+	// DeleteRun deletes the run with everything that belongs to it (nodes,
+	// attempts, approvals, signals, events, values); false if unknown.
+	DeleteRun(runID string) (bool, error)
 	// UpdateRun overwrites every column of the run row except LastSeq, which
 	// only AppendEvent moves.
 	UpdateRun(r Run) error
@@ -80,6 +93,8 @@ type Tx interface {
 	// that name and correlation id (nil matches only nil).
 	OldestUnconsumedSignal(runID, name string, correlationID *string) (Signal, bool, error)
 	ConsumeSignal(runID string, seq int64, nodeID string) error
+	// CountBufferedSignals counts the run's signals no wait has consumed.
+	CountBufferedSignals(runID string) (int, error)
 
 	// AppendEvent persists one run event with the run's next seq and the next
 	// global stateVersion, trims the run's window, and returns the event.

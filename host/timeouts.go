@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -63,8 +64,11 @@ func (g *Gateway) onTimer(e timerEntry) {
 		return g.markRunning(tx, e.runID, now)
 	})
 	if err != nil {
-		// Late rather than never: try again in a second.
-		g.log.Error("fire timer; retrying in 1s", "runId", e.runID, "nodeId", e.nodeID, "err", err)
+		// Late rather than never: try again in a second. The store logs
+		// storage failures itself.
+		if !errors.Is(err, ErrStorageUnavailable) {
+			g.log.Error("fire timer; retrying in 1s", "runId", e.runID, "nodeId", e.nodeID, "err", err)
+		}
 		e.at = g.nowMs() + 1000
 		g.timers.arm(e)
 		return

@@ -31,6 +31,10 @@ func (h *timerHeap) Pop() any {
 	return e
 }
 
+// maxTimerWait is the longest the timer goroutine sleeps before looking
+// again.
+const maxTimerWait = time.Hour
+
 // timerWheel fires timerEntries when they come due, late rather than never:
 // one goroutine sleeps until the earliest entry. Parked runs cost one heap
 // entry each, no goroutine.
@@ -90,9 +94,14 @@ func (w *timerWheel) loop() {
 		for len(w.entries) > 0 && w.entries[0].at <= now {
 			due = append(due, heap.Pop(&w.entries).(timerEntry))
 		}
-		wait := time.Hour
+		// Sleep until the earliest entry, at most maxTimerWait: an entry
+		// centuries away (a stored deadline from before durations were
+		// bounded) must neither overflow time.Duration nor spin.
+		wait := maxTimerWait
 		if len(w.entries) > 0 {
-			wait = time.Duration(w.entries[0].at-now) * time.Millisecond
+			if ms := w.entries[0].at - now; ms < maxTimerWait.Milliseconds() {
+				wait = time.Duration(ms) * time.Millisecond
+			}
 		}
 		w.mu.Unlock()
 		for _, e := range due {

@@ -83,24 +83,27 @@ func newLogger(w io.Writer) *slog.Logger {
 // up.
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.cfg
-	exec, err := jsruntime.LoadContext(ctx, jsruntime.Options{ModulePath: cfg.Module, Source: m.moduleSource, Workers: cfg.Workers,
-		TurnBudget: time.Duration(cfg.TurnBudgetMs) * time.Millisecond, MaxHeapBytes: int64(cfg.MaxHeapMB) << 20, MaxOutputBytes: cfg.MaxOutputBytes, Logger: m.log})
-	if err != nil {
-		return fmt.Errorf("load workflow module: %w", err)
-	}
-	m.exec = exec
+	// The database first: a second gateway on the same file is refused
+	// at once, before any module code runs.
 	hub := stream.NewHub()
-	workflows := make([]string, 0, len(exec.Workflows()))
-	for _, wf := range exec.Workflows() {
-		workflows = append(workflows, wf.Key)
-	}
-	metrics := api.NewMetrics(prometheus.NewRegistry(), workflows)
+	var err error
 	// The hub is the store's commit hook: it sees commits in their true
 	// order, so sockets get every run's events gap-free.
 	m.store, err = sqlite.Open(ctx, cfg.DBPath, sqlite.Options{EventWindow: cfg.EventWindow, Logger: m.log, OnCommit: hub.Publish, SyncFull: cfg.DBSync == "full"})
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.DBPath, err)
 	}
+	exec, err := jsruntime.LoadContext(ctx, jsruntime.Options{ModulePath: cfg.Module, Source: m.moduleSource, Workers: cfg.Workers,
+		TurnBudget: time.Duration(cfg.TurnBudgetMs) * time.Millisecond, MaxHeapBytes: int64(cfg.MaxHeapMB) << 20, MaxOutputBytes: cfg.MaxOutputBytes, Logger: m.log})
+	if err != nil {
+		return fmt.Errorf("load workflow module: %w", err)
+	}
+	m.exec = exec
+	workflows := make([]string, 0, len(exec.Workflows()))
+	for _, wf := range exec.Workflows() {
+		workflows = append(workflows, wf.Key)
+	}
+	metrics := api.NewMetrics(prometheus.NewRegistry(), workflows)
 	if m.devTokenFile != "" {
 		if err := m.ensureDevToken(); err != nil {
 			return err

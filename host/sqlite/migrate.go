@@ -142,6 +142,10 @@ CREATE TABLE processes (
 	started_at_ms INTEGER
 ) STRICT;
 `,
+	// 2: retention finds expired runs by when they finished.
+	`
+CREATE INDEX runs_finished ON runs (finished_at_ms) WHERE finished_at_ms IS NOT NULL;
+`,
 }
 
 // migrate brings the schema to len(migrations), one transaction per step, on

@@ -146,3 +146,53 @@ func (s *Store) ListRuns(ctx context.Context, f host.RunFilter) ([]host.Run, err
 	}
 	return runs, nil
 }
+
+const (
+	deleteRunSQL = `DELETE FROM runs WHERE run_id = ?`
+	// Processes are not tied to the run by a foreign key (a group is
+	// recorded before its attempt row exists); they go with the run too.
+	deleteRunProcessesSQL = `DELETE FROM processes WHERE run_id = ?`
+
+	listExpiredRunsSQL = `SELECT run_id FROM runs INDEXED BY runs_finished
+	WHERE finished_at_ms IS NOT NULL AND finished_at_ms < ? AND status IN ('finished', 'failed', 'cancelled')
+	ORDER BY finished_at_ms LIMIT ?`
+)
+
+// DeleteRun deletes the run; the foreign keys' ON DELETE CASCADE takes its
+// nodes, attempts, approvals, signals, events and values with it.
+func (t *tx) DeleteRun(runID string) (bool, error) {
+	if _, err := t.exec(deleteRunProcessesSQL, runID); err != nil {
+		return false, fmt.Errorf("delete processes of run %s: %w", runID, err)
+	}
+	res, err := t.exec(deleteRunSQL, runID)
+	if err != nil {
+		return false, fmt.Errorf("delete run %s: %w", runID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("delete run %s: %w", runID, err)
+	}
+	return n > 0, nil
+}
+
+// ListExpiredRuns returns up to limit terminal runs finished before
+// finishedBeforeMs, oldest first.
+func (s *Store) ListExpiredRuns(ctx context.Context, finishedBeforeMs int64, limit int) ([]string, error) {
+	rows, err := s.rquery(ctx, listExpiredRunsSQL, finishedBeforeMs, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list expired runs: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list expired runs: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list expired runs: %w", err)
+	}
+	return ids, nil
+}

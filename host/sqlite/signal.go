@@ -33,6 +33,9 @@ const (
 	INDEXED BY signals_buffered WHERE run_id = ? AND name = ? AND correlation_id IS ? AND consumed_by IS NULL
 	ORDER BY seq LIMIT 1`
 
+	countBufferedSignalsSQL = `SELECT COUNT(*) FROM signals INDEXED BY signals_buffered
+	WHERE run_id = ? AND consumed_by IS NULL`
+
 	consumeSignalSQL = `UPDATE signals SET consumed_by = ? WHERE run_id = ? AND seq = ?`
 
 	listSignalsSQL = `SELECT ` + signalColumns + ` FROM signals WHERE run_id = ? ORDER BY seq`
@@ -74,6 +77,15 @@ func (t *tx) ConsumeSignal(runID string, seq int64, nodeID string) error {
 		return fmt.Errorf("consume signal %s/%d: no such signal", runID, seq)
 	}
 	return nil
+}
+
+// CountBufferedSignals counts the run's signals that no wait consumed.
+func (t *tx) CountBufferedSignals(runID string) (int, error) {
+	var n int
+	if err := t.queryRow(countBufferedSignalsSQL, runID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count buffered signals of %s: %w", runID, err)
+	}
+	return n, nil
 }
 
 // ListSignals reads the run's committed signals in seq order.

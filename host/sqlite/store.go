@@ -151,6 +151,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// Exclusive is true: the owner lock makes this process the database's only
+// gateway.
+func (s *Store) Exclusive() bool { return true }
+
 // watchFile notices, while nothing commits, that the database file was
 // deleted or replaced, so that /health and the log say so at once.
 func (s *Store) watchFile() {
