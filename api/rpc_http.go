@@ -25,6 +25,12 @@ const (
 	maxIDLength     = 128
 )
 
+// retryAfterSeconds is the Retry-After of a SERVICE_UNAVAILABLE answer
+// (the gateway's storage is failing: a full disk, a lost database file).
+// Such faults last seconds to minutes, so clients wait a few seconds
+// rather than hammer a struggling disk.
+const retryAfterSeconds = "5"
+
 // httpRPC serves POST /v1/rpc/<method> (v1 set, seg the still-escaped method
 // segment) and POST /rpc, in the processing order of CONTRACT.md §1.6.
 func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
@@ -36,6 +42,9 @@ func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 	}
 	fail := func(id string, err error) error {
 		frame, code := errorFrame(id, err)
+		if code == host.CodeServiceUnavailable {
+			c.Response().Header().Set("Retry-After", retryAfterSeconds)
+		}
 		s.metrics.sent("http", "response", "error", "")
 		return writeJSON(c, statusOf(code), frame)
 	}

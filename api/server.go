@@ -237,6 +237,18 @@ func writeJSON(c echo.Context, status int, v any) error {
 	return err
 }
 
+// health answers GET /health, the liveness and readiness probe: 200
+// {ok: true, protocol, features, stateVersion} while the gateway can make
+// progress, else 503 with ok false, the same fields and the reason (its
+// storage is unavailable: a full disk, a lost database file), so that an
+// orchestrator stops routing to it. It logs nothing: the store logs the
+// fault once when it begins.
 func (s *Server) health(c echo.Context) error {
-	return writeJSON(c, http.StatusOK, map[string]any{"ok": true, "protocol": s.protocol, "features": s.features, "stateVersion": s.stateVersion()})
+	body := map[string]any{"ok": true, "protocol": s.protocol, "features": s.features, "stateVersion": s.stateVersion()}
+	if err := s.gw.Health(); err != nil {
+		body["ok"], body["reason"] = false, err.Error()
+		c.Response().Header().Set("Retry-After", retryAfterSeconds)
+		return writeJSON(c, http.StatusServiceUnavailable, body)
+	}
+	return writeJSON(c, http.StatusOK, body)
 }
