@@ -79,6 +79,13 @@ func wireError(err error) (map[string]any, string) {
 	return obj, he.Code
 }
 
+// wireMessage is the message a client is shown for err.
+func wireMessage(err error) string {
+	obj, _ := wireError(err)
+	msg, _ := obj["message"].(string)
+	return msg
+}
+
 // errorFrame renders a failed response frame.
 func errorFrame(id string, err error) (map[string]any, string) {
 	obj, code := wireError(err)

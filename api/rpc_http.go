@@ -74,6 +74,13 @@ func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 	if err != nil {
 		return refused("auth", err)
 	}
+	// A request a browser may have sent from another site is refused
+	// before it can act (trusted-proxy mode).
+	if s.guard != nil {
+		if err := s.guard.CheckStateChange(r); err != nil {
+			return refused("http", err)
+		}
+	}
 	// 3-5. Read, parse and bound-check the body.
 	body, err := s.readBody(r)
 	if err != nil {

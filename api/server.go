@@ -50,9 +50,14 @@ type Config struct {
 
 // Server is the Gateway v1 API.
 type Server struct {
-	gw       *host.Gateway
-	reads    RunReader
-	auth     auth.Authenticator
+	gw    *host.Gateway
+	reads RunReader
+	auth  auth.Authenticator
+	// guard is the authenticator's cross-site guard (trusted-proxy mode;
+	// nil in the modes whose credential a browser never sends on its own).
+	// Every route that may change state runs CheckStateChange after
+	// authenticating, and every WebSocket upgrade CheckUpgrade.
+	guard    auth.CrossSiteGuard
 	log      *slog.Logger
 	maxBody  int64
 	protocol int
@@ -99,6 +104,7 @@ func NewServer(cfg Config) *Server {
 	if s.auth != nil {
 		s.metrics.initAuthMode(s.auth.Mode())
 	}
+	s.guard, _ = s.auth.(auth.CrossSiteGuard)
 	if s.hub == nil {
 		s.hub = stream.NewHub()
 	}

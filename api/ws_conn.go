@@ -85,17 +85,19 @@ type runStream struct {
 
 func (s *Server) serveWS(c echo.Context) error {
 	w, r := c.Response(), c.Request()
+	if s.guard != nil {
+		if err := s.guard.CheckUpgrade(r); err != nil {
+			s.metrics.errorKind("auth", "ws", host.ErrorCode(err))
+			refuseUpgrade(w, http.StatusForbidden, wireMessage(err))
+			return nil
+		}
+	}
 	// Reserve the slot before upgrading, so that concurrent upgrades cannot
 	// exceed the cap and a socket is counted by the time its client has the
 	// 101.
 	if int(s.wsCount.Add(1)) > s.ws.maxConns {
 		s.wsCount.Add(-1)
-		h := w.Header()
-		h.Set("Connection", "close")
-		h.Set("Content-Type", "text/plain; charset=utf-8")
-		h.Set("X-Smithers-API-Version", "v1")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("Gateway connection limit reached\n"))
+		refuseUpgrade(w, http.StatusServiceUnavailable, "Gateway connection limit reached")
 		s.metrics.wsRejected()
 		return nil
 	}
@@ -126,6 +128,17 @@ func (s *Server) serveWS(c echo.Context) error {
 	conn.shutdown()
 	<-writerDone
 	return nil
+}
+
+// refuseUpgrade answers an upgrade request that is not accepted with a
+// one-line text body, and closes the connection.
+func refuseUpgrade(w http.ResponseWriter, status int, message string) {
+	h := w.Header()
+	h.Set("Connection", "close")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Smithers-API-Version", "v1")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(message + "\n"))
 }
 
 func (c *wsConn) shutdown() {
