@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
@@ -20,9 +21,10 @@ import (
 
 // WebSocket close codes used by the gateway (DESIGN.md §8).
 const (
-	closePolicyViolation = websocket.ClosePolicyViolation // 1008: failed connect, handshake timeout, revoked token
-	closeTryAgainLater   = websocket.CloseTryAgainLater   // 1013: fell behind (BackpressureDisconnect)
-	closeGoingAway       = websocket.CloseGoingAway       // 1001: gateway shutting down
+	closePolicyViolation = websocket.ClosePolicyViolation         // 1008: failed connect, handshake timeout, revoked token
+	closeTryAgainLater   = websocket.CloseTryAgainLater           // 1013: fell behind (BackpressureDisconnect)
+	closeGoingAway       = websocket.CloseGoingAway               // 1001: gateway shutting down
+	closeInvalidPayload  = websocket.CloseInvalidFramePayloadData // 1007: a text frame that is not UTF-8
 )
 
 // wsLimits are the per-connection timings and bounds.
@@ -158,6 +160,17 @@ func (c *wsConn) send(fn func()) {
 	}
 }
 
+// awaitClose waits, for at most one write deadline, until a close queued
+// for the writer has ended the connection; then the reader stops.
+func (c *wsConn) awaitClose() {
+	t := time.NewTimer(c.lim.writeWait)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+	}
+}
+
 // closeWith sends a close frame with code and reason, then ends the
 // connection. Writer-only.
 func (c *wsConn) closeWith(code int, reason string) {
@@ -173,12 +186,21 @@ func (c *wsConn) readLoop() {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		_, data, err := c.ws.ReadMessage()
+		kind, data, err := c.ws.ReadMessage()
 		if err != nil {
 			return
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(c.lim.pongWait))
 		c.s.metrics.received("ws", "request")
+		if kind == websocket.TextMessage && !utf8.Valid(data) {
+			// RFC 6455 §8.1: a text message that is not UTF-8 fails the
+			// connection with 1007. Nothing of it is decoded (the JSON
+			// decoder would silently replace the bad bytes).
+			c.s.metrics.errorKind("frame", "ws", host.CodeInvalidFrame)
+			c.send(func() { c.closeWith(closeInvalidPayload, "text frame is not valid UTF-8") })
+			c.awaitClose()
+			return
+		}
 		req, err := decodeFrame(data)
 		if err != nil {
 			_, code := wireError(err)

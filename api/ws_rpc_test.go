@@ -253,3 +253,41 @@ func TestWSBadFrames(t *testing.T) {
 		checkCounters(t, c.all())
 	}
 }
+
+// TestWSInvalidUTF8ClosesWith1007: a text frame that is not valid UTF-8,
+// before or after connect, and wherever the bad bytes are (inside a JSON
+// string too), closes the socket with 1007 without being answered.
+func TestWSInvalidUTF8ClosesWith1007(t *testing.T) {
+	g := newWSGateway(t, wsOptions{})
+	for _, tc := range []struct {
+		name      string
+		connected bool
+		frame     string
+	}{
+		{"bare bytes", false, "\xff\xfe"},
+		{"inside a JSON string", false, `{"type":"req","id":"a` + "\xc3\x28" + `","method":"health"}`},
+		{"after connect", true, `{"type":"req","id":"a","method":"getRun","params":{"runId":"` + "\xed\xa0\x80" + `"}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := g.dial(t, "")
+			if tc.connected {
+				c.ok("connect", g.connectParams(tokAll, nil))
+			}
+			mark := len(c.all())
+			c.send(tc.frame)
+			if code, reason := c.closed(); code != websocket.CloseInvalidFramePayloadData {
+				t.Fatalf("closed with %d %q, want 1007", code, reason)
+			}
+			for _, f := range c.all()[mark:] {
+				if f.typ() == "res" {
+					t.Fatalf("the invalid frame was answered: %s", f.raw)
+				}
+			}
+		})
+	}
+	// Valid UTF-8 beyond ASCII is fine.
+	c := g.connected(t, tokAll, nil)
+	if f := c.call("getRun", map[string]any{"runId": "ünïcødé"}); f.m["ok"] != false || !c.isOpen() {
+		t.Fatalf("a valid multi-byte frame: %s", f.raw)
+	}
+}
