@@ -136,37 +136,59 @@ func (a *activation) newPromise() (*goja.Promise, func(any) error, func(any) err
 	return a.w.rt.NewPromise()
 }
 
+// step is a journaled ctx primitive being called: its key, the node the
+// run's journal already holds for it, and the promise the call returns.
+type step struct {
+	key     stepKey
+	node    host.Node
+	found   bool // the journal holds node
+	promise *goja.Promise
+	resolve func(any) error
+	reject  func(any) error
+	// settled is true when promise is already settled (duplicate id,
+	// nondeterminism, a settled node replayed, or an ended activation):
+	// the primitive has nothing more to do.
+	settled bool
+}
+
+// value is the promise as the JavaScript value the primitive returns.
+func (st step) value(rt *goja.Runtime) goja.Value { return rt.ToValue(st.promise) }
+
 // begin is the common start of every journaled ctx primitive: it claims the
-// id, and returns the journaled node if there is one. done is true when the
-// returned promise is already settled (duplicate id, nondeterminism, a
-// settled node replayed, or an ended activation).
-func (a *activation) begin(fn string, idArg goja.Value, kind host.NodeKind, continueOnFail bool) (k stepKey, n host.Node, found bool, p *goja.Promise, resolve, reject func(any) error, done bool) {
-	p, resolve, reject = a.newPromise()
+// id, and looks up the journaled node if there is one.
+func (a *activation) begin(fn string, idArg goja.Value, kind host.NodeKind, continueOnFail bool) step {
+	var st step
+	st.promise, st.resolve, st.reject = a.newPromise()
 	k, err := a.stepID(idArg, fn)
+	st.key = k
 	if a.ended {
-		return k, n, false, p, resolve, reject, true
+		st.settled = true
+		return st
 	}
 	if err != nil {
-		a.rejectWith(reject, a.w.smithersError(host.CodeDuplicateID, err.Error(), nil))
-		return k, n, false, p, resolve, reject, true
+		a.rejectWith(st.reject, a.w.smithersError(host.CodeDuplicateID, err.Error(), nil))
+		st.settled = true
+		return st
 	}
-	n, found = a.s.Lookup(k.id, k.iteration)
-	if found && n.Kind != kind {
-		a.rejectWith(reject, a.w.smithersError(host.CodeNondeterminism,
-			fmt.Sprintf("%s(%q): the run's journal has %q as a %s node; a journaled id cannot change kind (nondeterministic workflow code?)", fn, k.id, k.id, n.Kind), nil))
-		return k, n, found, p, resolve, reject, true
+	st.node, st.found = a.s.Lookup(k.id, k.iteration)
+	if st.found && st.node.Kind != kind {
+		a.rejectWith(st.reject, a.w.smithersError(host.CodeNondeterminism,
+			fmt.Sprintf("%s(%q): the run's journal has %q as a %s node; a journaled id cannot change kind (nondeterministic workflow code?)", fn, k.id, k.id, st.node.Kind), nil))
+		st.settled = true
+		return st
 	}
-	if found {
+	if st.found {
 		if a.replayLeft--; a.replayLeft <= 0 {
 			a.replaying = false
 		}
 	}
-	if found && n.State.Settled() {
-		a.settleFromNode(n, resolve, reject, continueOnFail)
-		return k, n, found, p, resolve, reject, true
+	if st.found && st.node.State.Settled() {
+		a.settleFromNode(st.node, st.resolve, st.reject, continueOnFail)
+		st.settled = true
+		return st
 	}
 	a.replaying = false
-	return k, n, found, p, resolve, reject, false
+	return st
 }
 
 func (a *activation) rejectWith(reject func(any) error, v goja.Value) {

@@ -71,10 +71,11 @@ type attemptRun struct {
 func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 	rt := a.w.rt
 	opts := a.taskOptions(call.Argument(2))
-	k, _, found, p, resolve, reject, done := a.begin("ctx.task", call.Argument(0), host.KindTask, opts.continueOnFail)
-	if done {
-		return rt.ToValue(p)
+	st := a.begin("ctx.task", call.Argument(0), host.KindTask, opts.continueOnFail)
+	if st.settled {
+		return st.value(rt)
 	}
+	k, resolve, reject := st.key, st.resolve, st.reject
 	metaJSON := fmt.Sprintf(`{"retries":%d,"backoffMs":%d,"timeoutMs":%d,"continueOnFail":%t}`, opts.retries, opts.backoffMs, opts.timeoutMs, opts.continueOnFail)
 	body, isFn := goja.AssertFunction(call.Argument(1))
 	if !isFn {
@@ -94,13 +95,13 @@ func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 				a.settleFromNode(n, resolve, reject, opts.continueOnFail)
 			}
 		})
-		return rt.ToValue(p)
+		return st.value(rt)
 	}
 	t := &taskRun{a: a, key: k, body: body, opts: opts, resolve: resolve, reject: reject}
-	a.inflight++ // the task is in flight until its node settles
-	if found {   // journaled but unsettled: a previous activation stopped mid-task
+	a.inflight++  // the task is in flight until its node settles
+	if st.found { // journaled but unsettled: a previous activation stopped mid-task
 		t.schedule()
-		return rt.ToValue(p)
+		return st.value(rt)
 	}
 	if max := a.wf.MaxConcurrency; max == 0 || a.running < max {
 		// A slot is free: journal the node and start its first attempt in
@@ -118,7 +119,7 @@ func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 			n, _ := a.s.Lookup(k.id, k.iteration)
 			t.runAttempt(n.Attempts)
 		})
-		return rt.ToValue(p)
+		return st.value(rt)
 	}
 	a.commit(func() error {
 		_, err := a.s.CreateTask(k.id, k.iteration, opts.label, metaJSON)
@@ -130,7 +131,7 @@ func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 		}
 		t.schedule()
 	})
-	return rt.ToValue(p)
+	return st.value(rt)
 }
 
 // schedule starts the next attempt now, or when a maxConcurrency slot frees.

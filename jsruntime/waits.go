@@ -18,25 +18,10 @@ func (a *activation) jsApproval(call goja.FunctionCall) goja.Value {
 	rt := a.w.rt
 	opts := optionsObject(rt, call.Argument(1), "ctx.approval options")
 	spec := a.approvalSpec(call.Argument(0), opts)
-	k, _, found, p, resolve, reject, done := a.begin("ctx.approval", call.Argument(0), host.KindApproval, false)
-	if done {
-		return rt.ToValue(p)
-	}
-	if found {
-		a.wait(k, host.KindApproval, resolve, reject)
-		return rt.ToValue(p)
-	}
-	a.commit(func() error {
+	return a.waitStep("ctx.approval", call.Argument(0), host.KindApproval, func(k stepKey) error {
 		_, err := a.s.RequestApproval(k.id, k.iteration, spec)
 		return err
-	}, func(err error) {
-		if err != nil {
-			a.rejectWith(reject, a.w.hostErrorToJS(err))
-			return
-		}
-		a.wait(k, host.KindApproval, resolve, reject)
 	})
-	return rt.ToValue(p)
 }
 
 // approvalSpec validates the approval options of DESIGN.md §2 and builds the
@@ -166,25 +151,10 @@ func (a *activation) waitForEvent(fn string, idArg, optsArg goja.Value, eventNam
 		}
 	}
 	spec.OnTimeout = oneOf(rt, o, "onTimeout", what, "fail", "continue", "skip")
-	k, _, found, p, resolve, reject, done := a.begin(fn, idArg, host.KindEvent, false)
-	if done {
-		return rt.ToValue(p)
-	}
-	if found {
-		a.wait(k, host.KindEvent, resolve, reject)
-		return rt.ToValue(p)
-	}
-	a.commit(func() error {
+	return a.waitStep(fn, idArg, host.KindEvent, func(k stepKey) error {
 		_, err := a.s.WaitForEvent(k.id, k.iteration, spec)
 		return err
-	}, func(err error) {
-		if err != nil {
-			a.rejectWith(reject, a.w.hostErrorToJS(err))
-			return
-		}
-		a.wait(k, host.KindEvent, resolve, reject)
 	})
-	return rt.ToValue(p)
 }
 
 // jsSleep is ctx.sleep(id, ms): a durable timer.
@@ -213,25 +183,33 @@ func (a *activation) jsTimer(call goja.FunctionCall) goja.Value {
 }
 
 func (a *activation) timer(fn string, idArg goja.Value, firesAt func(now int64) int64) goja.Value {
-	rt := a.w.rt
-	k, _, found, p, resolve, reject, done := a.begin(fn, idArg, host.KindTimer, false)
-	if done {
-		return rt.ToValue(p)
-	}
-	if found {
-		a.wait(k, host.KindTimer, resolve, reject)
-		return rt.ToValue(p)
-	}
 	at := firesAt(a.s.NowMs())
-	a.commit(func() error {
+	return a.waitStep(fn, idArg, host.KindTimer, func(k stepKey) error {
 		_, err := a.s.StartTimer(k.id, k.iteration, "", at)
 		return err
-	}, func(err error) {
+	})
+}
+
+// waitStep is the common body of the wait kinds (approval, event, timer):
+// unless the run's journal already holds the node, journal it with create
+// (on the commit goroutine); then park the returned promise on the node
+// until the engine delivers its settlement.
+func (a *activation) waitStep(fn string, idArg goja.Value, kind host.NodeKind, create func(k stepKey) error) goja.Value {
+	rt := a.w.rt
+	st := a.begin(fn, idArg, kind, false)
+	if st.settled {
+		return st.value(rt)
+	}
+	if st.found {
+		a.wait(st.key, kind, st.resolve, st.reject)
+		return st.value(rt)
+	}
+	a.commit(func() error { return create(st.key) }, func(err error) {
 		if err != nil {
-			a.rejectWith(reject, a.w.hostErrorToJS(err))
+			a.rejectWith(st.reject, a.w.hostErrorToJS(err))
 			return
 		}
-		a.wait(k, host.KindTimer, resolve, reject)
+		a.wait(st.key, kind, st.resolve, st.reject)
 	})
-	return rt.ToValue(p)
+	return st.value(rt)
 }
