@@ -98,12 +98,13 @@ func (g *Gateway) CreateCron(ctx context.Context, in CronInput) (Cron, error) {
 	if err != nil {
 		return Cron{}, err
 	}
+	g.kickCrons()
 	return stored, nil
 }
 
 // DeleteCron removes a cron; NOT_FOUND when there is none with that id.
 func (g *Gateway) DeleteCron(ctx context.Context, cronID string) error {
-	return g.update(ctx, func(tx Tx) error {
+	err := g.update(ctx, func(tx Tx) error {
 		ok, err := tx.DeleteCron(cronID)
 		if err != nil {
 			return err
@@ -113,6 +114,10 @@ func (g *Gateway) DeleteCron(ctx context.Context, cronID string) error {
 		}
 		return nil
 	})
+	if err == nil {
+		g.kickCrons()
+	}
+	return err
 }
 
 // CronTrigger is a manual cronRun request after the API decoded it.
@@ -179,5 +184,6 @@ func (g *Gateway) TriggerCron(ctx context.Context, in CronTrigger) (Run, error) 
 		// trigger.
 		g.log.Error("record manual cron trigger", "cronId", cron.CronID, "runId", run.RunID, "err", err)
 	}
+	g.kickCrons()
 	return run, nil
 }

@@ -112,6 +112,7 @@ type engineOpts struct {
 	maxOutput  int
 	hash       string
 	strict     bool
+	schedule   string
 	beforeBoot func(st *faultyStore)
 	now        func() time.Time
 }
@@ -128,7 +129,7 @@ func newEngine(t *testing.T, script func(s *host.Session), o engineOpts) *engine
 	if o.strict {
 		policy = host.VersionStrict
 	}
-	e.exec = &fakeExec{hash: o.hash, script: script, wfs: []host.WorkflowDef{{Key: "wf", VersionPolicy: policy}}}
+	e.exec = &fakeExec{hash: o.hash, script: script, wfs: []host.WorkflowDef{{Key: "wf", VersionPolicy: policy, Schedule: o.schedule}}}
 	if o.beforeBoot != nil {
 		o.beforeBoot(e.store)
 	}

@@ -44,4 +44,6 @@ type Observer interface {
 	RunStarted(workflow, source string, resume bool)
 	// RunCompleted reports a run reaching a terminal status.
 	RunCompleted(workflow string, status RunStatus)
+	// CronFired reports a run started by a scheduled cron.
+	CronFired(workflow string)
 }

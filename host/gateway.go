@@ -66,8 +66,9 @@ type Gateway struct {
 	draining bool                // Close began: no new activations
 	closed   bool
 
-	stop chan struct{}
-	wg   sync.WaitGroup // background goroutines and activations in flight
+	stop     chan struct{}
+	cronKick chan struct{}  // the cron table changed
+	wg       sync.WaitGroup // background goroutines and activations in flight
 }
 
 // New builds a Gateway from cfg. It does not touch the store; Start does.
@@ -86,6 +87,7 @@ func New(cfg Config) (*Gateway, error) {
 		workflows: map[string]WorkflowDef{},
 		active:    map[string]*Session{},
 		stop:      make(chan struct{}),
+		cronKick:  make(chan struct{}, 1),
 	}
 	if g.log == nil {
 		g.log = slog.Default()

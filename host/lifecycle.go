@@ -44,9 +44,13 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if resumed > 0 {
 		g.log.Info("resuming runs interrupted by the previous process", "count", resumed)
 	}
+	if err := g.syncSchedules(ctx); err != nil {
+		return fmt.Errorf("schedule crons: %w", err)
+	}
 	g.timers.start()
-	g.wg.Add(1)
+	g.wg.Add(2)
 	go g.heartbeatLoop()
+	go g.cronLoop()
 	if g.retention > 0 {
 		g.wg.Add(1)
 		go g.retentionLoop()

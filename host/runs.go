@@ -33,14 +33,54 @@ func (g *Gateway) LaunchRun(ctx context.Context, in LaunchInput) (run Run, creat
 	if in.RunID != "" && !ValidRunID(in.RunID) {
 		return Run{}, false, Errorf(CodeInvalidInput, "runId must match ^[a-z0-9_-]{1,64}$.")
 	}
-	if in.InputJSON == "" {
-		in.InputJSON = "{}"
+	now := g.now()
+	err = g.update(ctx, func(tx Tx) error {
+		run, created, err = g.insertLaunch(tx, wf, in, now)
+		return err
+	})
+	if err != nil {
+		return Run{}, false, err
+	}
+	if created {
+		g.started(run)
+	}
+	return run, created, nil
+}
+
+// insertLaunch is LaunchRun's transaction, for callers that create a run
+// together with other writes (a cron slot, a webhook delivery): it returns
+// the existing run for a known idempotency key or runId, else inserts a new
+// one (created true). The caller calls started after the commit.
+func (g *Gateway) insertLaunch(tx Tx, wf WorkflowDef, in LaunchInput, now time.Time) (Run, bool, error) {
+	if in.IdempotencyKey != "" {
+		r, ok, err := tx.RunByIdempotencyKey(wf.Key, in.IdempotencyKey)
+		if err != nil || ok {
+			return r, false, err
+		}
 	}
 	runID := in.RunID
 	if runID == "" {
 		runID = uuid.NewString()
 	}
-	now := g.now()
+	r, ok, err := tx.GetRun(runID)
+	if err != nil {
+		return Run{}, false, err
+	}
+	if ok {
+		if r.WorkflowKey != wf.Key {
+			return Run{}, false, Errorf(CodeBusy, "Run %s already exists for workflow %s", runID, r.WorkflowKey)
+		}
+		return r, false, nil
+	}
+	run := g.newRunRow(wf, in, runID, now)
+	return run, true, tx.InsertRun(run)
+}
+
+// newRunRow is the row of a new run, owned by this process and running.
+func (g *Gateway) newRunRow(wf WorkflowDef, in LaunchInput, runID string, now time.Time) Run {
+	if in.InputJSON == "" {
+		in.InputJSON = "{}"
+	}
 	triggeredBy := in.TriggeredBy
 	if triggeredBy == "" {
 		triggeredBy = in.Auth.UserID
@@ -59,46 +99,29 @@ func (g *Gateway) LaunchRun(ctx context.Context, in LaunchInput) (run Run, creat
 	auth := map[string]any{"triggeredBy": triggeredBy, "scopes": scopes, "role": role, "tokenId": nullable(in.Auth.TokenID),
 		"userId": nullable(in.Auth.UserID), "createdAt": now.UTC().Format(time.RFC3339Nano)}
 	config := mustJSON(map[string]any{"gatewayWorkflowKey": wf.Key, "gatewayTriggeredBy": triggeredBy, "auth": auth})
-	err = g.update(ctx, func(tx Tx) error {
-		if in.IdempotencyKey != "" {
-			r, ok, err := tx.RunByIdempotencyKey(wf.Key, in.IdempotencyKey)
-			if err != nil || ok {
-				run = r
-				return err
-			}
-		}
-		r, ok, err := tx.GetRun(runID)
-		if err != nil {
-			return err
-		}
-		if ok {
-			if r.WorkflowKey != wf.Key {
-				return Errorf(CodeBusy, "Run %s already exists for workflow %s", runID, r.WorkflowKey)
-			}
-			run = r
-			return nil
-		}
-		run = Run{RunID: runID, WorkflowKey: wf.Key, WorkflowPath: g.exec.ModulePath(), WorkflowHash: g.exec.BundleHash(),
-			Status: RunRunning, CreatedAtMs: now.UnixMilli(), StartedAtMs: now.UnixMilli(), HeartbeatAtMs: now.UnixMilli(),
-			RuntimeOwnerID: g.instance, ConfigJSON: string(config),
-			InputJSON: in.InputJSON, IdempotencyKey: in.IdempotencyKey}
-		if wf.TimeoutMs > 0 {
-			run.DeadlineAtMs = now.UnixMilli() + wf.TimeoutMs
-		}
-		created = true
-		return tx.InsertRun(run)
-	})
-	if err != nil {
-		return Run{}, false, err
+	ms := now.UnixMilli()
+	run := Run{RunID: runID, WorkflowKey: wf.Key, WorkflowPath: g.exec.ModulePath(), WorkflowHash: g.exec.BundleHash(),
+		Status: RunRunning, CreatedAtMs: ms, StartedAtMs: ms, HeartbeatAtMs: ms,
+		RuntimeOwnerID: g.instance, ConfigJSON: string(config),
+		InputJSON: in.InputJSON, IdempotencyKey: in.IdempotencyKey}
+	if wf.TimeoutMs > 0 {
+		run.DeadlineAtMs = ms + wf.TimeoutMs
 	}
-	if created {
-		if run.DeadlineAtMs > 0 {
-			g.timers.arm(timerEntry{at: run.DeadlineAtMs, runID: run.RunID, deadline: true})
-		}
-		g.wake(run.RunID, nil)
-	}
-	return run, created, nil
+	return run
 }
+
+// started arms a new run's deadline and activates it, once its row is
+// committed.
+func (g *Gateway) started(run Run) {
+	if run.DeadlineAtMs > 0 {
+		g.timers.arm(timerEntry{at: run.DeadlineAtMs, runID: run.RunID, deadline: true})
+	}
+	g.wake(run.RunID, nil)
+}
+
+// systemIdentity is the auth of runs the gateway starts itself (crons,
+// webhooks): role system, every scope.
+func systemIdentity() Identity { return Identity{Role: "system", Scopes: []string{"*"}} }
 
 func nullable(s string) any {
 	if s == "" {

@@ -9,8 +9,8 @@ type WorkflowDef struct {
 	Key          string
 	ReadableName string
 	Description  string
-	// Schedule is a cron pattern; crons are stored now and fired by a later
-	// issue.
+	// Schedule is a cron pattern: at start the gateway keeps cron
+	// "gateway:<key>" enabled with it, and fires it on schedule.
 	Schedule string
 	Webhook  *WebhookConfig
 	// MaxConcurrency bounds the concurrently running tasks of one run
