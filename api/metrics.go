@@ -279,6 +279,15 @@ func (m *Metrics) wsRejected() {
 	m.errors.WithLabelValues("connection_limit", "ws", "", "", "").Inc()
 }
 
+// wsEvicted counts sockets closed before connect to make room for newer
+// ones (errors_total kind "unauthenticated_evicted").
+func (m *Metrics) wsEvicted(n int) {
+	if m == nil || n == 0 {
+		return
+	}
+	m.errors.WithLabelValues("unauthenticated_evicted", "ws", "", "", "").Add(float64(n))
+}
+
 func (m *Metrics) received(transport, frameType string) {
 	if m == nil {
 		return
@@ -392,3 +401,6 @@ func (m *Metrics) cronTrigger(source string) {
 		m.cronTriggers.WithLabelValues(source).Inc()
 	}
 }
+
+// CronFired counts a run started by a scheduled cron (host.Observer).
+func (m *Metrics) CronFired(string) { m.cronTrigger("scheduled") }

@@ -40,7 +40,13 @@ type Config struct {
 	HeartbeatInterval time.Duration // tick interval, 15 s
 	HandshakeTimeout  time.Duration // 10 s
 	MaxConnections    int           // 1000
-	MaxPayloadBytes   int64         // 1 MiB
+	// MaxUnauthenticated caps the sockets that have not completed connect
+	// (default max(1, MaxConnections/4)). When it is reached, or every
+	// slot is taken, the oldest such socket is closed with 1013 to make
+	// room, so silent sockets can never lock real clients out; they count
+	// against MaxConnections too.
+	MaxUnauthenticated int
+	MaxPayloadBytes    int64 // 1 MiB
 	// WriteTimeout is the deadline of one frame write: a peer that does
 	// not take a frame within it is dropped. 10 s.
 	WriteTimeout time.Duration
@@ -68,8 +74,8 @@ type Server struct {
 	hub      *stream.Hub
 	metrics  *Metrics
 	ws       struct {
-		maxConns int
-		limits   wsLimits
+		slots  *wsSlots
+		limits wsLimits
 	}
 	wsCount atomic.Int64
 	connsMu sync.Mutex
@@ -109,10 +115,14 @@ func NewServer(cfg Config) *Server {
 		s.hub = stream.NewHub()
 	}
 	s.conns = map[*wsConn]struct{}{}
-	s.ws.maxConns = cfg.MaxConnections
-	if s.ws.maxConns <= 0 {
-		s.ws.maxConns = 1000
+	maxConns, maxPending := cfg.MaxConnections, cfg.MaxUnauthenticated
+	if maxConns <= 0 {
+		maxConns = 1000
 	}
+	if maxPending <= 0 {
+		maxPending = max(1, maxConns/4)
+	}
+	s.ws.slots = newWSSlots(maxConns, maxPending)
 	s.ws.limits = wsLimits{heartbeat: orDuration(cfg.HeartbeatInterval, 15*time.Second), handshake: orDuration(cfg.HandshakeTimeout, 10*time.Second),
 		ping: 30 * time.Second, pongWait: 60 * time.Second, writeWait: orDuration(cfg.WriteTimeout, 10*time.Second), revokeCheck: 250 * time.Millisecond,
 		streamHeartbeat: time.Second, maxPayload: cfg.MaxPayloadBytes, maxInflight: 64, queue: cfg.QueueLimits}

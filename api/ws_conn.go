@@ -22,7 +22,7 @@ import (
 // WebSocket close codes used by the gateway (DESIGN.md §8).
 const (
 	closePolicyViolation = websocket.ClosePolicyViolation         // 1008: failed connect, handshake timeout, revoked token
-	closeTryAgainLater   = websocket.CloseTryAgainLater           // 1013: fell behind (BackpressureDisconnect)
+	closeTryAgainLater   = websocket.CloseTryAgainLater           // 1013: fell behind (BackpressureDisconnect); evicted before connect
 	closeGoingAway       = websocket.CloseGoingAway               // 1001: gateway shutting down
 	closeInvalidPayload  = websocket.CloseInvalidFramePayloadData // 1007: a text frame that is not UTF-8
 )
@@ -57,6 +57,7 @@ type wsConn struct {
 	header http.Header // the upgrade request's headers (trusted-proxy identity)
 	lim    wsLimits
 	sub    *stream.Subscriber
+	slot   *wsSlot // its connection slot (pending until the first connect)
 
 	control   chan func() // work for the writer, in order
 	done      chan struct{}
@@ -97,20 +98,23 @@ func (s *Server) serveWS(c echo.Context) error {
 	// Reserve the slot before upgrading, so that concurrent upgrades cannot
 	// exceed the cap and a socket is counted by the time its client has the
 	// 101.
-	if int(s.wsCount.Add(1)) > s.ws.maxConns {
-		s.wsCount.Add(-1)
+	slot, evicted := s.ws.slots.acquire()
+	s.metrics.wsEvicted(evicted)
+	if slot == nil {
 		refuseUpgrade(w, http.StatusServiceUnavailable, "Gateway connection limit reached")
 		s.metrics.wsRejected()
 		return nil
 	}
+	s.wsCount.Add(1)
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 	ws, err := up.Upgrade(w, r, http.Header{"X-Smithers-Api-Version": {"v1"}})
 	if err != nil {
+		s.ws.slots.release(slot)
 		s.wsCount.Add(-1)
 		return nil // the upgrader already answered
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	conn := &wsConn{s: s, ws: ws, header: r.Header.Clone(), lim: s.ws.limits, control: make(chan func(), 256), ctx: ctx, cancel: cancel,
+	conn := &wsConn{s: s, ws: ws, header: r.Header.Clone(), lim: s.ws.limits, slot: slot, control: make(chan func(), 256), ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), streamRuns: map[string]int{}, streams: map[string]*runStream{}, connected: make(chan struct{}, 1)}
 	conn.sub = s.hub.Subscribe(conn.lim.queue, conn.wants)
 	s.trackConn(conn, true)
@@ -118,6 +122,7 @@ func (s *Server) serveWS(c echo.Context) error {
 	defer func() {
 		conn.shutdown()
 		s.trackConn(conn, false)
+		s.ws.slots.release(slot)
 		s.wsCount.Add(-1)
 		s.metrics.wsClosed()
 	}()
@@ -417,6 +422,11 @@ func (c *wsConn) writeLoop() {
 				c.closeWith(closePolicyViolation, "handshake timeout")
 				return
 			}
+		case <-c.slot.evicted:
+			// Newer sockets needed the slot of this one, which has not
+			// connected; a client that meant to reconnects.
+			c.closeWith(closeTryAgainLater, "too many unauthenticated connections")
+			return
 		case <-tick.C:
 			c.event("tick", map[string]any{"ts": time.Now().UnixMilli()}, c.s.stateVersion())
 			c.s.metrics.heartbeatTick()

@@ -77,6 +77,9 @@ func (c *wsConn) negotiate(req wsRequest) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !s.ws.slots.authenticated(c.slot) {
+		return nil, host.Errorf(host.CodeServiceUnavailable, "The connection was closed to make room for newer ones before it connected; reconnect.")
+	}
 	c.mu.Lock()
 	c.ident = &ident
 	c.token = token

@@ -256,10 +256,12 @@ func TestWSUpgradeOnAnyPath(t *testing.T) {
 	}
 }
 
+// TestWSConnectionLimit: when every slot is held by an authenticated
+// socket, an upgrade is refused with 503; closing a socket frees its slot.
 func TestWSConnectionLimit(t *testing.T) {
 	g := newWSGateway(t, wsOptions{cfg: Config{MaxConnections: 2}})
-	first := g.dial(t, "")
-	g.dial(t, "")
+	first := g.connected(t, tokAll, nil)
+	g.connected(t, tokAll, nil)
 	_, resp, err := websocket.DefaultDialer.Dial(g.wsURL("/"), nil)
 	if err == nil || resp == nil {
 		t.Fatalf("third socket: err %v, want a refused upgrade", err)
@@ -275,7 +277,7 @@ func TestWSConnectionLimit(t *testing.T) {
 	g.wantMetric(t, "smithers_gateway_errors_total", map[string]string{"kind": "connection_limit", "transport": "ws"}, 1)
 	// Closing a socket frees its slot.
 	first.ws.Close()
-	eventually(t, "a free connection slot", func() bool { return g.srv.wsCount.Load() < 2 })
+	eventually(t, "a free connection slot", func() bool { inUse, _ := g.srv.ws.slots.counts(); return inUse < 2 })
 	c := g.dial(t, "")
 	c.ok("connect", g.connectParams(tokAll, nil))
 }
