@@ -58,7 +58,7 @@ func (t *taskRun) exec(at *attemptRun, call goja.FunctionCall) goja.Value {
 	}
 	if o != nil {
 		if v := o.Get("timeoutMs"); present(v) {
-			timeout = time.Duration(positiveInt(rt, v, what+".timeoutMs")) * time.Millisecond
+			timeout = millis(durationMs(rt, v, fmt.Sprintf("t.exec(%q) options.timeoutMs", name), true))
 		}
 		if ev := o.Get("env"); present(ev) {
 			eo := optionsObject(rt, ev, what+".env")

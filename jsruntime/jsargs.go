@@ -3,8 +3,11 @@ package jsruntime
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/dop251/goja"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
 // Argument checks for bindings: each failure throws a JavaScript TypeError
@@ -71,7 +74,82 @@ func nonNegativeInt(rt *goja.Runtime, v goja.Value, what string) int64 {
 	if f < 0 || f != math.Trunc(f) {
 		panic(rt.NewTypeError("%s must be a non-negative integer, got %v", what, f))
 	}
+	if f >= math.MaxInt64 {
+		panic(rt.NewTypeError("%s is too large, got %s", what, v.String()))
+	}
 	return int64(f)
+}
+
+// durationMs reads a duration in milliseconds that workflow code gave (a
+// timeoutMs, backoffMs, a sleep, a timer's durationMs): a whole number from
+// 0 (1 when positive) to host.MaxDurationMs (100 years). Anything else
+// throws a TypeError with code INVALID_DURATION naming what, the value and
+// the bound, so that no duration can overflow a time.Duration (about 292
+// years) further on, nor fire at once because it did.
+func durationMs(rt *goja.Runtime, v goja.Value, what string, positive bool) int64 {
+	fail := func(format string, args ...any) { panic(invalidDuration(rt, what+": "+fmt.Sprintf(format, args...))) }
+	var f float64
+	switch x := v.Export().(type) {
+	case int64:
+		f = float64(x)
+	case float64:
+		f = x
+	default:
+		fail("a duration must be a number of milliseconds, got %s", describeValue(v))
+	}
+	switch {
+	case math.IsNaN(f) || math.IsInf(f, 0):
+		fail("duration %s ms is not a finite number", v.String())
+	case f < 0:
+		fail("duration %s ms is negative", v.String())
+	case f != math.Trunc(f):
+		fail("duration %s ms is not a whole number of milliseconds", v.String())
+	case f > float64(host.MaxDurationMs):
+		fail("duration %s ms is above the maximum of %d ms (100 years)", v.String(), host.MaxDurationMs)
+	case positive && f == 0:
+		fail("duration 0 ms must be greater than 0")
+	}
+	return int64(f)
+}
+
+// untilMs reads an absolute time in Unix milliseconds (ctx.timer's untilMs):
+// a finite number no further than host.MaxDurationMs ahead of nowMs. A time
+// in the past is due at once (it reads as nowMs when earlier still than
+// the epoch).
+func untilMs(rt *goja.Runtime, v goja.Value, what string, nowMs int64) int64 {
+	fail := func(format string, args ...any) { panic(invalidDuration(rt, what+": "+fmt.Sprintf(format, args...))) }
+	var f float64
+	switch x := v.Export().(type) {
+	case int64:
+		f = float64(x)
+	case float64:
+		f = x
+	default:
+		fail("a time must be a number of Unix milliseconds, got %s", describeValue(v))
+	}
+	switch {
+	case math.IsNaN(f) || math.IsInf(f, 0):
+		fail("time %s is not a finite number", v.String())
+	case f-float64(nowMs) > float64(host.MaxDurationMs):
+		fail("time %s is %.0f ms from now, above the maximum of %d ms (100 years)", v.String(), f-float64(nowMs), host.MaxDurationMs)
+	case f < 0:
+		return nowMs
+	}
+	return int64(math.Ceil(f))
+}
+
+// invalidDuration is the TypeError of a refused duration: code
+// INVALID_DURATION, not retried.
+func invalidDuration(rt *goja.Runtime, msg string) *goja.Object {
+	e := rt.NewTypeError("%s", msg)
+	must(e.Set("code", host.CodeInvalidDuration))
+	return e
+}
+
+// millis converts a duration in milliseconds to a time.Duration, clamped to
+// [0, host.MaxDurationMs] so that the conversion never overflows.
+func millis(ms int64) time.Duration {
+	return time.Duration(min(max(ms, 0), host.MaxDurationMs)) * time.Millisecond
 }
 
 func positiveInt(rt *goja.Runtime, v goja.Value, what string) int64 {
@@ -80,6 +158,15 @@ func positiveInt(rt *goja.Runtime, v goja.Value, what string) int64 {
 		panic(rt.NewTypeError("%s must be greater than 0", what))
 	}
 	return n
+}
+
+// callName names a ctx call by its step id in error messages:
+// ctx.task("build").
+func callName(fn string, idArg goja.Value) string {
+	if id, ok := idArg.Export().(string); ok {
+		return fmt.Sprintf("%s(%q)", fn, id)
+	}
+	return fn
 }
 
 func stringArray(rt *goja.Runtime, v goja.Value, what string) []string {

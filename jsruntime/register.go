@@ -212,7 +212,7 @@ func (w *worker) parseRegistration(call goja.FunctionCall) (host.WorkflowDef, go
 		def.MaxConcurrency = int(positiveInt(rt, v, where("maxConcurrency")))
 	}
 	if v := o.Get("timeoutMs"); present(v) {
-		def.TimeoutMs = positiveInt(rt, v, where("timeoutMs"))
+		def.TimeoutMs = durationMs(rt, v, where("timeoutMs"), true)
 	}
 	if v := o.Get("env"); present(v) {
 		for _, name := range stringArray(rt, v, where("env")) {

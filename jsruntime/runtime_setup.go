@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/dop251/goja"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
 // installRuntime prepares a fresh runtime for the module: the prelude
@@ -86,6 +88,9 @@ func (w *worker) setTimeout(call goja.FunctionCall) goja.Value {
 		if delay != delay || delay < 0 {
 			delay = 0
 		}
+		// Not durable, but bounded like every other duration, so that
+		// the conversion below cannot overflow and fire at once.
+		delay = min(delay, float64(host.MaxDurationMs))
 	}
 	var extra []goja.Value
 	if len(call.Arguments) > 2 {

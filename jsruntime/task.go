@@ -21,9 +21,10 @@ type taskOptions struct {
 
 const maxBackoffMs = 300000
 
-func (a *activation) taskOptions(v goja.Value) taskOptions {
+func (a *activation) taskOptions(idArg, v goja.Value) taskOptions {
 	rt := a.w.rt
 	const what = "ctx.task options"
+	named := callName("ctx.task", idArg) + " options."
 	o := optionsObject(rt, v, what)
 	opts := taskOptions{retries: 3, backoffMs: 1000}
 	if o == nil {
@@ -33,10 +34,10 @@ func (a *activation) taskOptions(v goja.Value) taskOptions {
 		opts.retries = int(nonNegativeInt(rt, r, what+".retries"))
 	}
 	if b := o.Get("backoffMs"); present(b) {
-		opts.backoffMs = nonNegativeInt(rt, b, what+".backoffMs")
+		opts.backoffMs = durationMs(rt, b, named+"backoffMs", false)
 	}
 	if t := o.Get("timeoutMs"); present(t) {
-		opts.timeoutMs = positiveInt(rt, t, what+".timeoutMs")
+		opts.timeoutMs = durationMs(rt, t, named+"timeoutMs", true)
 	}
 	opts.label = optString(rt, o, "label", func(f string) string { return what + "." + f })
 	opts.continueOnFail = optBool(rt, o, "continueOnFail", what)
@@ -70,7 +71,7 @@ type attemptRun struct {
 // jsTask is ctx.task(id, body, opts).
 func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 	rt := a.w.rt
-	opts := a.taskOptions(call.Argument(2))
+	opts := a.taskOptions(call.Argument(0), call.Argument(2))
 	st := a.begin("ctx.task", call.Argument(0), host.KindTask, opts.continueOnFail)
 	if st.settled {
 		return st.value(rt)
@@ -182,7 +183,7 @@ func (t *taskRun) runAttempt(number int) {
 	}
 	a.attempts[at] = struct{}{}
 	if t.opts.timeoutMs > 0 {
-		at.timer = time.AfterFunc(time.Duration(t.opts.timeoutMs)*time.Millisecond, func() {
+		at.timer = time.AfterFunc(millis(t.opts.timeoutMs), func() {
 			w.post(a, func() {
 				if at.finished {
 					return
@@ -275,7 +276,7 @@ func (t *taskRun) onAttemptFailed(at *attemptRun, e goja.Value) {
 			delay = maxBackoffMs
 		}
 		a.inflight++ // the backoff keeps the run active
-		time.AfterFunc(time.Duration(delay)*time.Millisecond, func() {
+		time.AfterFunc(millis(delay), func() {
 			a.w.post(a, func() {
 				a.inflight--
 				t.schedule()

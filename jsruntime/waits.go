@@ -3,7 +3,6 @@ package jsruntime
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/dop251/goja"
@@ -102,7 +101,7 @@ func (a *activation) approvalSpec(idArg goja.Value, o *goja.Object) host.Approva
 	spec := host.ApprovalSpec{Label: label, OnDeny: oneOf(rt, o, "onDeny", what, "fail", "continue", "skip")}
 	if o != nil {
 		if v := o.Get("timeoutMs"); present(v) {
-			spec.TimeoutMs = positiveInt(rt, v, what+".timeoutMs")
+			spec.TimeoutMs = durationMs(rt, v, callName("ctx.approval", idArg)+" options.timeoutMs", true)
 		}
 	}
 	b, _ := json.Marshal(req)
@@ -147,7 +146,7 @@ func (a *activation) waitForEvent(fn string, idArg, optsArg goja.Value, eventNam
 			}
 		}
 		if v := o.Get("timeoutMs"); present(v) {
-			spec.TimeoutMs = positiveInt(rt, v, what+".timeoutMs")
+			spec.TimeoutMs = durationMs(rt, v, callName(fn, idArg)+" options.timeoutMs", true)
 		}
 	}
 	spec.OnTimeout = oneOf(rt, o, "onTimeout", what, "fail", "continue", "skip")
@@ -160,7 +159,7 @@ func (a *activation) waitForEvent(fn string, idArg, optsArg goja.Value, eventNam
 // jsSleep is ctx.sleep(id, ms): a durable timer.
 func (a *activation) jsSleep(call goja.FunctionCall) goja.Value {
 	rt := a.w.rt
-	ms := nonNegativeInt(rt, call.Argument(1), "ctx.sleep(id, ms): ms")
+	ms := durationMs(rt, call.Argument(1), strings.TrimSuffix(callName("ctx.sleep", call.Argument(0)), ")")+", ms)", false)
 	return a.timer("ctx.sleep", call.Argument(0), func(now int64) int64 { return now + ms })
 }
 
@@ -172,12 +171,12 @@ func (a *activation) jsTimer(call goja.FunctionCall) goja.Value {
 		panic(rt.NewTypeError("ctx.timer(id, opts): opts must be {durationMs} or {untilMs}"))
 	}
 	if v := o.Get("durationMs"); present(v) {
-		ms := nonNegativeInt(rt, v, "ctx.timer options.durationMs")
+		ms := durationMs(rt, v, callName("ctx.timer", call.Argument(0))+" options.durationMs", false)
 		return a.timer("ctx.timer", call.Argument(0), func(now int64) int64 { return now + ms })
 	}
 	if v := o.Get("untilMs"); present(v) {
-		until := number(rt, v, "ctx.timer options.untilMs")
-		return a.timer("ctx.timer", call.Argument(0), func(int64) int64 { return int64(math.Ceil(until)) })
+		until := untilMs(rt, v, callName("ctx.timer", call.Argument(0))+" options.untilMs", a.s.NowMs())
+		return a.timer("ctx.timer", call.Argument(0), func(int64) int64 { return until })
 	}
 	panic(rt.NewTypeError("ctx.timer(id, opts): opts must be {durationMs} or {untilMs}"))
 }
