@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -56,13 +57,26 @@ type approvalSummary struct {
 // decoded frame.
 func postRPC(t *testing.T, url, token, method string, params any) (int, frame) {
 	t.Helper()
+	status, f, err := tryRPC(url, token, method, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, f
+}
+
+// tryRPC is postRPC for callers that expect the gateway to be gone at
+// times (killed, restarting) or that run off the test goroutine: a
+// transport error or an answer that is not a frame is returned, never
+// fatal.
+func tryRPC(url, token, method string, params any) (int, frame, error) {
+	var f frame
 	body, err := json.Marshal(params)
 	if err != nil {
-		t.Fatalf("marshal %s params: %v", method, err)
+		return 0, f, fmt.Errorf("marshal %s params: %w", method, err)
 	}
 	req, err := http.NewRequest(http.MethodPost, url+"/v1/rpc/"+method, bytes.NewReader(body))
 	if err != nil {
-		t.Fatalf("%s request: %v", method, err)
+		return 0, f, fmt.Errorf("%s request: %w", method, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
@@ -70,18 +84,17 @@ func postRPC(t *testing.T, url, token, method string, params any) (int, frame) {
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", method, err)
+		return 0, f, fmt.Errorf("POST %s: %w", method, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("read %s response: %v", method, err)
+		return resp.StatusCode, f, fmt.Errorf("read %s response: %w", method, err)
 	}
-	var f frame
 	if err := json.Unmarshal(raw, &f); err != nil {
-		t.Fatalf("%s answered %d with a body that is not a frame: %v\n%s", method, resp.StatusCode, err, raw)
+		return resp.StatusCode, f, fmt.Errorf("%s answered %d with a body that is not a frame: %w\n%s", method, resp.StatusCode, err, raw)
 	}
-	return resp.StatusCode, f
+	return resp.StatusCode, f, nil
 }
 
 // rpc calls method with the gateway's token and returns the payload; the
