@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -144,14 +145,70 @@ func readAll(r *http.Request) string {
 	return string(b[:n])
 }
 
+// TestFetchNetworkErrorIsTypeError: a network failure rejects t.fetch with
+// a TypeError, as in browsers, with the detail in cause and marked
+// retryable.
 func TestFetchNetworkErrorIsTypeError(t *testing.T) {
 	h := newHarness(t, `
 export default function (gateway) {
   gateway.register("wf", async (ctx) => ctx.task("t", async (t) => {
-    try { await t.fetch("http://127.0.0.1:1/"); } catch (e) { return e.name; }
+    try { await t.fetch(ctx.input.url); } catch (e) {
+      return [e.name, e instanceof TypeError, e.retryable, e.cause.code, e.message.startsWith("fetch failed: ")];
+    }
   }));
 }`)
-	jsonEqual(t, h.output(h.launch("wf", nil)), `"TypeError"`)
+	jsonEqual(t, h.output(h.launch("wf", map[string]any{"url": refusedURL(t)})), `["TypeError",true,true,"ECONNREFUSED",true]`)
+}
+
+// refusedURL is an http URL on a loopback port nothing listens on.
+func refusedURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr + "/"
+}
+
+// TestFetchNetworkFailuresAreRetried: a t.fetch that fails on the network
+// is retried like any task failure (a refused port with retries: 2 makes 3
+// attempts); a request that can never succeed as made, and a TypeError the
+// body throws itself, are not.
+func TestFetchNetworkFailuresAreRetried(t *testing.T) {
+	h := newHarness(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    await ctx.task("call", async (t) => {
+      const res = await t.fetch(ctx.input.url);
+      return res.status;
+    }, { retries: 2, backoffMs: 1 });
+  });
+  gateway.register("own", async (ctx) => {
+    await ctx.task("call", async (t) => {
+      try { await t.fetch(ctx.input.url); } catch (e) { throw new TypeError("bad input"); }
+    }, { retries: 2, backoffMs: 1 });
+  });
+}`)
+	for _, tc := range []struct {
+		workflow, url string
+		attempts      int
+		message       string
+	}{
+		{"wf", refusedURL(t), 3, "TypeError: fetch failed: "},
+		{"wf", "ftp://127.0.0.1/x", 1, "unsupported protocol scheme"},
+		{"own", refusedURL(t), 1, "TypeError: bad input"},
+	} {
+		id := h.launch(tc.workflow, map[string]any{"url": tc.url})
+		e := h.errorOf(id)
+		if e["code"] != "TASK_FAILED" || !strings.Contains(e["message"].(string), tc.message) {
+			t.Fatalf("%s %s: error %v, want TASK_FAILED with %q", tc.workflow, tc.url, e, tc.message)
+		}
+		if n := h.nodes(id)["call"]; n.Attempts != tc.attempts {
+			t.Fatalf("%s %s: %d attempts, want %d", tc.workflow, tc.url, n.Attempts, tc.attempts)
+		}
+	}
 }
 
 // TestRunawayTurnIsInterrupted: an infinite loop fails its run with

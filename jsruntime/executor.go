@@ -37,8 +37,14 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// HTTPClient serves t.fetch (default: a client with sane timeouts).
 	HTTPClient *http.Client
-	// MaxOutputBytes bounds what t.exec keeps of a child's stdout and of its
-	// stderr, and t.fetch of a response body (default 16 MiB).
+	// MaxOutputBytes is the cap on what one step may hand the journal
+	// (SMITHERS_GATEWAY_MAX_OUTPUT_BYTES, default host.DefaultMaxOutputBytes):
+	// a task body's return value and the workflow's as JSON, one t.emit
+	// text or t.heartbeat payload; over it the step fails with
+	// OUTPUT_TOO_LARGE. It also bounds what t.exec keeps of each of a
+	// child's stdout and stderr (the tail) and what an attempt streams as
+	// task.output events. t.fetch reads a response body of up to 16 MiB, or
+	// MaxOutputBytes when that is larger.
 	MaxOutputBytes int
 	// MaxHeapBytes arms the heap watchdog: over it, the longest running
 	// JavaScript turn is interrupted (default 2 GiB; negative disables).
@@ -100,7 +106,7 @@ func LoadContext(ctx context.Context, opts Options) (*Executor, error) {
 		ex.httpClient = &http.Client{Timeout: 10 * time.Minute}
 	}
 	if ex.maxOutput <= 0 {
-		ex.maxOutput = 16 << 20
+		ex.maxOutput = host.DefaultMaxOutputBytes
 	}
 	ex.maxHeap = opts.MaxHeapBytes
 	if ex.maxHeap == 0 {
@@ -156,6 +162,14 @@ func LoadContext(ctx context.Context, opts Options) (*Executor, error) {
 	}
 	return ex, nil
 }
+
+// minFetchBody is the smallest bound on a t.fetch response body: a body is
+// input that a task body usually reduces, so it may be larger than the
+// output cap.
+const minFetchBody = 16 << 20
+
+// maxFetchBody bounds a t.fetch response body.
+func (ex *Executor) maxFetchBody() int { return max(ex.maxOutput, minFetchBody) }
 
 // Workflows lists the registered workflows, sorted by key.
 func (ex *Executor) Workflows() []host.WorkflowDef { return ex.workflows }

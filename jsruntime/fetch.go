@@ -2,11 +2,16 @@ package jsruntime
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 
 	"github.com/dop251/goja"
 )
@@ -14,7 +19,12 @@ import (
 // fetch is t.fetch(url, init): an HTTP request on its own goroutine, bound to
 // the attempt (aborted with t.signal). It resolves to a Response-like object
 // {status, ok, statusText, url, headers{get, has, entries, forEach}, text(),
-// json()}; network failures reject with a TypeError as in browsers.
+// json()}. Failures reject with a TypeError as in browsers; a network
+// failure (refused, reset, DNS, timeout, a body cut short) carries
+// retryable: true, so that ctx.task retries it like any task failure,
+// while a request that can never succeed as made (an unsupported scheme, a
+// certificate the system does not trust, a body over the bound) is not
+// retried, like a TypeError the body throws itself.
 func (t *taskRun) fetch(at *attemptRun, call goja.FunctionCall) goja.Value {
 	a := t.a
 	w := a.w
@@ -59,7 +69,7 @@ func (t *taskRun) fetch(at *attemptRun, call goja.FunctionCall) goja.Value {
 	}
 	req.Header = header
 	p, resolve, reject := rt.NewPromise()
-	limit := a.ex.maxOutput
+	limit := a.ex.maxFetchBody()
 	a.async(func(context.Context) func() {
 		resp, err := a.ex.httpClient.Do(req)
 		if err != nil {
@@ -68,7 +78,7 @@ func (t *taskRun) fetch(at *attemptRun, call goja.FunctionCall) goja.Value {
 		defer resp.Body.Close()
 		data, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 		if err == nil && len(data) > limit {
-			err = fmt.Errorf("response body exceeds %d bytes", limit)
+			err = errBodyTooLarge{limit}
 		}
 		if err != nil {
 			return func() { t.fetchFailed(at, reject, err) }
@@ -88,11 +98,63 @@ func (t *taskRun) fetchFailed(at *attemptRun, reject func(any) error, err error)
 	if at.signal.aborted && errors.Is(err, context.Canceled) {
 		v = at.signal.reason
 	} else {
-		v = w.rt.NewTypeError("fetch failed: %s", err.Error())
+		code, network := fetchFailure(err)
+		v = w.helpers.fetchFailed(err.Error(), code, network)
 	}
 	if err := reject(v); err != nil {
 		w.uncatchable(err)
 	}
+}
+
+// errBodyTooLarge: a t.fetch response body over the bound.
+type errBodyTooLarge struct{ limit int }
+
+func (e errBodyTooLarge) Error() string {
+	return fmt.Sprintf("response body exceeds %d bytes", e.limit)
+}
+
+// fetchFailure classifies a t.fetch error: network is false for a request
+// that can never succeed as made (an unsupported scheme, a certificate the
+// system does not trust, too many redirects, a body over the bound), true
+// for everything else: a failure of the network that a later attempt may
+// not meet. code is the Node.js-style code of the failure when there is
+// one (ECONNREFUSED, ECONNRESET, ENOTFOUND, ETIMEDOUT ...), "" otherwise.
+func fetchFailure(err error) (code string, network bool) {
+	var (
+		dnsErr      *net.DNSError
+		unknownCA   x509.UnknownAuthorityError
+		invalidCert x509.CertificateInvalidError
+		hostErr     x509.HostnameError
+		verifyErr   *tls.CertificateVerificationError
+		tooLarge    errBodyTooLarge
+		netErr      net.Error
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return "", false
+	case errors.As(err, &unknownCA), errors.As(err, &invalidCert), errors.As(err, &hostErr), errors.As(err, &verifyErr):
+		return "", false
+	case strings.Contains(err.Error(), "unsupported protocol scheme"), strings.Contains(err.Error(), "stopped after"):
+		// net/http's own errors for these carry no type to test.
+		return "", false
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "ECONNREFUSED", true
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "ECONNRESET", true
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsNotFound {
+			return "ENOTFOUND", true
+		}
+		if dnsErr.IsTimeout {
+			return "ETIMEDOUT", true
+		}
+		return "EAI_AGAIN", true
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "ETIMEDOUT", true
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "UND_ERR_SOCKET", true
+	}
+	return "", true
 }
 
 func (w *worker) newResponse(resp *http.Response, data []byte) *goja.Object {

@@ -40,7 +40,21 @@ const helpersSource = `(function () {
       launch();
     });
   }
+  // fetchFailed builds t.fetch's rejection: a TypeError as in browsers
+  // ("fetch failed", the detail in cause, with the Node.js-style code of a
+  // network failure), marked retryable when a later attempt may succeed.
+  // It is built here so that module code replacing TypeError or Error
+  // cannot change it.
+  function fetchFailed(detail, code, retryable) {
+    const cause = new Error(detail);
+    if (code !== "") cause.code = code;
+    const e = new TypeError("fetch failed: " + detail);
+    Object.defineProperty(e, "cause", { value: cause, writable: true, enumerable: false, configurable: true });
+    if (retryable) e.retryable = true;
+    return e;
+  }
   return {
+    fetchFailed: fetchFailed,
     settle: function (p, ok, err) { Promise.resolve(p).then(ok, err); },
     stringify: function (v) { return JSON.stringify(v); },
     parse: function (s) { return JSON.parse(s); },
@@ -56,6 +70,7 @@ type jsHelpers struct {
 	stringifyF goja.Callable
 	parseFn    goja.Callable
 	freezeFn   goja.Callable
+	fetchFn    goja.Callable
 	parallel   goja.Value
 }
 
@@ -67,7 +82,7 @@ func newHelpers(rt *goja.Runtime) (jsHelpers, error) {
 	o := v.ToObject(rt)
 	h := jsHelpers{rt: rt, parallel: o.Get("parallel")}
 	var ok bool
-	for name, dst := range map[string]*goja.Callable{"settle": &h.settleFn, "stringify": &h.stringifyF, "parse": &h.parseFn, "deepFreeze": &h.freezeFn} {
+	for name, dst := range map[string]*goja.Callable{"settle": &h.settleFn, "stringify": &h.stringifyF, "parse": &h.parseFn, "deepFreeze": &h.freezeFn, "fetchFailed": &h.fetchFn} {
 		if *dst, ok = goja.AssertFunction(o.Get(name)); !ok {
 			return jsHelpers{}, fmt.Errorf("helper %s missing", name)
 		}
@@ -104,6 +119,15 @@ func (h jsHelpers) parse(s string) (goja.Value, error) {
 		return goja.Undefined(), nil
 	}
 	return h.parseFn(goja.Undefined(), h.rt.ToValue(s))
+}
+
+// fetchFailed builds the TypeError t.fetch rejects with (see the helper).
+func (h jsHelpers) fetchFailed(detail, code string, retryable bool) goja.Value {
+	v, err := h.fetchFn(goja.Undefined(), h.rt.ToValue(detail), h.rt.ToValue(code), h.rt.ToValue(retryable))
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func (h jsHelpers) deepFreeze(v goja.Value) goja.Value {

@@ -152,8 +152,19 @@ func (w *worker) hostErrorToJS(err error) goja.Value {
 	return w.smithersError(host.CodeServerError, err.Error(), nil)
 }
 
-// nonRetryableName reports the JavaScript error classes that signal a bug
-// in the task body, never retried.
-func nonRetryableName(name string) bool {
-	return name == "TypeError" || name == "ReferenceError" || name == "SyntaxError"
+// retryable reports whether a failed attempt with this error may be tried
+// again. CANCELLED never is. An explicit retryable property wins: a
+// SmithersError with retryable: false is not retried, and t.fetch's network
+// failures, TypeErrors as in browsers, carry retryable: true. Otherwise
+// the JavaScript error classes that signal a bug in the task body
+// (TypeError, ReferenceError, SyntaxError) are not retried, and every
+// other error is.
+func (e storedError) retryable() bool {
+	switch {
+	case e.Code == host.CodeCancelled:
+		return false
+	case e.Retryable != nil:
+		return *e.Retryable
+	}
+	return e.Name != "TypeError" && e.Name != "ReferenceError" && e.Name != "SyntaxError"
 }

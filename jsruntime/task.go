@@ -257,8 +257,7 @@ func (t *taskRun) onAttemptFailed(at *attemptRun, e goja.Value) {
 	}
 	t.releaseSlot()
 	se := a.w.storedErrorOf(e)
-	retryable := !nonRetryableName(se.Name) && se.Code != host.CodeCancelled && (se.Retryable == nil || *se.Retryable)
-	if !retryable || at.number > t.opts.retries {
+	if !se.retryable() || at.number > t.opts.retries {
 		t.onFinalFailure(at, se)
 		return
 	}
