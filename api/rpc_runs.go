@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"strings"
 
 	"github.com/smithers-orchestrator/smithers-go/api/auth"
@@ -226,47 +225,21 @@ func (s *Server) submitApproval(ctx context.Context, c *call) (any, error) {
 			note, _ = d.str("note")
 		}
 	}
-	if err := s.checkApprovalRestrictions(ctx, c, runID, nodeID, iteration); err != nil {
-		return nil, err
-	}
 	var decision json.RawMessage
 	if v, ok := p["decision"]; ok {
 		decision = json.RawMessage(rawJSON(v))
 	}
 	err := s.gw.SubmitApproval(ctx, host.DecisionInput{RunID: runID, NodeID: nodeID, Iteration: iteration, Approved: approved,
-		Decision: decision, Note: note, By: c.ident})
+		Decision: decision, Note: note, By: c.ident,
+		// allowedScopes are checked by the engine inside the decision's
+		// transaction, with the scope rules of auth.
+		ScopesAllow: func(allowed []string) bool { return auth.ApprovalScopesSatisfied(c.ident.Scopes, allowed) }})
 	if err != nil {
 		return nil, err
 	}
 	s.metrics.approvalDecision(approved)
 	c.subscribe(runID) // the decision resumes the run (CONTRACT.md §3.5)
 	return map[string]any{"runId": runID, "nodeId": nodeID, "iteration": iteration, "approved": approved}, nil
-}
-
-// checkApprovalRestrictions applies the approval's allowedUsers and
-// allowedScopes (CONTRACT.md §2.4.6).
-func (s *Server) checkApprovalRestrictions(ctx context.Context, c *call, runID, nodeID string, iteration int) error {
-	list, err := s.reads.ListApprovals(ctx, host.ApprovalFilter{RunID: runID})
-	if err != nil {
-		return err
-	}
-	for _, a := range list {
-		if a.NodeID != nodeID || a.Iteration != iteration || a.Status != host.ApprovalRequested {
-			continue
-		}
-		var req struct {
-			AllowedScopes []string `json:"allowedScopes"`
-			AllowedUsers  []string `json:"allowedUsers"`
-		}
-		_ = json.Unmarshal([]byte(a.RequestJSON), &req)
-		if len(req.AllowedUsers) > 0 && !slices.Contains(req.AllowedUsers, c.ident.UserID) {
-			return host.Errorf(host.CodeForbidden, "User is not allowed to decide this approval")
-		}
-		if len(req.AllowedScopes) > 0 && !auth.ApprovalScopesSatisfied(c.ident.Scopes, req.AllowedScopes) {
-			return host.Errorf(host.CodeForbidden, "Connection is missing required approval scope")
-		}
-	}
-	return nil
 }
 
 func (s *Server) submitSignal(ctx context.Context, c *call) (any, error) {

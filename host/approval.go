@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // DecisionInput is a submitApproval request after the API decoded it.
@@ -16,6 +17,11 @@ type DecisionInput struct {
 	Decision json.RawMessage
 	Note     string
 	By       Identity
+	// ScopesAllow reports whether By's scopes satisfy an approval's
+	// allowedScopes (the scope rules live with the API's auth). It is
+	// called inside the decision's transaction; nil denies any approval
+	// that restricts scopes.
+	ScopesAllow func(allowedScopes []string) bool
 }
 
 type decision struct {
@@ -61,6 +67,12 @@ func (g *Gateway) SubmitApproval(ctx context.Context, in DecisionInput) error {
 		if !ok || n.State != NodeWaitingApproval || !aok {
 			return Errorf(CodeInvalidInput, "Node %s is not waiting for approval.", in.NodeID)
 		}
+		// The restrictions are checked against the row being decided, in
+		// the transaction that decides it: a caller outside the lists can
+		// never slip in between a check and the decision.
+		if err := checkRestrictions(a, in); err != nil {
+			return err
+		}
 		if d.approved {
 			if err := validateModeDecision(a.RequestJSON, in.Decision); err != nil {
 				return err
@@ -75,6 +87,37 @@ func (g *Gateway) SubmitApproval(ctx context.Context, in DecisionInput) error {
 		return err
 	}
 	g.wake(in.RunID, &settled)
+	return nil
+}
+
+// approvalRequest is the part of an approval's stored request the engine
+// acts on.
+type approvalRequest struct {
+	Mode          string   `json:"mode"`
+	AllowedScopes []string `json:"allowedScopes"`
+	AllowedUsers  []string `json:"allowedUsers"`
+	Options       []struct {
+		Key string `json:"key"`
+	} `json:"options"`
+}
+
+func parseApprovalRequest(requestJSON string) approvalRequest {
+	var req approvalRequest
+	_ = json.Unmarshal([]byte(requestJSON), &req)
+	return req
+}
+
+// checkRestrictions applies an approval's allowedUsers (the caller's user
+// id must be listed) and allowedScopes (the caller's scopes must satisfy
+// one entry); FORBIDDEN otherwise.
+func checkRestrictions(a Approval, in DecisionInput) error {
+	req := parseApprovalRequest(a.RequestJSON)
+	if len(req.AllowedUsers) > 0 && !slices.Contains(req.AllowedUsers, in.By.UserID) {
+		return Errorf(CodeForbidden, "User is not allowed to decide this approval")
+	}
+	if len(req.AllowedScopes) > 0 && (in.ScopesAllow == nil || !in.ScopesAllow(req.AllowedScopes)) {
+		return Errorf(CodeForbidden, "Connection is missing required approval scope")
+	}
 	return nil
 }
 
@@ -110,17 +153,9 @@ func decodeDecision(in DecisionInput) (decision, error) {
 	return d, nil
 }
 
-type approvalRequest struct {
-	Mode    string `json:"mode"`
-	Options []struct {
-		Key string `json:"key"`
-	} `json:"options"`
-}
-
 // validateModeDecision applies the select/rank rules of CONTRACT.md §2.4.6.
 func validateModeDecision(requestJSON string, raw json.RawMessage) error {
-	var req approvalRequest
-	_ = json.Unmarshal([]byte(requestJSON), &req)
+	req := parseApprovalRequest(requestJSON)
 	if req.Mode != "select" && req.Mode != "rank" {
 		return nil
 	}

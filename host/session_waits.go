@@ -9,6 +9,8 @@ type ApprovalSpec struct {
 	// OnDeny is "fail" (default), "continue" or "skip".
 	OnDeny    string
 	TimeoutMs int64
+	// AutoApprove, when set, may decide the approval as it is requested.
+	AutoApprove *AutoApprove
 }
 
 // ApprovalMeta is the node meta of an approval node.
@@ -18,7 +20,10 @@ type ApprovalMeta struct {
 }
 
 // RequestApproval journals an approval node waiting for a decision:
-// node.pending, approval.requested, node.waiting_approval.
+// node.pending, approval.requested, node.waiting_approval. When its
+// autoApprove rule approves, the node is decided in the same commit
+// (approval.auto_approved, approval.decided, node.finished) and returned
+// settled.
 func (s *Session) RequestApproval(nodeID string, iteration int, spec ApprovalSpec) (Node, error) {
 	now := s.g.nowMs()
 	n, err := s.commitNode(func(tx Tx, _ *Run) (Node, error) {
@@ -31,13 +36,17 @@ func (s *Session) RequestApproval(nodeID string, iteration int, spec ApprovalSpe
 		if err != nil || !created {
 			return n, err
 		}
-		if err := tx.PutApproval(Approval{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Status: ApprovalRequested, RequestedAtMs: now, RequestJSON: spec.RequestJSON}); err != nil {
+		a := Approval{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Status: ApprovalRequested, RequestedAtMs: now, RequestJSON: spec.RequestJSON}
+		if err := tx.PutApproval(a); err != nil {
 			return n, err
 		}
 		if err := appendEvent(tx, s.runID, EventApprovalRequested, approvalPayload{RunID: s.runID, NodeID: nodeID, Iteration: iteration}, now); err != nil {
 			return n, err
 		}
-		return n, nodeEvent(tx, EventNodeWaitingApproval, n, now)
+		if err := nodeEvent(tx, EventNodeWaitingApproval, n, now); err != nil {
+			return n, err
+		}
+		return maybeAutoApprove(tx, n, a, spec.AutoApprove, s.Workflow().Key, now)
 	})
 	if err == nil && n.State == NodeWaitingApproval && n.FiresAtMs > 0 {
 		s.g.timers.arm(timerEntry{at: n.FiresAtMs, runID: s.runID, nodeID: nodeID, iteration: iteration})

@@ -81,10 +81,17 @@ type Tx interface {
 	GetNode(runID, nodeID string, iteration int) (Node, bool, error)
 	ListNodes(runID string) ([]Node, error)
 	PutNode(n Node) error
+	// DeleteNode removes a node from the journal (retry from the failed
+	// step re-creates it); attempts stay.
+	DeleteNode(runID, nodeID string, iteration int) error
 	PutAttempt(a Attempt) error
 	GetAttempt(runID, nodeID string, iteration, attempt int) (Attempt, bool, error)
 
 	GetApproval(runID, nodeID string, iteration int) (Approval, bool, error)
+	// RecentManualDecisions returns the newest limit approvals of nodeID
+	// decided by a person (not auto-approved) in runs of workflowKey other
+	// than exceptRunID, newest first (autoApprove's history rule).
+	RecentManualDecisions(workflowKey, nodeID, exceptRunID string, limit int) ([]Approval, error)
 	PutApproval(a Approval) error
 
 	// InsertSignal stores s with the next per-run seq (0-based) and returns it.

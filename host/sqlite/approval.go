@@ -39,6 +39,33 @@ const (
 	auto_approved = excluded.auto_approved`
 )
 
+const recentManualDecisionsSQL = `SELECT ` + approvalColumns + approvalFrom + `
+	WHERE a.node_id = ? AND r.workflow_key = ? AND a.run_id <> ?
+	AND a.status IN ('approved', 'denied') AND a.auto_approved = 0
+	ORDER BY a.decided_at_ms DESC LIMIT ?`
+
+// RecentManualDecisions returns the newest manual decisions of nodeID in
+// other runs of the workflow.
+func (t *tx) RecentManualDecisions(workflowKey, nodeID, exceptRunID string, limit int) ([]host.Approval, error) {
+	rows, err := t.query(recentManualDecisionsSQL, nodeID, workflowKey, exceptRunID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("recent decisions of %s/%s: %w", workflowKey, nodeID, err)
+	}
+	defer rows.Close()
+	var out []host.Approval
+	for rows.Next() {
+		a, err := scanApproval(rows)
+		if err != nil {
+			return nil, fmt.Errorf("recent decisions of %s/%s: %w", workflowKey, nodeID, err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recent decisions of %s/%s: %w", workflowKey, nodeID, err)
+	}
+	return out, nil
+}
+
 // GetApproval reads one approval, with WorkflowKey filled from its run.
 func (t *tx) GetApproval(runID, nodeID string, iteration int) (host.Approval, bool, error) {
 	a, ok, err := getOne(t.queryRow(getApprovalSQL, runID, nodeID, iteration), scanApproval)

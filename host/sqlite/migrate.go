@@ -146,6 +146,10 @@ CREATE TABLE processes (
 	`
 CREATE INDEX runs_finished ON runs (finished_at_ms) WHERE finished_at_ms IS NOT NULL;
 `,
+	// 3: autoApprove's history rule reads the newest decisions of a node.
+	`
+CREATE INDEX approvals_node_decided ON approvals (node_id, decided_at_ms DESC) WHERE status IN ('approved', 'denied');
+`,
 }
 
 // migrate brings the schema to len(migrations), one transaction per step, on

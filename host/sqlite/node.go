@@ -79,6 +79,16 @@ func (t *tx) PutNode(n host.Node) error {
 	return nil
 }
 
+const deleteNodeSQL = `DELETE FROM nodes WHERE run_id = ? AND node_id = ? AND iteration = ?`
+
+// DeleteNode removes one node; its attempts stay.
+func (t *tx) DeleteNode(runID, nodeID string, iteration int) error {
+	if _, err := t.exec(deleteNodeSQL, runID, nodeID, iteration); err != nil {
+		return fmt.Errorf("delete node %s/%s#%d: %w", runID, nodeID, iteration, err)
+	}
+	return nil
+}
+
 // ListNodes reads the run's committed nodes in creation order.
 func (s *Store) ListNodes(ctx context.Context, runID string) ([]host.Node, error) {
 	rows, err := s.rquery(ctx, listNodesSQL, runID)
