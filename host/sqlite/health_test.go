@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
@@ -139,4 +141,30 @@ func TestSyncFullSetsSynchronousFull(t *testing.T) {
 			t.Errorf("SyncFull %v: synchronous = %d, want %d", tc.full, got, tc.want)
 		}
 	}
+}
+
+func TestOpenWaitsForALockWhoseHolderHasExited(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "smithers.db")
+	// The recorded holder has exited, but the lock is still held a
+	// moment longer (as by a child the killed gateway was forking).
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	other := flock.New(path + ".lock")
+	if ok, err := other.TryLock(); err != nil || !ok {
+		t.Fatalf("lock: %v %v", ok, err)
+	}
+	if err := os.WriteFile(path+".lock", fmt.Appendf(nil, "%d\n", cmd.Process.Pid), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_ = other.Unlock()
+	}()
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatalf("Open after the holder exited = %v, want it to wait for the lock", err)
+	}
+	_ = s.Close()
 }
