@@ -86,11 +86,6 @@ type Server struct {
 func NewServer(cfg Config) *Server {
 	s := &Server{gw: cfg.Gateway, reads: cfg.Reads, auth: cfg.Auth, log: cfg.Logger, maxBody: cfg.MaxBodyBytes,
 		protocol: cfg.Protocol, features: cfg.Features, now: cfg.Now}
-	if s.reads == nil && s.gw != nil {
-		// Transitional, for callers built before Config.Reads existed; it
-		// goes when every caller passes Reads.
-		s.reads = s.gw.Store()
-	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

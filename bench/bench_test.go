@@ -53,7 +53,7 @@ func startGateway(t *testing.T) (string, string) {
 		t.Fatal(err)
 	}
 	ts := auth.OpenTokenStore(tokens, auth.TokenStoreOptions{Logger: log})
-	srv := api.NewServer(api.Config{Gateway: gw, Auth: ts, Logger: log, Hub: hub, Metrics: metrics})
+	srv := api.NewServer(api.Config{Gateway: gw, Reads: store, Auth: ts, Logger: log, Hub: hub, Metrics: metrics})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		srv.Close()

@@ -146,9 +146,6 @@ func (g *Gateway) StateVersion() int64 { return g.stateVersion.Load() }
 // cannot (its storage is unavailable); /health reports it.
 func (g *Gateway) Health() error { return g.store.Health() }
 
-// Store exposes the store for read-only queries of the API.
-func (g *Gateway) Store() Store { return g.store }
-
 // ActiveRuns is the number of runs live in the executor.
 func (g *Gateway) ActiveRuns() int {
 	g.mu.Lock()

@@ -117,7 +117,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.api = api.NewServer(api.Config{Gateway: m.gw, Auth: m.authn, Logger: m.log, MaxBodyBytes: int64(cfg.MaxBodyBytes), Hub: hub, Metrics: metrics,
+	m.api = api.NewServer(api.Config{Gateway: m.gw, Reads: m.store, Auth: m.authn, Logger: m.log, MaxBodyBytes: int64(cfg.MaxBodyBytes), Hub: hub, Metrics: metrics,
 		HeartbeatInterval: time.Duration(cfg.HeartbeatMs) * time.Millisecond, HandshakeTimeout: time.Duration(cfg.HandshakeTimeoutMs) * time.Millisecond,
 		MaxConnections: cfg.MaxConnections})
 	if err := m.gw.Start(ctx); err != nil {
