@@ -157,11 +157,18 @@ func (s *Server) resumeRun(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	force := false
+	force, retryFailed := false, false
 	if opts := c.params.obj("options"); opts != nil {
 		force, _ = opts["force"].(bool)
+		retryFailed, _ = opts["retryFailed"].(bool)
 	}
-	status, err := s.gw.ResumeRun(ctx, id, force)
+	var status string
+	if retryFailed {
+		// Beyond upstream: a failed run continues from its failed step.
+		status, err = s.gw.RetryFailedRun(ctx, id)
+	} else {
+		status, err = s.gw.ResumeRun(ctx, id, force)
+	}
 	if err != nil {
 		return nil, err
 	}
