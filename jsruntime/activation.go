@@ -267,9 +267,16 @@ func (a *activation) onWorkflowResolved(v goja.Value) {
 	if a.ended || a.settled {
 		return
 	}
-	out, err := a.w.helpers.stringify(v)
+	out, err := a.w.helpers.storable(v, a.ex.maxOutput)
 	if err != nil {
-		a.finishFailed(storedError{Name: "SmithersError", Code: host.CodeWorkflowFailed, Message: "the workflow's return value is not JSON-serialisable: " + describeErr(a.w.rt, err)})
+		if a.w.uncatchable(err) {
+			return
+		}
+		se := a.w.unstorable("the workflow's return value", err)
+		if se.Code == "" {
+			se.Code = host.CodeWorkflowFailed
+		}
+		a.finishFailed(se)
 		return
 	}
 	a.settled = true

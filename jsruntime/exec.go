@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dop251/goja"
 
@@ -18,11 +19,10 @@ import (
 
 // execResult is what a finished child process left.
 type execResult struct {
-	code     int
-	stdout   string
-	stderr   string
-	err      error // failed to start, or killed
-	timedOut bool
+	code           int
+	stdout, stderr *outputStream // nil when the child did not start
+	err            error         // failed to start, or killed
+	timedOut       bool
 }
 
 // exec is t.exec(cmd, args, {cwd, env, input, timeoutMs, allowFailure}):
@@ -31,6 +31,17 @@ type execResult struct {
 // cancel, timeout, or attempt end. It resolves to {code, stdout, stderr};
 // a non-zero exit rejects with SmithersError EXEC_FAILED unless
 // allowFailure.
+//
+// Output kept: the result's stdout and stderr are each the last
+// MaxOutputBytes bytes the child wrote to that stream, preceded, when more
+// was written, by a note saying how many bytes were cut
+// ("[… 31457280 bytes cut …]\n"): the end of a command's output is where
+// its result and its error usually are. EXEC_FAILED carries less, the last
+// host.MaxErrorOutputBytes of each stream (with the same note), in its
+// details and its stdout and stderr properties: the error is stored in the
+// attempt, the node and the run and travels in node.failed and
+// run.completed, so one failing command must not fill them. Use
+// allowFailure: true to get the longer output of a failing command.
 func (t *taskRun) exec(at *attemptRun, call goja.FunctionCall) goja.Value {
 	a := t.a
 	w := a.w
@@ -86,10 +97,6 @@ func (t *taskRun) exec(at *attemptRun, call goja.FunctionCall) goja.Value {
 func (t *taskRun) execSettled(at *attemptRun, name string, res execResult, allowFailure bool, timeout time.Duration, resolve, reject func(any) error) {
 	w := t.a.w
 	rt := w.rt
-	result := rt.NewObject()
-	must(result.Set("code", res.code))
-	must(result.Set("stdout", res.stdout))
-	must(result.Set("stderr", res.stderr))
 	var err error
 	switch {
 	case at.signal.aborted:
@@ -101,13 +108,18 @@ func (t *taskRun) execSettled(at *attemptRun, name string, res execResult, allow
 		} else if res.err != nil {
 			msg = fmt.Sprintf("%s: %v", name, res.err)
 		}
-		details := map[string]any{"code": res.code, "stdout": res.stdout, "stderr": res.stderr, "timedOut": res.timedOut}
+		stdout, stderr := res.stdout.tail(host.MaxErrorOutputBytes), res.stderr.tail(host.MaxErrorOutputBytes)
+		details := map[string]any{"code": res.code, "stdout": stdout, "stderr": stderr, "timedOut": res.timedOut}
 		e := w.smithersError(host.CodeExecFailed, msg, details).(*goja.Object)
 		must(e.Set("exitCode", res.code))
-		must(e.Set("stdout", res.stdout))
-		must(e.Set("stderr", res.stderr))
+		must(e.Set("stdout", stdout))
+		must(e.Set("stderr", stderr))
 		err = reject(e)
 	default:
+		result := rt.NewObject()
+		must(result.Set("code", res.code))
+		must(result.Set("stdout", res.stdout.tail(res.stdout.limit)))
+		must(result.Set("stderr", res.stderr.tail(res.stderr.limit)))
 		err = resolve(result)
 	}
 	if err != nil {
@@ -131,7 +143,7 @@ func (t *taskRun) runChild(ctx context.Context, at *attemptRun, name string, arg
 	stderr := newOutputStream(t, at, "stderr", limit)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
-		return execResult{code: -1, err: err}
+		return execResult{code: -1, stdout: stdout, stderr: stderr, err: err}
 	}
 	pgid := cmd.Process.Pid
 	start, _ := host.ProcessStartTime(pgid)
@@ -144,7 +156,7 @@ func (t *taskRun) runChild(ctx context.Context, at *attemptRun, name string, arg
 	if ferr := a.s.ForgetProcess(pgid); ferr != nil {
 		a.log.Error("forget t.exec process group", "pgid", pgid, "err", ferr)
 	}
-	res := execResult{code: cmd.ProcessState.ExitCode(), stdout: stdout.text(), stderr: stderr.text()}
+	res := execResult{code: cmd.ProcessState.ExitCode(), stdout: stdout, stderr: stderr}
 	var exitErr *exec.ExitError
 	if err != nil && !errors.As(err, &exitErr) {
 		res.err = err
@@ -155,8 +167,8 @@ func (t *taskRun) runChild(ctx context.Context, at *attemptRun, name string, arg
 	return res
 }
 
-// outputStream keeps up to limit bytes of a child's output and streams it
-// as task.output events. Write hands each chunk to the worker's loop and
+// outputStream keeps the last limit bytes of a child's output and streams
+// it as task.output events. Write hands each chunk to the worker's loop and
 // waits while too many chunks are still queued there, so a child writing
 // faster than the gateway can commit is slowed down through its pipe
 // instead of growing queues.
@@ -167,9 +179,9 @@ type outputStream struct {
 	limit  int
 	slots  chan struct{} // chunks handed to the loop and not yet taken
 
-	mu        sync.Mutex
-	buf       strings.Builder
-	truncated bool
+	mu    sync.Mutex
+	buf   []byte // the end of the output: at most 2*limit bytes, the last limit of which are kept
+	total int64  // bytes written
 }
 
 func newOutputStream(t *taskRun, at *attemptRun, stream string, limit int) *outputStream {
@@ -178,16 +190,16 @@ func newOutputStream(t *taskRun, at *attemptRun, stream string, limit int) *outp
 
 func (s *outputStream) Write(p []byte) (int, error) {
 	s.mu.Lock()
-	room := s.limit - s.buf.Len()
-	if room > 0 {
-		if len(p) > room {
-			s.buf.Write(p[:room])
-			s.truncated = true
-		} else {
-			s.buf.Write(p)
+	s.total += int64(len(p))
+	if len(p) >= s.limit {
+		s.buf = append(s.buf[:0], p[len(p)-s.limit:]...)
+	} else {
+		s.buf = append(s.buf, p...)
+		if len(s.buf) > 2*s.limit {
+			// Drop the head once the buffer is twice what is kept, so
+			// that keeping the tail costs amortised O(1) per byte.
+			s.buf = s.buf[:copy(s.buf, s.buf[len(s.buf)-s.limit:])]
 		}
-	} else if len(p) > 0 {
-		s.truncated = true
 	}
 	s.mu.Unlock()
 	select {
@@ -206,8 +218,34 @@ func (s *outputStream) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (s *outputStream) text() string {
+// tail returns the last max bytes written (fewer, so as to start on a
+// UTF-8 character), preceded by a note saying how many bytes were cut when
+// any were. max must not exceed the stream's limit.
+func (s *outputStream) tail(max int) string {
+	if s == nil {
+		return ""
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.buf.String()
+	return tailWithNote(s.buf, s.total, max)
+}
+
+// tailWithNote keeps the last max bytes of buf, the end of an output of
+// total bytes, starting on a UTF-8 character, and prefixes a note saying
+// how many bytes of the output were cut, when any were.
+func tailWithNote(buf []byte, total int64, max int) string {
+	kept := buf
+	if len(kept) > max {
+		kept = kept[len(kept)-max:]
+	}
+	if total > int64(len(kept)) {
+		// Something precedes: do not start inside a character.
+		for n := 1; n < utf8.UTFMax && len(kept) > 0 && !utf8.RuneStart(kept[0]); n++ {
+			kept = kept[1:]
+		}
+	}
+	if cut := total - int64(len(kept)); cut > 0 {
+		return fmt.Sprintf("[… %d bytes cut …]\n", cut) + string(kept)
+	}
+	return string(kept)
 }

@@ -53,8 +53,37 @@ const helpersSource = `(function () {
     if (retryable) e.retryable = true;
     return e;
   }
+  // storable is JSON.stringify for a value a step hands the journal (a
+  // task's or the workflow's return value). JSON.stringify would turn a
+  // function or Symbol into nothing (or null in an array), and undefined
+  // in an array into null: here those are reported, with where they sit,
+  // so that no data is lost silently. (An undefined property is left out,
+  // as JSON always does; BigInt and cycles throw in JSON.stringify itself.)
+  // It returns [json, ""] or [undefined, "a function at .x.y"].
+  function storable(v) {
+    const paths = new WeakMap(); // object -> its path from v
+    let top = true, bad = "";
+    const json = JSON.stringify(v, function (k, x) {
+      let path = "";
+      if (top) {
+        top = false;
+      } else {
+        const base = paths.get(this) || "";
+        path = Array.isArray(this) ? base + "[" + k + "]"
+          : /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(k) ? base + "." + k : base + "[" + JSON.stringify(k) + "]";
+      }
+      const t = typeof x;
+      if (bad === "" && (t === "function" || t === "symbol" || (t === "undefined" && Array.isArray(this)))) {
+        bad = (t === "undefined" ? "undefined" : "a " + t) + (path === "" ? "" : " at " + path);
+      }
+      if (x !== null && t === "object") paths.set(x, path);
+      return x;
+    });
+    return bad === "" ? [json, ""] : [undefined, bad];
+  }
   return {
     fetchFailed: fetchFailed,
+    storable: storable,
     settle: function (p, ok, err) { Promise.resolve(p).then(ok, err); },
     stringify: function (v) { return JSON.stringify(v); },
     parse: function (s) { return JSON.parse(s); },
@@ -71,6 +100,7 @@ type jsHelpers struct {
 	parseFn    goja.Callable
 	freezeFn   goja.Callable
 	fetchFn    goja.Callable
+	storableFn goja.Callable
 	parallel   goja.Value
 }
 
@@ -82,7 +112,7 @@ func newHelpers(rt *goja.Runtime) (jsHelpers, error) {
 	o := v.ToObject(rt)
 	h := jsHelpers{rt: rt, parallel: o.Get("parallel")}
 	var ok bool
-	for name, dst := range map[string]*goja.Callable{"settle": &h.settleFn, "stringify": &h.stringifyF, "parse": &h.parseFn, "deepFreeze": &h.freezeFn, "fetchFailed": &h.fetchFn} {
+	for name, dst := range map[string]*goja.Callable{"settle": &h.settleFn, "stringify": &h.stringifyF, "parse": &h.parseFn, "deepFreeze": &h.freezeFn, "fetchFailed": &h.fetchFn, "storable": &h.storableFn} {
 		if *dst, ok = goja.AssertFunction(o.Get(name)); !ok {
 			return jsHelpers{}, fmt.Errorf("helper %s missing", name)
 		}
@@ -111,6 +141,100 @@ func (h jsHelpers) stringify(v goja.Value) (string, error) {
 		return "", nil
 	}
 	return out.String(), nil
+}
+
+// errNotStorable: a value a step hands the journal has no JSON form.
+type errNotStorable struct{ reason string }
+
+func (e errNotStorable) Error() string {
+	return "cannot be stored as JSON: " + e.reason +
+		" (a step's value must be JSON data: no functions, Symbols, BigInts, cycles or undefined in arrays)"
+}
+
+// errOutputTooLarge: a value a step hands the journal is over the cap.
+type errOutputTooLarge struct {
+	size    int    // bytes (UTF-8)
+	atLeast bool   // size is a lower bound: the text was not copied into Go
+	of      string // what the bytes are: " of JSON", or ""
+	limit   int
+}
+
+func (e errOutputTooLarge) Error() string {
+	at := ""
+	if e.atLeast {
+		at = "at least "
+	}
+	return fmt.Sprintf("is %s%d bytes%s, above the gateway's cap of %d bytes (SMITHERS_GATEWAY_MAX_OUTPUT_BYTES)", at, e.size, e.of, e.limit)
+}
+
+// storable serialises v, a value a step hands the journal, as JSON of at
+// most limit bytes ("" for undefined). It fails with errNotStorable for a
+// value JSON cannot carry, errOutputTooLarge over the cap, or the
+// exception of JSON.stringify (a BigInt, a cycle, a throwing toJSON). The
+// size is checked on the JavaScript string before it is copied into Go.
+func (h jsHelpers) storable(v goja.Value, limit int) (string, error) {
+	res, err := h.storableFn(goja.Undefined(), v)
+	if err != nil {
+		return "", err
+	}
+	pair := res.(*goja.Object)
+	if bad := pair.Get("1").String(); bad != "" {
+		return "", errNotStorable{bad}
+	}
+	out := pair.Get("0")
+	if goja.IsUndefined(out) {
+		return "", nil
+	}
+	if js, ok := out.(goja.String); ok && js.Length() > limit {
+		e := tooLarge(js, limit)
+		e.of = " of JSON"
+		return "", e
+	}
+	s := out.String()
+	if len(s) > limit {
+		return "", errOutputTooLarge{size: len(s), of: " of JSON", limit: limit}
+	}
+	return s, nil
+}
+
+// textWithin converts v to a string of at most limit bytes of UTF-8, or
+// fails with errOutputTooLarge. The length of a JavaScript string is
+// checked before it is copied into Go.
+func textWithin(v goja.Value, limit int) (string, error) {
+	if js, ok := v.(goja.String); ok && js.Length() > limit {
+		return "", tooLarge(js, limit)
+	}
+	text := v.String()
+	if len(text) > limit {
+		return "", errOutputTooLarge{size: len(text), limit: limit}
+	}
+	return text, nil
+}
+
+// tooLarge describes js, a JavaScript string longer than limit: as a
+// UTF-16 unit is at least one byte of UTF-8, it is too large without being
+// copied into Go. Its exact size in UTF-8 is counted when that is cheap
+// next to what built it; past that, the error says "at least".
+func tooLarge(js goja.String, limit int) errOutputTooLarge {
+	n := js.Length()
+	if n > 8*limit {
+		return errOutputTooLarge{size: n, atLeast: true, limit: limit}
+	}
+	size := 0
+	for i := 0; i < n; i++ {
+		switch c := js.CharAt(i); {
+		case c < 0x80:
+			size++
+		case c < 0x800:
+			size += 2
+		case c >= 0xD800 && c < 0xDC00 && i+1 < n && js.CharAt(i+1) >= 0xDC00 && js.CharAt(i+1) < 0xE000:
+			size += 4 // a surrogate pair
+			i++
+		default:
+			size += 3 // the rest of the BMP; a lone surrogate becomes U+FFFD
+		}
+	}
+	return errOutputTooLarge{size: size, limit: limit}
 }
 
 // parse is JSON.parse; "" gives undefined.

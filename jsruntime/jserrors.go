@@ -3,7 +3,9 @@ package jsruntime
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/dop251/goja"
 
@@ -63,7 +65,7 @@ func (w *worker) storedErrorOf(v goja.Value) storedError {
 		if v != nil {
 			e.Message = v.String()
 		}
-		return e
+		return e.bounded()
 	}
 	if n := o.Get("name"); present(n) {
 		e.Name = n.String()
@@ -89,7 +91,37 @@ func (w *worker) storedErrorOf(v goja.Value) storedError {
 	if s := o.Get("stack"); present(s) {
 		e.Stack = userStack(s.String())
 	}
+	return e.bounded()
+}
+
+// maxErrorDetails bounds the JSON of a stored error's details.
+const maxErrorDetails = 4 * host.MaxErrorOutputBytes
+
+// bounded cuts what a thrown value may make too large to store: the
+// message and the stack keep their first host.MaxErrorOutputBytes bytes and
+// say how much was cut; details over maxErrorDetails of JSON are replaced
+// by {"detailsCut": <bytes>}. A stored error is kept in the attempt, the
+// node and the run and travels in node.failed and run.completed.
+func (e storedError) bounded() storedError {
+	e.Message = headWithNote(e.Message, host.MaxErrorOutputBytes)
+	e.Stack = headWithNote(e.Stack, host.MaxErrorOutputBytes)
+	if len(e.Details) > maxErrorDetails {
+		e.Details = json.RawMessage(fmt.Sprintf(`{"detailsCut":%d}`, len(e.Details)))
+	}
 	return e
+}
+
+// headWithNote keeps the first max bytes of s (fewer, so as to end on a
+// whole UTF-8 character) and says how many bytes were cut, when any were.
+func headWithNote(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	n := max
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + fmt.Sprintf("[… %d bytes cut …]", len(s)-n)
 }
 
 // userStack drops the stack lines of the gateway's own Go functions (goja
@@ -140,6 +172,34 @@ func (w *worker) errorFromJSON(errJSON, fallbackCode string) goja.Value {
 		}
 	}
 	return w.smithersError(e.Code, e.Message, details)
+}
+
+// unstorable describes why what (a task's return value, the workflow's)
+// could not be handed to the journal (see jsHelpers.storable): a
+// SmithersError OUTPUT_TOO_LARGE over the cap, a TypeError otherwise; it is
+// never retried, as another attempt would return the same.
+func (w *worker) unstorable(what string, err error) storedError {
+	no := false
+	var tooLarge errOutputTooLarge
+	if errors.As(err, &tooLarge) {
+		return storedError{Name: "SmithersError", Code: host.CodeOutputTooLarge, Message: what + " " + err.Error(), Retryable: &no}
+	}
+	var notJSON errNotStorable
+	if errors.As(err, &notJSON) {
+		return storedError{Name: "TypeError", Message: what + " " + err.Error(), Retryable: &no}
+	}
+	return storedError{Name: "TypeError", Message: what + " cannot be stored as JSON: " + describeErr(w.rt, err), Retryable: &no}
+}
+
+// outputTooLarge is the SmithersError OUTPUT_TOO_LARGE thrown at a step
+// that hands the journal more than the cap; retryable is false, as a retry
+// would hand it the same.
+func (w *worker) outputTooLarge(msg string) goja.Value {
+	e := w.smithersError(host.CodeOutputTooLarge, msg, nil)
+	if o, ok := e.(*goja.Object); ok {
+		_ = o.Set("retryable", false)
+	}
+	return e
 }
 
 // hostErrorToJS turns an error returned by host into a JavaScript error

@@ -80,9 +80,16 @@ func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 	metaJSON := fmt.Sprintf(`{"retries":%d,"backoffMs":%d,"timeoutMs":%d,"continueOnFail":%t}`, opts.retries, opts.backoffMs, opts.timeoutMs, opts.continueOnFail)
 	body, isFn := goja.AssertFunction(call.Argument(1))
 	if !isFn {
-		out, err := a.w.helpers.stringify(call.Argument(1))
+		out, err := a.w.helpers.storable(call.Argument(1), a.ex.maxOutput)
 		if err != nil {
-			panic(rt.NewTypeError("ctx.task(%q, value): a static task value must be JSON-serialisable", k.id))
+			if a.w.uncatchable(err) {
+				panic(err)
+			}
+			se := a.w.unstorable(fmt.Sprintf("ctx.task(%q, value): the static value", k.id), err)
+			if se.Code == host.CodeOutputTooLarge {
+				panic(a.w.outputTooLarge(se.Message))
+			}
+			panic(rt.NewTypeError("%s", se.Message))
 		}
 		a.commit(func() error {
 			_, err := a.s.StaticTask(k.id, k.iteration, opts.label, metaJSON, out)
@@ -231,9 +238,13 @@ func (t *taskRun) onAttemptSucceeded(at *attemptRun, v goja.Value) {
 		return
 	}
 	t.releaseSlot()
-	out, err := a.w.helpers.stringify(v)
+	out, err := a.w.helpers.storable(v, a.ex.maxOutput)
 	if err != nil {
-		t.onFinalFailure(at, a.w.storedErrorOf(exceptionValue(a.w.rt, err)))
+		if a.w.uncatchable(err) {
+			return
+		}
+		// Not retried: another attempt would return the same.
+		t.onFinalFailure(at, a.w.unstorable("its return value", err))
 		return
 	}
 	a.commit(func() error {

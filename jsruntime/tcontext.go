@@ -30,6 +30,9 @@ func (t *taskRun) newT(at *attemptRun) *goja.Object {
 			if err != nil {
 				panic(rt.NewTypeError("t.heartbeat(data): data must be JSON-serialisable"))
 			}
+			if limit := a.ex.maxOutput; len(s) > limit {
+				panic(a.w.outputTooLarge("t.heartbeat(data): data " + errOutputTooLarge{size: len(s), of: " of JSON", limit: limit}.Error()))
+			}
 			data = s
 		}
 		if !at.finished {
@@ -38,7 +41,10 @@ func (t *taskRun) newT(at *attemptRun) *goja.Object {
 		return goja.Undefined()
 	})
 	set("emit", func(call goja.FunctionCall) goja.Value {
-		text := call.Argument(0).String()
+		text, err := textWithin(call.Argument(0), a.ex.maxOutput)
+		if err != nil {
+			panic(a.w.outputTooLarge("t.emit(text): text " + err.Error()))
+		}
 		stream := "stdout"
 		if present(call.Argument(1)) {
 			stream = call.Argument(1).String()
