@@ -41,6 +41,9 @@ type Metrics struct {
 	webhooksVerified  *prometheus.CounterVec
 	webhooksRejected  *prometheus.CounterVec
 	backpressure      prometheus.Counter
+	// tasksWaiting is ours (upstream has no concurrency limits): task
+	// attempts waiting for a slot of their workflow's concurrency limit.
+	tasksWaiting *prometheus.GaugeVec
 	nodeOutput        *prometheus.CounterVec
 	nodeOutputBytes   prometheus.Histogram
 	nodeOutputMs      prometheus.Histogram
@@ -101,6 +104,9 @@ func NewMetrics(reg *prometheus.Registry, workflows []string) *Metrics {
 	m.webhooksRejected = counter("smithers_gateway_webhooks_rejected_total", "Gateway webhooks rejected", "workflow", "reason")
 	m.backpressure = prometheus.NewCounter(prometheus.CounterOpts{Name: "smithers_gateway_backpressure_disconnect_total", Help: "Sockets closed for falling behind their event stream"})
 	reg.MustRegister(m.backpressure)
+	m.tasksWaiting = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "smithers_gateway_concurrency_waiting",
+		Help: "Task attempts waiting for a slot of their workflow's concurrency limit"}, []string{"workflow"})
+	reg.MustRegister(m.tasksWaiting)
 	m.nodeOutput = counter("smithers_node_output_request_total", "getNodeOutput requests", "status")
 	m.nodeOutputBytes = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "smithers_node_output_bytes", Help: "getNodeOutput: bytes of the stored output served",
 		Buckets: exponential(100, 16)})
@@ -399,6 +405,14 @@ func (m *Metrics) signalSent() {
 func (m *Metrics) cronTrigger(source string) {
 	if m != nil {
 		m.cronTriggers.WithLabelValues(source).Inc()
+	}
+}
+
+// TasksWaiting sets the workflow's count of task attempts waiting for a
+// concurrency slot (host.Observer).
+func (m *Metrics) TasksWaiting(workflow string, waiting int) {
+	if m != nil {
+		m.tasksWaiting.WithLabelValues(workflow).Set(float64(waiting))
 	}
 }
 

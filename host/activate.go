@@ -61,6 +61,7 @@ func (g *Gateway) wake(runID string, n *Node) {
 // release ends s and removes it from the active table; a wake that arrived
 // while it was ending activates the run again.
 func (g *Gateway) release(s *Session) {
+	s.releaseSlots()
 	g.mu.Lock()
 	if g.active[s.runID] == s {
 		delete(g.active, s.runID)

@@ -105,16 +105,18 @@ func (b *syncBuffer) String() string {
 }
 
 type engineOpts struct {
-	shared     bool
-	lease      time.Duration
-	heartbeat  time.Duration
-	retention  time.Duration
-	maxOutput  int
-	hash       string
-	strict     bool
-	schedule   string
-	beforeBoot func(st *faultyStore)
-	now        func() time.Time
+	shared      bool
+	lease       time.Duration
+	heartbeat   time.Duration
+	retention   time.Duration
+	maxOutput   int
+	hash        string
+	strict      bool
+	schedule    string
+	concurrency *host.ConcurrencyLimit
+	observer    host.Observer
+	beforeBoot  func(st *faultyStore)
+	now         func() time.Time
 }
 
 func newEngine(t *testing.T, script func(s *host.Session), o engineOpts) *engine {
@@ -129,13 +131,13 @@ func newEngine(t *testing.T, script func(s *host.Session), o engineOpts) *engine
 	if o.strict {
 		policy = host.VersionStrict
 	}
-	e.exec = &fakeExec{hash: o.hash, script: script, wfs: []host.WorkflowDef{{Key: "wf", VersionPolicy: policy, Schedule: o.schedule}}}
+	e.exec = &fakeExec{hash: o.hash, script: script, wfs: []host.WorkflowDef{{Key: "wf", VersionPolicy: policy, Schedule: o.schedule, Concurrency: o.concurrency}}}
 	if o.beforeBoot != nil {
 		o.beforeBoot(e.store)
 	}
 	e.gw, err = host.New(host.Config{Store: e.store, Executor: e.exec, InstanceID: "me",
-		Logger:            slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		HeartbeatInterval: o.heartbeat, OwnerLease: o.lease, Retention: o.retention, MaxOutputBytes: o.maxOutput, Now: o.now})
+		Logger:   slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Observer: o.observer, HeartbeatInterval: o.heartbeat, OwnerLease: o.lease, Retention: o.retention, MaxOutputBytes: o.maxOutput, Now: o.now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,4 +46,7 @@ type Observer interface {
 	RunCompleted(workflow string, status RunStatus)
 	// CronFired reports a run started by a scheduled cron.
 	CronFired(workflow string)
+	// TasksWaiting reports how many task attempts of the workflow wait for
+	// a slot of its concurrency limit.
+	TasksWaiting(workflow string, waiting int)
 }

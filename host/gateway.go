@@ -56,6 +56,7 @@ type Gateway struct {
 	startedAt  time.Time
 
 	timers *timerWheel
+	slots  slots
 
 	stateVersion atomic.Int64 // stateVersion of the newest committed event
 
@@ -116,6 +117,11 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g.startedAt = g.now()
 	g.timers = newTimerWheel(g.now, g.onTimer)
+	g.slots = slots{pools: map[slotKey]*slotPool{}, onWaiting: func(workflow string, n int) {
+		if g.observer != nil {
+			g.observer.TasksWaiting(workflow, n)
+		}
+	}}
 	return g, nil
 }
 

@@ -36,7 +36,9 @@ type Session struct {
 	queued    []Node // deliveries that arrived while activating
 	ended     bool   // parked, terminal or detached: no more commits
 	detaching bool
-	rewake    bool // a wake arrived while detaching
+	rewake    bool     // a wake arrived while detaching
+	slotsHeld int      // concurrency slots granted and not yet released
+	slotPool  *slotKey // the run's concurrency pool, once computed
 
 	// Private holds the executor's state for this activation.
 	Private any

@@ -22,15 +22,27 @@ type WorkflowDef struct {
 	Env []string
 	// VersionPolicy is "replay" (default) or "strict".
 	VersionPolicy string
+	// Concurrency, when set, caps the task bodies of the workflow running
+	// at once across all its runs (per key value with a key).
+	Concurrency *ConcurrencyLimit
 }
 
-// WebhookConfig is the webhook option of a workflow (CONTRACT.md §5.8).
+// WebhookConfig is the webhook option of a workflow: POST
+// /webhooks/<key> verifies an HMAC-SHA256 signature with Secret, then
+// delivers the body as a signal to waiting runs or starts a run. The
+// methods in webhook.go apply the defaults.
 type WebhookConfig struct {
 	Secret          string
 	SignatureHeader string
-	SignaturePrefix string
-	Signal          *WebhookSignal
-	Run             *WebhookRun
+	// SignaturePrefix is nil when the module gave none (default
+	// "sha256="); an explicit "" means the header holds the bare hex.
+	SignaturePrefix *string
+	// DeliveryHeader names the header carrying the sender's delivery id
+	// (default x-github-delivery): a delivery id seen again within
+	// WebhookDedupeWindow is answered without delivering again.
+	DeliveryHeader string
+	Signal         *WebhookSignal
+	Run            *WebhookRun
 }
 
 // WebhookSignal delivers a webhook as a signal to waiting runs.
