@@ -353,6 +353,26 @@ export default function (gateway) {
 	jsonEqual(t, h.output(h.launch("ok", nil)), `"fine"`)
 }
 
+// TestHeapWatchdogSparesGarbage: a turn that churns through far more than
+// the heap limit in short-lived garbage, with little of it live, is not
+// interrupted. A live ballast makes Go let garbage grow past the limit
+// before collecting it (the next GC is due at twice the live heap), so the
+// heap's sampled figure passes the limit while the live heap stays under.
+func TestHeapWatchdogSparesGarbage(t *testing.T) {
+	ballast := make([]byte, 64<<20)
+	h := newHarnessOpts(t, `
+export default function (gateway) {
+  gateway.register("churn", async (ctx) => {
+    const until = Date.now() + 1500;
+    let n = 0;
+    while (Date.now() < until) n += ("x".repeat(1 << 20) + n).length;
+    return n > 0;
+  });
+}`, harnessOpts{turnBudget: 60 * time.Second, maxHeap: currentHeap() + 32<<20})
+	jsonEqual(t, h.output(h.launch("churn", nil)), `true`)
+	runtime.KeepAlive(ballast)
+}
+
 // currentHeap is the live heap now, so a test's limit sits just above it.
 func currentHeap() int64 {
 	runtime.GC()

@@ -81,3 +81,54 @@ export default function (gateway) {
 		}
 	}
 }
+
+// TestUnhandledRejectionsAreLogged: a promise of module code rejected with
+// nothing awaiting it, in the workflow function or in a task body (also
+// after an await), is logged once as a warning with the run id, the
+// workflow and, in a task body, the node id; rejections that are handled,
+// late in the same turn included, are not.
+func TestUnhandledRejectionsAreLogged(t *testing.T) {
+	logs := &syncBuffer{}
+	h := newHarnessOpts(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    Promise.reject(new Error("lost in workflow"));
+    const handled = Promise.reject(new Error("handled later"));
+    handled.catch(() => {});
+    await ctx.task("body", async (t) => {
+      Promise.reject(new Error("lost in body"));
+      await new Promise((r) => setTimeout(r, 10));
+      Promise.reject(new Error("lost after await"));
+      return 1;
+    });
+    try { await ctx.task("caught", () => { throw new Error("caught"); }, { retries: 0 }); } catch (e) {}
+    return "done";
+  });
+}`, harnessOpts{logs: logs})
+	id := h.launch("wf", nil)
+	jsonEqual(t, h.output(id), `"done"`)
+	want := map[string]string{"Error: lost in workflow": "", "Error: lost in body": "body", "Error: lost after await": "body"}
+	seen := map[string]int{}
+	for _, l := range logs.lines() {
+		if l["source"] != "unhandledRejection" {
+			continue
+		}
+		e, _ := l["err"].(string)
+		node, known := want[e]
+		if !known {
+			t.Fatalf("logged a rejection that was handled or is not the module's: %v", l)
+		}
+		seen[e]++
+		if l["runId"] != id || l["workflow"] != "wf" || l["level"] != "WARN" {
+			t.Fatalf("rejection logged without run, workflow or warning level: %v", l)
+		}
+		if got, _ := l["nodeId"].(string); got != node {
+			t.Fatalf("%s logged with nodeId %q, want %q", e, got, node)
+		}
+	}
+	for e := range want {
+		if seen[e] != 1 {
+			t.Fatalf("%q logged %d times, want once: %v", e, seen[e], seen)
+		}
+	}
+}

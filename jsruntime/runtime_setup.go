@@ -37,10 +37,9 @@ func (w *worker) installRuntime() error {
 	must(rt.Set("console", console))
 	must(rt.Set("setTimeout", w.setTimeout))
 	must(rt.Set("clearTimeout", w.clearTimeout))
-	rt.SetPromiseRejectionTracker(func(p *goja.Promise, op goja.PromiseRejectionOperation) {
-		// Unhandled rejections inside workflow code surface through the
-		// workflow's own promise; nothing to do here.
-	})
+	w.rejections, w.reaction = nil, nil
+	rt.SetPromiseRejectionTracker(w.trackRejection)
+	rt.SetAsyncContextTracker(asyncTracker{w})
 	return nil
 }
 

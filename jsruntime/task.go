@@ -202,7 +202,9 @@ func (t *taskRun) runAttempt(number int) {
 		})
 	}
 	tObj := t.newT(at)
+	w.node = t.key.id
 	v, err := w.call(t.body, goja.Undefined(), tObj)
+	w.node = ""
 	if err != nil {
 		if w.broken != nil {
 			return

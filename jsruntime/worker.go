@@ -57,6 +57,13 @@ type worker struct {
 	gen         uint64 // runtime generation; bumped on rebuild
 	timerSeq    int64
 	timers      map[int64]*jsTimer
+	// node is the task node whose body runs synchronously now ("" when
+	// none), reaction the context of the promise reaction running now (nil
+	// when none), rejections the promises rejected without a handler in
+	// this turn (see rejections.go).
+	node       string
+	reaction   *asyncContext
+	rejections []rejection
 
 	load int // activations assigned (guarded by Executor.mu)
 
@@ -165,6 +172,10 @@ func (w *worker) runTurn(j job) {
 		j.fn()
 	}()
 	timer.Stop()
+	if w.broken == nil {
+		w.reportRejections()
+	}
+	w.rejections, w.reaction, w.node = nil, nil, ""
 	if w.broken != nil && w.everRegistered {
 		w.rebuilding.Store(true)
 	}
@@ -246,7 +257,7 @@ func (w *worker) uncatchableReason(err error) (reason string, ok bool) {
 	var se *goja.StackOverflowError
 	switch {
 	case errors.As(err, &ie) && ie.Value() == errHeapLimit:
-		return fmt.Sprintf("the gateway's heap passed its limit of %d MiB while this JavaScript turn ran (runaway allocation?)", w.ex.maxHeap>>20), true
+		return fmt.Sprintf("the gateway's live heap passed its limit of %d MiB while this JavaScript turn ran (runaway allocation?)", w.ex.maxHeap>>20), true
 	case errors.As(err, &ie):
 		return fmt.Sprintf("a JavaScript turn ran longer than the %s turn budget (infinite loop?)", w.budget), true
 	case errors.As(err, &se):
