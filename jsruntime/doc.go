@@ -12,6 +12,24 @@
 // stack (or is interrupted by the heap watchdog) fails the run that owned
 // it; the worker's runtime is rebuilt and its other runs replay.
 //
+// Rebuilds restart the other runs' task bodies. The other runs of a
+// rebuilt worker cannot keep their in-flight task bodies: a body's state
+// after an await (its closures, its promise chain) lives in the old
+// runtime, and JavaScript objects cannot move to another runtime. Nor can
+// the old runtime be kept for them: the interrupt dropped the microtask
+// queue of every run on the worker, so some continuations are lost with no
+// way to know which, and the interrupted turn may have left module state
+// shared by all runs half-updated. So each other run is ended (its
+// attempts' t.signal is not aborted; their t.exec process groups are
+// killed and their t.fetch requests cancelled with the activation's
+// context) and replayed from its journal. What a user sees: an attempt
+// that was in flight is recorded failed with ATTEMPT_ABANDONED, counts as
+// one of the task's attempts, and the task runs again as a new attempt
+// (node.started again, t.attempt one higher, t.idempotencyKey unchanged):
+// tasks run at least once, and bodies with external effects should key
+// them by t.idempotencyKey. Finished tasks are never run again; approvals,
+// signals and timers are untouched.
+//
 // Activations. A run being executed is an activation (activation.go),
 // bound to one worker. Its fields are loop-only except the commit queue
 // (cmu). Every step is committed through the activation's commit

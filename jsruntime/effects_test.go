@@ -243,6 +243,22 @@ export default function (gateway) {
 		t.Fatal(err)
 	}
 	jsonEqual(t, h.output(other), `2`)
+	// The other run's task body in flight during a rebuild (there may be
+	// two: the recursion rebuilds too) was not moved: each such attempt is
+	// recorded abandoned and the task ran again.
+	attempts, err := h.store.ListAttempts(context.Background(), other, "a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := len(attempts) - 1
+	if last < 1 || attempts[last].State != host.AttemptFinished {
+		t.Fatalf("attempts of the other run's task %+v, want abandoned ones then a finished one", attempts)
+	}
+	for _, at := range attempts[:last] {
+		if !strings.Contains(at.ErrorJSON, host.CodeAttemptAbandoned) {
+			t.Fatalf("attempt %d of the other run's task: %s, want ATTEMPT_ABANDONED", at.Attempt, at.ErrorJSON)
+		}
+	}
 }
 
 func TestRunTimeout(t *testing.T) {

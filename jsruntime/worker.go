@@ -280,6 +280,14 @@ func (w *worker) call(fn goja.Callable, this goja.Value, args ...goja.Value) (go
 // microtask queue of every run on this worker, so the culprit activation
 // fails with JS_INTERRUPTED and every other one is restarted from its
 // journal on a fresh runtime.
+//
+// The other runs' in-flight task bodies are not moved: their state after
+// an await lives in the old runtime, objects cannot move between runtimes,
+// and the old runtime cannot be kept for them (some of their queued
+// continuations were dropped, unknowably which, and module state may be
+// half-updated). So their t.exec children are killed with the activation
+// and the attempt is recorded ATTEMPT_ABANDONED when the replay starts the
+// task's next attempt: at-least-once, as the package documentation says.
 func (w *worker) rebuild(culprit *activation, cause error) {
 	w.log.Error("JavaScript turn interrupted; rebuilding worker", "err", cause)
 	acts := make([]*activation, 0, len(w.acts))
