@@ -60,10 +60,24 @@ const helpersSource = `(function () {
   // so that no data is lost silently. (An undefined property is left out,
   // as JSON always does; BigInt and cycles throw in JSON.stringify itself.)
   // It returns [json, ""] or [undefined, "a function at .x.y"].
+  function lost(holder, x) {
+    const t = typeof x;
+    return t === "function" || t === "symbol" || (t === "undefined" && Array.isArray(holder));
+  }
   function storable(v) {
-    const paths = new WeakMap(); // object -> its path from v
-    let top = true, bad = "";
+    let bad = false;
     const json = JSON.stringify(v, function (k, x) {
+      if (lost(this, x)) bad = true;
+      return x;
+    });
+    return bad ? [undefined, whereLost(v)] : [json, ""];
+  }
+  // whereLost walks v again, as JSON.stringify does, to say what was lost
+  // where; only a failing value pays for it.
+  function whereLost(v) {
+    const paths = new WeakMap(); // object -> its path from v
+    let top = true, found = "";
+    JSON.stringify(v, function (k, x) {
       let path = "";
       if (top) {
         top = false;
@@ -72,14 +86,13 @@ const helpersSource = `(function () {
         path = Array.isArray(this) ? base + "[" + k + "]"
           : /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(k) ? base + "." + k : base + "[" + JSON.stringify(k) + "]";
       }
-      const t = typeof x;
-      if (bad === "" && (t === "function" || t === "symbol" || (t === "undefined" && Array.isArray(this)))) {
-        bad = (t === "undefined" ? "undefined" : "a " + t) + (path === "" ? "" : " at " + path);
+      if (found === "" && lost(this, x)) {
+        found = (x === undefined ? "undefined" : "a " + typeof x) + (path === "" ? "" : " at " + path);
       }
-      if (x !== null && t === "object") paths.set(x, path);
+      if (x !== null && typeof x === "object") paths.set(x, path);
       return x;
     });
-    return bad === "" ? [json, ""] : [undefined, bad];
+    return found === "" ? "a value with no JSON form" : found;
   }
   return {
     fetchFailed: fetchFailed,
