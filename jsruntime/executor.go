@@ -46,8 +46,9 @@ type Options struct {
 	// task.output events. t.fetch reads a response body of up to 16 MiB, or
 	// MaxOutputBytes when that is larger.
 	MaxOutputBytes int
-	// MaxHeapBytes arms the heap watchdog: over it, the longest running
-	// JavaScript turn is interrupted (default 2 GiB; negative disables).
+	// MaxHeapBytes arms the heap watchdog: when a GC finds the live heap
+	// over it, the longest running JavaScript turn is interrupted (default
+	// 2 GiB; negative disables). Garbage does not count.
 	MaxHeapBytes int64
 }
 

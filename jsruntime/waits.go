@@ -159,7 +159,11 @@ func (a *activation) waitForEvent(fn string, idArg, optsArg goja.Value, eventNam
 // jsSleep is ctx.sleep(id, ms): a durable timer.
 func (a *activation) jsSleep(call goja.FunctionCall) goja.Value {
 	rt := a.w.rt
-	ms := durationMs(rt, call.Argument(1), strings.TrimSuffix(callName("ctx.sleep", call.Argument(0)), ")")+", ms)", false)
+	what := "ctx.sleep(id, ms)"
+	if id, ok := call.Argument(0).Export().(string); ok {
+		what = fmt.Sprintf("ctx.sleep(%q, ms)", id)
+	}
+	ms := durationMs(rt, call.Argument(1), what, false)
 	return a.timer("ctx.sleep", call.Argument(0), func(now int64) int64 { return now + ms })
 }
 
