@@ -49,6 +49,9 @@ func (g *Gateway) wake(runID string, n *Node) {
 		return
 	}
 	s := newSession(g, runID)
+	if n != nil {
+		s.wokenBy = n.NodeID
+	}
 	g.active[runID] = s
 	g.wg.Add(1)
 	g.mu.Unlock()
@@ -131,6 +134,14 @@ func (g *Gateway) activate(s *Session) {
 	}
 	if g.observer != nil {
 		g.observer.RunStarted(run.WorkflowKey, runSource(run.ConfigJSON), len(nodes) > 0)
+	}
+	switch log := g.log.With("runId", run.RunID, "workflow", run.WorkflowKey); {
+	case s.wokenBy != "":
+		log.Info("run woken", "by", s.wokenBy)
+	case len(nodes) == 0:
+		log.Info("run started", "triggeredBy", runTrigger(run.ConfigJSON))
+	default:
+		log.Info("run resumed", "journaledNodes", len(nodes))
 	}
 	s.load(run, wf, nodes)
 	s.mu.Lock()

@@ -15,6 +15,10 @@ const (
 	EventTaskOutput          = "task.output"
 	EventTaskHeartbeat       = "task.heartbeat"
 	EventRunCompleted        = "run.completed"
+	// EventNodeRetrying is ours: an attempt failed and the task will be
+	// tried again. Upstream has no such event; clients that do not know it
+	// pass it by, as they do any unknown event.
+	EventNodeRetrying = "node.retrying"
 )
 
 // The payloads of those events. Field order is the wire order.
@@ -50,6 +54,16 @@ type taskHeartbeatPayload struct {
 	NodeID    string `json:"nodeId"`
 	Iteration int    `json:"iteration"`
 	Attempt   int    `json:"attempt"`
+}
+
+// nodeRetryingPayload is the payload of node.retrying: the attempt that
+// failed and its error.
+type nodeRetryingPayload struct {
+	RunID     string          `json:"runId"`
+	NodeID    string          `json:"nodeId"`
+	Iteration int             `json:"iteration"`
+	Attempt   int             `json:"attempt"`
+	Error     json.RawMessage `json:"error"`
 }
 
 // runCompletedPayload is the payload of run.completed; Error is set when

@@ -23,7 +23,18 @@ func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON 
 		}
 		return
 	}
-	if workflow != "" && g.observer != nil {
+	if workflow == "" {
+		return // it was already terminal
+	}
+	log := g.log.With("runId", runID, "workflow", workflow)
+	switch status {
+	case RunFinished:
+		log.Info("run finished")
+	default:
+		code, msg := errorSummary(errJSON)
+		log.Warn("run "+string(status), "code", code, "error", msg)
+	}
+	if g.observer != nil {
 		g.observer.RunCompleted(workflow, status)
 	}
 }
@@ -82,18 +93,24 @@ func (g *Gateway) commitFinish(tx Tx, runID string, status RunStatus, outputJSON
 	return appendEvent(tx, runID, EventRunCompleted, payload, now)
 }
 
-// runSource classifies a run's trigger for metrics (CONTRACT.md §6.2).
-func runSource(configJSON string) string {
+// runTrigger is the recorded trigger of a run (a user id, "gateway",
+// "cron:gateway", "webhook:<key>").
+func runTrigger(configJSON string) string {
 	var cfg struct {
 		TriggeredBy string `json:"gatewayTriggeredBy"`
 	}
 	_ = json.Unmarshal([]byte(configJSON), &cfg)
-	switch {
-	case strings.HasPrefix(cfg.TriggeredBy, "cron:"):
+	return cfg.TriggeredBy
+}
+
+// runSource classifies a run's trigger for metrics (CONTRACT.md §6.2).
+func runSource(configJSON string) string {
+	switch by := runTrigger(configJSON); {
+	case strings.HasPrefix(by, "cron:"):
 		return "cron"
-	case strings.HasPrefix(cfg.TriggeredBy, "webhook:"):
+	case strings.HasPrefix(by, "webhook:"):
 		return "webhook"
-	case cfg.TriggeredBy == "gateway":
+	case by == "gateway":
 		return "gateway"
 	}
 	return "user"

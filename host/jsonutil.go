@@ -26,6 +26,20 @@ func errorJSON(code, message string) string {
 
 func cancelledErrorJSON() string { return errorJSON(CodeCancelled, "Run was cancelled") }
 
+// errorSummary returns the code and the message (cut to a line's worth)
+// of a stored error, for log lines.
+func errorSummary(errJSON string) (code, message string) {
+	var e struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	_ = json.Unmarshal([]byte(errJSON), &e)
+	if len(e.Message) > 300 {
+		e.Message = e.Message[:300] + "…"
+	}
+	return e.Code, e.Message
+}
+
 // ErrorCodeOfJSON returns the "code" field of a stored error JSON object.
 func ErrorCodeOfJSON(s string) string {
 	if s == "" {

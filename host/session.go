@@ -37,6 +37,7 @@ type Session struct {
 	ended     bool   // parked, terminal or detached: no more commits
 	detaching bool
 	rewake    bool     // a wake arrived while detaching
+	wokenBy   string   // the node whose settling activated a parked run
 	slotsHeld int      // concurrency slots granted and not yet released
 	slotPool  *slotKey // the run's concurrency pool, once computed
 
@@ -290,6 +291,7 @@ func (s *Session) endOnce() bool {
 // delivery is on its way to the executor).
 func (s *Session) Park() (bool, error) {
 	parked := false
+	var waitingFor RunStatus
 	err := s.commit(func(tx Tx, r *Run) error {
 		nodes, err := tx.ListNodes(s.runID)
 		if err != nil {
@@ -309,7 +311,7 @@ func (s *Session) Park() (bool, error) {
 		if status == "" {
 			return nil
 		}
-		parked = true
+		parked, waitingFor = true, status
 		r.Status = status
 		return tx.UpdateRun(*r)
 	})
@@ -318,6 +320,9 @@ func (s *Session) Park() (bool, error) {
 	}
 	if err != nil || !parked {
 		return false, err
+	}
+	if waitingFor != "" {
+		s.Logger().Info("run parked", "waiting", waitingFor)
 	}
 	s.g.release(s)
 	return true, nil

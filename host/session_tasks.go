@@ -1,5 +1,7 @@
 package host
 
+import "encoding/json"
+
 // CreateTask journals a new task node in state pending (node.pending).
 func (s *Session) CreateTask(nodeID string, iteration int, label, metaJSON string) (Node, error) {
 	now := s.g.nowMs()
@@ -94,7 +96,7 @@ func (s *Session) FinishTask(nodeID string, iteration, attempt int, outputJSON s
 // (node.failed); otherwise it goes back to pending until the next attempt.
 func (s *Session) FailAttempt(nodeID string, iteration, attempt int, errJSON string, final bool) (Node, error) {
 	now := s.g.nowMs()
-	return s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+	n, err := s.commitNode(func(tx Tx, _ *Run) (Node, error) {
 		n, ok, err := tx.GetNode(s.runID, nodeID, iteration)
 		if err != nil || !ok || n.State.Settled() {
 			return n, err
@@ -105,7 +107,11 @@ func (s *Session) FailAttempt(nodeID string, iteration, attempt int, errJSON str
 		n.UpdatedAtMs = now
 		if !final {
 			n.State = NodePending
-			return n, tx.PutNode(n)
+			if err := tx.PutNode(n); err != nil {
+				return n, err
+			}
+			return n, appendEvent(tx, s.runID, EventNodeRetrying, nodeRetryingPayload{RunID: s.runID, NodeID: nodeID, Iteration: iteration,
+				Attempt: attempt, Error: json.RawMessage(orNull(errJSON))}, now)
 		}
 		n.State = NodeFailed
 		n.ErrorJSON = errJSON
@@ -114,6 +120,15 @@ func (s *Session) FailAttempt(nodeID string, iteration, attempt int, errJSON str
 		}
 		return n, nodeFailedEvent(tx, n, errJSON, now)
 	})
+	if err == nil {
+		code, msg := errorSummary(errJSON)
+		if final {
+			s.Logger().Warn("task failed", "nodeId", nodeID, "attempt", attempt, "code", code, "error", msg)
+		} else {
+			s.Logger().Info("task attempt failed; it will be retried", "nodeId", nodeID, "attempt", attempt, "code", code, "error", msg)
+		}
+	}
+	return n, err
 }
 
 func (s *Session) settleAttempt(tx Tx, nodeID string, iteration, attempt int, state, errJSON string, now int64) error {

@@ -1,0 +1,88 @@
+package host_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
+)
+
+// logLines returns the engine's log records with that message.
+func (e *engine) logLines(msg string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+func TestRunLifecycleIsLoggedAndRetriesReachTheStream(t *testing.T) {
+	ctx := context.Background()
+	var tries atomic.Int32
+	e := newEngine(t, func(s *host.Session) {
+		n, found := s.Lookup("flaky", 0)
+		if !found || n.State != host.NodeFinished {
+			var attempt int
+			var err error
+			if found {
+				_, attempt, err = s.StartAttempt("flaky", 0)
+			} else {
+				_, attempt, err = s.BeginTask("flaky", 0, "", "")
+			}
+			if err != nil {
+				return
+			}
+			if tries.Add(1) == 1 {
+				_, _ = s.FailAttempt("flaky", 0, attempt, `{"name":"Error","code":"TASK_FAILED","message":"connection reset"}`, false)
+				_, attempt, err = s.StartAttempt("flaky", 0)
+				if err != nil {
+					return
+				}
+			}
+			if _, err := s.FinishTask("flaky", 0, attempt, `1`); err != nil {
+				return
+			}
+		}
+		if _, ok := s.Lookup("ok", 0); !ok {
+			if _, err := s.RequestApproval("ok", 0, host.ApprovalSpec{RequestJSON: `{"mode":"gate"}`, OnDeny: "fail"}); err != nil {
+				return
+			}
+		}
+		if n, _ := s.Lookup("ok", 0); !n.State.Settled() {
+			_, _ = s.Park()
+			return
+		}
+		s.Complete(`"done"`)
+	}, engineOpts{})
+	r, _, err := e.gw.LaunchRun(ctx, host.LaunchInput{Workflow: "wf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus(r.RunID, host.RunWaitingApproval)
+	if err := e.gw.SubmitApproval(ctx, host.DecisionInput{RunID: r.RunID, NodeID: "ok", Approved: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus(r.RunID, host.RunFinished)
+	for _, msg := range []string{"run started", "task attempt failed; it will be retried", "run parked", "run woken", "run finished"} {
+		lines := e.logLines(msg)
+		if len(lines) != 1 || lines[0]["runId"] != r.RunID || lines[0]["workflow"] != "wf" {
+			t.Errorf("log %q: %v, want one line with the run id and workflow", msg, lines)
+		}
+	}
+	evs, _ := e.store.ListEvents(ctx, r.RunID, 0, 0)
+	var retrying *host.Event
+	for i := range evs {
+		if evs[i].Name == host.EventNodeRetrying {
+			retrying = &evs[i]
+		}
+	}
+	if retrying == nil || !strings.Contains(string(retrying.Payload), "connection reset") {
+		t.Fatalf("no node.retrying event carrying the attempt's error in %v", evs)
+	}
+}
