@@ -60,6 +60,10 @@ type Metrics struct {
 // unknownMethod labels the calls of names that are not gateway methods.
 const unknownMethod = "unknown"
 
+// unknownWorkflow labels webhooks to keys no workflow is registered under,
+// so that posting to invented keys cannot grow /metrics.
+const unknownWorkflow = "unknown"
+
 var _ host.Observer = (*Metrics)(nil)
 
 // exponential returns start·2^k for k = 0..n-1 (the upstream bucket sets).
@@ -85,7 +89,7 @@ func NewMetrics(reg *prometheus.Registry, workflows []string) *Metrics {
 	reg.MustRegister(m.connectionsActive)
 	m.connectionsClosed = counter("smithers_gateway_connections_closed_total", "Gateway connections closed", "transport", "reason")
 	m.messagesReceived = counter("smithers_gateway_messages_received_total", "Gateway messages received", "transport", "frameType", "workflow")
-	m.messagesSent = counter("smithers_gateway_messages_sent_total", "Gateway messages sent", "transport", "frameType", "outcome", "event")
+	m.messagesSent = counter("smithers_gateway_messages_sent_total", "Gateway messages sent", "transport", "frameType", "outcome", "event", "route", "workflow")
 	m.rpcCalls = counter("smithers_gateway_rpc_calls_total", "Gateway RPC calls", "method", "transport")
 	m.rpcDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "smithers_gateway_rpc_duration_ms", Help: "Gateway RPC duration",
 		Buckets: exponential(100, 12)}, []string{"method", "transport"})
@@ -121,7 +125,7 @@ func NewMetrics(reg *prometheus.Registry, workflows []string) *Metrics {
 	for _, t := range []string{"ws", "http"} {
 		m.messagesReceived.WithLabelValues(t, "request", "")
 		for _, o := range []string{"ok", "error"} {
-			m.messagesSent.WithLabelValues(t, "response", o, "")
+			m.messagesSent.WithLabelValues(t, "response", o, "", "", "")
 		}
 	}
 	m.connectionsActive.WithLabelValues("ws")
@@ -311,7 +315,7 @@ func (m *Metrics) sentEvent(name string) {
 		c.(prometheus.Counter).Inc()
 		return
 	}
-	c := m.messagesSent.WithLabelValues("ws", "event", "", name)
+	c := m.messagesSent.WithLabelValues("ws", "event", "", name, "", "")
 	m.eventCounters.Store(name, c)
 	c.Inc()
 }
@@ -320,7 +324,42 @@ func (m *Metrics) sent(transport, frameType, outcome, event string) {
 	if m == nil {
 		return
 	}
-	m.messagesSent.WithLabelValues(transport, frameType, outcome, event).Inc()
+	m.messagesSent.WithLabelValues(transport, frameType, outcome, event, "", "").Inc()
+}
+
+// webhookReceived counts a webhook request of workflow (every one).
+func (m *Metrics) webhookReceived(workflow string) {
+	if m == nil {
+		return
+	}
+	m.webhooksReceived.WithLabelValues(workflow).Inc()
+	m.messagesReceived.WithLabelValues("http", "webhook", workflow).Inc()
+}
+
+// webhookVerified counts a webhook whose signature matched.
+func (m *Metrics) webhookVerified(workflow string) {
+	if m != nil {
+		m.webhooksVerified.WithLabelValues(workflow).Inc()
+	}
+}
+
+// webhookRejected counts a webhook answered with an error: its reason
+// (CONTRACT.md §5.8), the error kind "webhook" with its code, and the
+// error response.
+func (m *Metrics) webhookRejected(workflow, reason, code string) {
+	if m == nil {
+		return
+	}
+	m.webhooksRejected.WithLabelValues(workflow, reason).Inc()
+	m.errors.WithLabelValues("webhook", "", "", code, workflow).Inc()
+	m.messagesSent.WithLabelValues("http", "response", "error", "", "webhook", workflow).Inc()
+}
+
+// webhookAnswered counts a webhook's success response.
+func (m *Metrics) webhookAnswered(workflow string) {
+	if m != nil {
+		m.messagesSent.WithLabelValues("http", "response", "ok", "", "webhook", workflow).Inc()
+	}
 }
 
 // rpc records one dispatched call; a method name that is not a gateway

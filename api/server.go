@@ -194,6 +194,8 @@ func (s *Server) dispatch(c echo.Context) error {
 		return s.health(c)
 	case r.Method == http.MethodGet && target == "/metrics" && s.metrics != nil:
 		return s.serveMetrics(c)
+	case r.Method == http.MethodPost && isWebhookPath(r.URL.EscapedPath()):
+		return s.webhook(c, strings.TrimPrefix(r.URL.EscapedPath(), webhookPrefix))
 	case r.Method == http.MethodPost && isV1RPCPath(r.URL.EscapedPath()):
 		return s.httpRPC(c, strings.TrimPrefix(r.URL.EscapedPath(), v1RPCPrefix), true)
 	case r.Method == http.MethodPost && target == "/rpc":

@@ -35,7 +35,8 @@ func TestRouteTable(t *testing.T) {
 	tests := []struct {
 		name, method, target, body string
 		status                     int
-		// want: "health", "404", "rpc" (an RPC frame)
+		// want: "health", "404", "rpc" (an RPC frame), "webhook" (a
+		// webhook error body)
 		want string
 	}{
 		{"health", http.MethodGet, "/health", "", 200, "health"},
@@ -59,7 +60,11 @@ func TestRouteTable(t *testing.T) {
 		{"unknown HTTP method", "FROB", "/rpc", "", 404, "404"},
 		{"DELETE root", http.MethodDelete, "/", "", 404, "404"},
 		{"GET root", http.MethodGet, "/", "", 404, "404"},
-		{"webhook not served yet", http.MethodPost, "/webhooks/echo", `{}`, 404, "404"},
+		{"webhook of a workflow without one", http.MethodPost, "/webhooks/echo?x=1", `{}`, 404, "webhook"},
+		{"GET webhook", http.MethodGet, "/webhooks/echo", "", 404, "404"},
+		{"HEAD webhook", http.MethodHead, "/webhooks/echo", "", 404, "404"},
+		{"empty webhook key", http.MethodPost, "/webhooks/", `{}`, 404, "404"},
+		{"extra webhook segment", http.MethodPost, "/webhooks/echo/x", `{}`, 404, "404"},
 		{"encoded slash is one segment", http.MethodPost, "/v1/rpc/a%2Fb", `{}`, 400, "rpc"},
 		{"encoded method name", http.MethodPost, "/v1/rpc/%68ealth", `{}`, 200, "rpc"},
 	}
@@ -86,6 +91,10 @@ func TestRouteTable(t *testing.T) {
 			case "rpc":
 				if !strings.Contains(body, `"type":"res"`) || !strings.Contains(body, `"apiVersion":"v1"`) {
 					t.Fatalf("not an RPC frame: %s", body)
+				}
+			case "webhook":
+				if want := `{"error":{"code":"NOT_FOUND","message":"Webhook not configured for workflow: echo"},"ok":false}`; body != want {
+					t.Fatalf("body %s, want %s", body, want)
 				}
 			}
 		})

@@ -115,6 +115,9 @@ func New(cfg Config) (*Gateway, error) {
 	for _, wf := range cfg.Executor.Workflows() {
 		g.workflows[wf.Key] = wf
 	}
+	if err := checkWebhooks(g.Workflows()); err != nil {
+		return nil, err
+	}
 	g.startedAt = g.now()
 	g.timers = newTimerWheel(g.now, g.onTimer)
 	g.slots = slots{pools: map[slotKey]*slotPool{}, onWaiting: func(workflow string, n int) {

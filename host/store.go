@@ -115,6 +115,21 @@ type Tx interface {
 
 	InsertProcess(p Process) error
 	DeleteProcess(pgid int) error
+
+	// Webhook deliveries. WaitingEventNodes returns the waiting-event
+	// nodes of the newest limit runs whose status is waiting-event, newest
+	// run first and each run's nodes in creation order (the runs a webhook
+	// signal may go to).
+	WaitingEventNodes(limit int) ([]Node, error)
+	// WebhookDelivery returns the response recorded for a delivery id of a
+	// workflow's webhook, if it was received at or after sinceMs.
+	WebhookDelivery(workflowKey, deliveryID string, sinceMs int64) (string, bool, error)
+	// PutWebhookDelivery records the response of a delivery, replacing an
+	// expired record of the same id.
+	PutWebhookDelivery(workflowKey, deliveryID, responseJSON string, receivedAtMs int64) error
+	// DeleteWebhookDeliveries deletes up to limit delivery records
+	// received before beforeMs, oldest first, and returns how many.
+	DeleteWebhookDeliveries(beforeMs int64, limit int) (int, error)
 }
 
 // RunFilter selects runs for ListRuns. Zero values select everything;

@@ -251,7 +251,12 @@ func parseWebhook(rt *goja.Runtime, v goja.Value, where func(string) string) *ho
 	sub := func(f string) string { return where("webhook." + f) }
 	wh.Secret = optString(rt, o, "secret", sub)
 	wh.SignatureHeader = optString(rt, o, "signatureHeader", sub)
-	wh.SignaturePrefix = optString(rt, o, "signaturePrefix", sub)
+	if pv := o.Get("signaturePrefix"); present(pv) {
+		// Present, even "", overrides the default "sha256=".
+		prefix := optString(rt, o, "signaturePrefix", sub)
+		wh.SignaturePrefix = &prefix
+	}
+	wh.DeliveryHeader = optString(rt, o, "deliveryHeader", sub)
 	if sv := o.Get("signal"); present(sv) {
 		so := optionsObject(rt, sv, sub("signal"))
 		sig := &host.WebhookSignal{}

@@ -150,6 +150,18 @@ CREATE INDEX runs_finished ON runs (finished_at_ms) WHERE finished_at_ms IS NOT 
 	`
 CREATE INDEX approvals_node_decided ON approvals (node_id, decided_at_ms DESC) WHERE status IN ('approved', 'denied');
 `,
+	// 4: webhook responses by delivery id, so that a sender's retry is
+	// answered without delivering again; expired rows are swept by age.
+	`
+CREATE TABLE webhook_deliveries (
+	workflow_key   TEXT NOT NULL,
+	delivery_id    TEXT NOT NULL,
+	response_json  TEXT NOT NULL,
+	received_at_ms INTEGER NOT NULL,
+	PRIMARY KEY (workflow_key, delivery_id)
+) STRICT;
+CREATE INDEX webhook_deliveries_received ON webhook_deliveries (received_at_ms);
+`,
 }
 
 // migrate brings the schema to len(migrations), one transaction per step, on
