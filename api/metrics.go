@@ -43,10 +43,10 @@ type Metrics struct {
 	backpressure      prometheus.Counter
 	// tasksWaiting is ours (upstream has no concurrency limits): task
 	// attempts waiting for a slot of their workflow's concurrency limit.
-	tasksWaiting *prometheus.GaugeVec
-	nodeOutput        *prometheus.CounterVec
-	nodeOutputBytes   prometheus.Histogram
-	nodeOutputMs      prometheus.Histogram
+	tasksWaiting    *prometheus.GaugeVec
+	nodeOutput      *prometheus.CounterVec
+	nodeOutputBytes prometheus.Histogram
+	nodeOutputMs    prometheus.Histogram
 	// nodeOutputSchema counts schema descriptor warnings; getNodeOutput
 	// answers schema: null (DESIGN.md §8), so it stays at zero.
 	nodeOutputSchema prometheus.Counter
