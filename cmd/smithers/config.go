@@ -75,7 +75,7 @@ func (c *Config) options() []option {
 		{env: "SMITHERS_GATEWAY_DB_SYNC", flag: "db-sync", def: "normal", usage: "SQLite durability: normal (a power loss may lose the last commits) or full (every commit survives a power loss)", str: &c.DBSync},
 		{env: "SMITHERS_GATEWAY_WORKERS", flag: "workers", def: strconv.Itoa(min(runtime.GOMAXPROCS(0), 4)), usage: "JavaScript event-loop workers", num: &c.Workers},
 		{env: "SMITHERS_GATEWAY_TURN_BUDGET_MS", flag: "turn-budget-ms", def: "2000", usage: "longest JavaScript turn before it is interrupted", num: &c.TurnBudgetMs},
-		{env: "SMITHERS_GATEWAY_MAX_HEAP_MB", flag: "max-heap-mb", def: "2048", usage: "heap size over which the longest JavaScript turn is interrupted", num: &c.MaxHeapMB},
+		{env: "SMITHERS_GATEWAY_MAX_HEAP_MB", flag: "max-heap-mb", def: "2048", usage: "live heap (after a garbage collection) over which the longest JavaScript turn is interrupted; also the Go memory limit unless GOMEMLIMIT is set", num: &c.MaxHeapMB},
 		{env: "SMITHERS_GATEWAY_AUTH_MODE", flag: "auth-mode", def: "token", usage: "token, jwt, trusted-proxy or none", str: &c.AuthMode},
 		{flag: "insecure-no-auth", def: "false", usage: "allow auth-mode none", boolean: &c.InsecureNoAuth},
 		{env: "SMITHERS_GATEWAY_JWT_SECRET", flag: "jwt-secret", usage: "HS256 secret (jwt mode)", str: &c.JWTSecret},

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,7 @@ import (
 type Main struct {
 	mode   string
 	cfg    *Config
+	env    func(string) string
 	log    *slog.Logger
 	stdout io.Writer
 	// moduleSource is the embedded example module used by `smithers dev`
@@ -58,7 +60,7 @@ func newMain(mode string, args []string, env func(string) string, stdout, stderr
 	if err != nil {
 		return nil, err
 	}
-	m := &Main{mode: mode, cfg: cfg, stdout: stdout, log: newLogger(stderr)}
+	m := &Main{mode: mode, cfg: cfg, env: env, stdout: stdout, log: newLogger(stderr)}
 	if mode == "dev" {
 		m.devTokenFile = ".smithers/dev-token"
 		if cfg.Module == "" {
@@ -83,6 +85,12 @@ func newLogger(w io.Writer) *slog.Logger {
 // up.
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.cfg
+	// Let Go collect garbage before the heap reaches the watchdog's limit,
+	// so that the watchdog only ever sees live memory. An operator's own
+	// GOMEMLIMIT (say 90% of a container's memory) wins.
+	if cfg.MaxHeapMB > 0 && m.env("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(cfg.MaxHeapMB) << 20)
+	}
 	// The database first: a second gateway on the same file is refused
 	// at once, before any module code runs.
 	hub := stream.NewHub()
