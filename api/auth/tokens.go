@@ -61,6 +61,9 @@ type TokenStore struct {
 
 	snap       atomic.Pointer[tokenSnapshot]
 	generation atomic.Uint64
+	// lastRefusal is when a refused token was last logged (Unix ns), so
+	// that a client retrying a bad token cannot flood the log.
+	lastRefusal atomic.Int64
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -169,13 +172,16 @@ func (s *TokenStore) Authenticate(c Credentials) (host.Identity, error) {
 	}
 	g, ok := snap.tokens[c.Token]
 	if !ok {
+		s.logRefusal("the token is not in the token store")
 		return host.Identity{}, unauthorized(ErrTokenInvalid, msgInvalidToken)
 	}
 	nowMs := float64(s.now().UnixMilli())
 	if g.hasRevoked && g.revokedAtMs <= nowMs {
+		s.logRefusal("the token is revoked")
 		return host.Identity{}, unauthorizedRefresh(ErrTokenRevoked, msgTokenRevoked)
 	}
 	if g.hasExpires && g.expiresAtMs <= nowMs {
+		s.logRefusal("the token has expired")
 		return host.Identity{}, unauthorizedRefresh(ErrTokenExpired, msgTokenExpired)
 	}
 	id := host.Identity{Role: g.role, Scopes: slices.Clone(g.scopes), UserID: g.userID, TokenID: g.tokenID}
@@ -183,6 +189,22 @@ func (s *TokenStore) Authenticate(c Credentials) (host.Identity, error) {
 		id.TokenID = TokenID(c.Token)
 	}
 	return id, nil
+}
+
+// refusalLogEvery bounds how often refused tokens are logged.
+const refusalLogEvery = 10 * time.Second
+
+// logRefusal tells the operator, not the caller, why a token was refused
+// and which token store was read: a caller learns nothing about the server
+// from the answer, but the operator who pasted a token issued into another
+// store sees the path at once.
+func (s *TokenStore) logRefusal(why string) {
+	now := s.now().UnixNano()
+	last := s.lastRefusal.Load()
+	if now-last < int64(refusalLogEvery) || !s.lastRefusal.CompareAndSwap(last, now) {
+		return
+	}
+	s.logger.Warn("refused a bearer token", "reason", why, "tokenStore", s.path)
 }
 
 // watch polls the file until Close.

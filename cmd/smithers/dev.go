@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/smithers-orchestrator/smithers-go/api/auth"
 	"github.com/smithers-orchestrator/smithers-go/examples"
+	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
 func quickstartSource() string { return examples.Quickstart }
@@ -24,7 +27,7 @@ const devTokenTTL = 365 * 24 * time.Hour
 func (m *Main) ensureDevToken() error {
 	if b, err := os.ReadFile(m.devTokenFile); err == nil {
 		tok := strings.TrimSpace(string(b))
-		ts := auth.OpenTokenStore(m.cfg.TokenStore, auth.TokenStoreOptions{})
+		ts := auth.OpenTokenStore(m.cfg.TokenStore, auth.TokenStoreOptions{Logger: slog.New(slog.DiscardHandler)})
 		_, aerr := ts.Authenticate(auth.Credentials{Token: tok})
 		ts.Close()
 		if aerr == nil {
@@ -48,13 +51,37 @@ func (m *Main) printDevBanner(url string) {
 	tok := strings.TrimSpace(string(b))
 	fmt.Fprintf(m.stdout, `
   Smithers dev gateway
-  URL:        %s
-  Dev token:  %s   (scopes ["*"], stored in %s)
-  Module:     %s
-  Data:       %s
+  URL:          %s
+  Dev token:    %s   (scopes ["*"])
+  Token store:  %s
+  Module:       %s
+  Data:         %s
 
-  Launch the quickstart workflow:
-    curl -s %s/v1/rpc/launchRun -H "Authorization: Bearer %s" -d '{"workflow":"quickstart","input":{"name":"world"}}'
+%s
+`, url, tok, m.cfg.TokenStore, m.cfg.Module, m.cfg.DBPath, launchHint(m.exec.Workflows(), url, tok))
+}
 
-`, url, tok, m.cfg.TokenStore, m.cfg.Module, m.cfg.DBPath, url, tok)
+// launchHint is the banner's ready-to-paste launch line, for a workflow the
+// loaded module really registers (the quickstart when it is there).
+func launchHint(workflows []host.WorkflowDef, url, tok string) string {
+	if len(workflows) == 0 {
+		return "  The module registers no workflows yet: add one with gateway.register(key, async (ctx) => ...).\n"
+	}
+	wf, input := workflows[0].Key, "{}"
+	for _, w := range workflows {
+		if w.Key == "quickstart" {
+			wf, input = w.Key, `{"name":"world"}`
+		}
+	}
+	body, _ := json.Marshal(map[string]any{"workflow": wf, "input": json.RawMessage(input)})
+	return fmt.Sprintf("  Launch the %s workflow:\n    curl -s %s/v1/rpc/launchRun -H \"Authorization: Bearer %s\" -d '%s'\n", wf, url, tok, body)
+}
+
+// checkDevModule stops `smithers dev` when the module it was given does not
+// exist: a typo in --module should not start an empty gateway.
+func checkDevModule(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("module %s: %w (give the path of your gateway.mjs, or leave --module out for the quickstart)", path, err)
+	}
+	return nil
 }

@@ -66,6 +66,8 @@ func newMain(mode string, args []string, env func(string) string, stdout, stderr
 		if cfg.Module == "" {
 			m.moduleSource = quickstartSource()
 			cfg.Module = "examples/quickstart/gateway.mjs"
+		} else if err := checkDevModule(cfg.Module); err != nil {
+			return nil, err
 		}
 	}
 	return m, nil
