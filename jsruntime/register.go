@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/dop251/goja"
@@ -231,11 +232,16 @@ func (w *worker) parseRegistration(call goja.FunctionCall) (host.WorkflowDef, go
 	if v := o.Get("webhook"); present(v) {
 		def.Webhook = parseWebhook(rt, v, where)
 	}
-	for _, k := range o.Keys() {
-		// Said once: by the first worker, at its first registration.
-		if !registerOptions[k] && w.id == 0 && !w.everRegistered {
-			w.log.Warn("gateway.register: unknown option ignored (a typo?)", "workflow", key, "option", k,
-				"known", "readableName, description, schedule, webhook, maxConcurrency, timeoutMs, env, versionPolicy")
+	if v := o.Get("concurrency"); present(v) {
+		def.Concurrency = w.parseConcurrency(v, key, where)
+	}
+	// Said once: by the first worker, at its first registration.
+	if w.id == 0 && !w.everRegistered {
+		for _, k := range o.Keys() {
+			if !registerOptions[k] {
+				w.log.Warn("gateway.register: unknown option ignored (a typo?)", "workflow", key, "option", k,
+					"known", "readableName, description, schedule, webhook, maxConcurrency, concurrency, timeoutMs, env, versionPolicy")
+			}
 		}
 	}
 	return def, fn
@@ -243,7 +249,50 @@ func (w *worker) parseRegistration(call goja.FunctionCall) (host.WorkflowDef, go
 
 // registerOptions are the options of gateway.register (DESIGN.md §2).
 var registerOptions = map[string]bool{"readableName": true, "description": true, "schedule": true, "webhook": true,
-	"maxConcurrency": true, "timeoutMs": true, "env": true, "versionPolicy": true}
+	"maxConcurrency": true, "concurrency": true, "timeoutMs": true, "env": true, "versionPolicy": true}
+
+// parseConcurrency reads the concurrency option {limit, key?}: at most
+// limit task bodies of the workflow run at once across all its runs, or
+// per value of key, a dotted path into the run input ("tenant",
+// "customer.id").
+func (w *worker) parseConcurrency(v goja.Value, workflow string, where func(string) string) *host.ConcurrencyLimit {
+	rt := w.rt
+	o := optionsObject(rt, v, where("concurrency"))
+	lv := o.Get("limit")
+	if !present(lv) {
+		panic(rt.NewTypeError("%s: limit is required (a positive integer: how many task bodies of the workflow run at once)", where("concurrency")))
+	}
+	c := &host.ConcurrencyLimit{Limit: int(positiveInt(rt, lv, where("concurrency.limit")))}
+	if kv := o.Get("key"); present(kv) {
+		k, ok := kv.Export().(string)
+		if !ok || !validInputPath(k) {
+			panic(rt.NewTypeError(`%s must be a dotted path into the run input such as "tenant" or "customer.id", got %s`, where("concurrency.key"), describeValue(kv)))
+		}
+		c.Key = k
+	}
+	if w.id == 0 && !w.everRegistered {
+		for _, k := range o.Keys() {
+			if k != "limit" && k != "key" {
+				w.log.Warn("gateway.register: unknown option ignored (a typo?)", "workflow", workflow, "option", "concurrency."+k, "known", "limit, key")
+			}
+		}
+	}
+	return c
+}
+
+// validInputPath reports whether p is a non-empty dotted path of non-empty
+// segments.
+func validInputPath(p string) bool {
+	if p == "" {
+		return false
+	}
+	for _, seg := range strings.Split(p, ".") {
+		if seg == "" {
+			return false
+		}
+	}
+	return true
+}
 
 func parseWebhook(rt *goja.Runtime, v goja.Value, where func(string) string) *host.WebhookConfig {
 	o := optionsObject(rt, v, where("webhook"))
