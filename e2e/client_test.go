@@ -25,8 +25,11 @@ import (
 // protocol between it and these tests).
 
 const (
-	// npmTimeout bounds `npm install` (a cold install takes ~15 s here).
-	npmTimeout = 5 * time.Minute
+	// npmTimeout bounds `npm install` (a cold install takes ~15 s here);
+	// npmFetchTimeout bounds each of its requests, which npm does not
+	// retry, so that an unreachable registry fails the install in seconds.
+	npmTimeout      = 2 * time.Minute
+	npmFetchTimeout = 10 * time.Second
 	// clientWait bounds every wait for a line of the client script.
 	clientWait = 30 * time.Second
 )
@@ -87,7 +90,7 @@ func buildOfficialClient() (officialClient, error) {
 	if err != nil {
 		return c, err
 	}
-	dir, err := npmInstall(npm, pkg)
+	dir, err := npmInstall(npm, "gateway-client", pkg, "node_modules/.bin/esbuild", "node_modules/@smithers-orchestrator/gateway-client/package.json")
 	if err != nil {
 		return c, err
 	}
@@ -141,20 +144,23 @@ func (c *officialClient) detectWebSocket() error {
 	return fmt.Errorf("node %s has no WebSocket, not even with --experimental-websocket (Node.js >= 20.10 is needed)", version)
 }
 
-// npmInstall installs package.json's dependencies into a directory of the
-// user cache keyed by package.json and the platform, and returns it. A
+// npmInstall installs the dependencies of pkg (a package.json) into a
+// directory of the user cache named prefix-<hash of pkg and the platform>,
+// and returns it; want are paths under it that a complete install has. A
 // directory is only ever complete: the install happens in a temp dir that
-// is renamed into place.
-func npmInstall(npm string, pkg []byte) (string, error) {
+// is renamed into place. npm prefers its own cache and gives up on a
+// request after npmFetchTimeout without retrying, so an offline machine
+// fails in seconds rather than minutes.
+func npmInstall(npm, prefix string, pkg []byte, want ...string) (string, error) {
 	cacheRoot, err := os.UserCacheDir()
 	if err != nil {
 		cacheRoot = os.TempDir()
 	}
 	cacheRoot = filepath.Join(cacheRoot, "smithers-e2e")
 	key := sha256.Sum256(append(pkg, runtime.GOOS+"/"+runtime.GOARCH...))
-	dir := filepath.Join(cacheRoot, "gateway-client-"+hex.EncodeToString(key[:8]))
+	dir := filepath.Join(cacheRoot, prefix+"-"+hex.EncodeToString(key[:8]))
 	installed := func(d string) bool {
-		for _, p := range []string{"node_modules/.bin/esbuild", "node_modules/@smithers-orchestrator/gateway-client/package.json"} {
+		for _, p := range want {
 			if _, err := os.Stat(filepath.Join(d, p)); err != nil {
 				return false
 			}
@@ -177,14 +183,15 @@ func npmInstall(npm string, pkg []byte) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), npmTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "install", "--no-audit", "--no-fund", "--loglevel=error")
+	cmd := exec.CommandContext(ctx, npm, "install", "--prefer-offline", "--no-audit", "--fund=false", "--loglevel=error",
+		fmt.Sprintf("--fetch-timeout=%d", npmFetchTimeout.Milliseconds()), "--fetch-retries=0")
 	cmd.Dir = tmp
 	cmd.WaitDelay = 5 * time.Second
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("npm install (in %s) failed: %v\n%s", tmp, err, out)
 	}
 	if !installed(tmp) {
-		return "", fmt.Errorf("npm install (in %s) left no esbuild or gateway-client in node_modules", tmp)
+		return "", fmt.Errorf("npm install (in %s) left no %s", tmp, strings.Join(want, " or "))
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		if installed(dir) { // another run won the race

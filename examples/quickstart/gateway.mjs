@@ -1,3 +1,4 @@
+// @ts-check
 // The quickstart workflow: a task, then an approval, then a task.
 //
 //   smithers dev            # serves this module when no other is configured
@@ -7,6 +8,7 @@
 //   curl .../v1/rpc/getRun -d '{"runId":"<id>"}'     # output: {shipped: true, ...}
 import { SmithersError } from "smithers-orchestrator";
 
+/** @param {import("smithers-orchestrator").Gateway} gateway */
 export default function register(gateway) {
   gateway.register(
     "quickstart",

@@ -1,3 +1,4 @@
+// @ts-check
 // A workflow that waits for an external event: an order waits for its
 // payment signal, matched by correlation id.
 //
@@ -5,6 +6,7 @@
 //   submitSignal {"runId":"<id>","signalName":"payment","correlationId":"o-42","data":{"paid":30}}
 //
 // A signal sent before the run reaches the wait is buffered, not lost.
+/** @param {import("smithers-orchestrator").Gateway} gateway */
 export default function register(gateway) {
   gateway.register(
     "order",

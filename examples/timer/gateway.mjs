@@ -1,7 +1,9 @@
+// @ts-check
 // A workflow with a durable timer: the run parks in waiting-timer and wakes
 // when the timer fires, also when the gateway was down at that moment.
 //
 //   launchRun {"workflow":"reminder","input":{"delayMs":1500,"message":"stand up"}}
+/** @param {import("smithers-orchestrator").Gateway} gateway */
 export default function register(gateway) {
   gateway.register(
     "reminder",
