@@ -105,7 +105,12 @@ func (s *Server) listRuns(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	status, _ := p.strOr("status", f)
-	runs, err := s.gw.ListRuns(ctx, status, limit)
+	filter, err := runListFilter(p, f)
+	if err != nil {
+		return nil, err
+	}
+	filter.Limit = limit
+	runs, err := s.gw.ListRuns(ctx, status, filter)
 	if err != nil {
 		return nil, err
 	}

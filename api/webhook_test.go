@@ -183,7 +183,7 @@ func TestWebhookProcessingTable(t *testing.T) {
 	if got := g.metric(t, "smithers_gateway_errors_total", map[string]string{"kind": "webhook", "workflow": "github", "code": "UNAUTHORIZED"}); got != 4 {
 		t.Errorf("errors_total{kind=webhook,workflow=github,code=UNAUTHORIZED} = %v, want 4", got)
 	}
-	if runs, _ := g.gw.ListRuns(context.Background(), "", 0); len(runs) != 0 {
+	if runs, _ := g.gw.ListRuns(context.Background(), "", host.RunFilter{}); len(runs) != 0 {
 		t.Errorf("refused webhooks started %d runs", len(runs))
 	}
 }
@@ -329,7 +329,7 @@ func TestWebhookDuplicateDeliveryID(t *testing.T) {
 	jsonEqual(t, again, string(mustMarshal(first)))
 	// Another body with the same id is still the same delivery.
 	webhookOK(t, g.github(`{"inputs":{"repo":"c/d"}}`, "d-1"))
-	if runs, _ := g.gw.ListRuns(context.Background(), "", 0); len(runs) != 1 {
+	if runs, _ := g.gw.ListRuns(context.Background(), "", host.RunFilter{}); len(runs) != 1 {
 		t.Fatalf("%d runs after three deliveries of one id, want 1", len(runs))
 	}
 	if out := webhookOK(t, g.github(body, "d-2")); out["duplicate"] != nil || out["started"] == nil {
@@ -372,7 +372,7 @@ func TestWebhookConcurrentRetriesDeliverOnce(t *testing.T) {
 	if len(ids) != 1 {
 		t.Fatalf("concurrent retries started runs %v, want one", ids)
 	}
-	if runs, _ := g.gw.ListRuns(context.Background(), "", 0); len(runs) != 1 {
+	if runs, _ := g.gw.ListRuns(context.Background(), "", host.RunFilter{}); len(runs) != 1 {
 		t.Fatalf("%d runs, want 1", len(runs))
 	}
 }

@@ -158,9 +158,9 @@ func (g *Gateway) GetRun(ctx context.Context, runID string) (RunDetail, error) {
 }
 
 // ListRuns returns runs newest first; status "running" also matches
-// "continued" (CONTRACT.md §2.4.9).
-func (g *Gateway) ListRuns(ctx context.Context, status string, limit int) ([]Run, error) {
-	f := RunFilter{Limit: limit}
+// "continued" as upstream does. f.Statuses, when status is set, is replaced.
+func (g *Gateway) ListRuns(ctx context.Context, status string, f RunFilter) ([]Run, error) {
+	f.Statuses = nil
 	if status != "" {
 		f.Statuses = []RunStatus{RunStatus(status)}
 		if status == string(RunRunning) {

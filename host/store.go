@@ -137,7 +137,21 @@ type Tx interface {
 type RunFilter struct {
 	Statuses    []RunStatus
 	WorkflowKey string
-	Limit       int
+	// CreatedFromMs and CreatedToMs bound createdAtMs (from inclusive, to
+	// exclusive); 0 leaves a side open.
+	CreatedFromMs, CreatedToMs int64
+	// RunIDPrefix keeps runs whose id starts with it (search by run id).
+	RunIDPrefix string
+	// After, when set, keeps runs strictly after it in the newest-first
+	// order: the cursor of the next page is the last run of this one.
+	After *RunCursor
+	Limit int
+}
+
+// RunCursor is a position in ListRuns' newest-first order.
+type RunCursor struct {
+	CreatedAtMs int64
+	RunID       string
 }
 
 // ApprovalFilter selects approvals for ListApprovals.

@@ -129,6 +129,26 @@ func (s *Store) ListRuns(ctx context.Context, f host.RunFilter) ([]host.Run, err
 		where = append(where, "workflow_key = ?")
 		args = append(args, f.WorkflowKey)
 	}
+	if f.CreatedFromMs > 0 {
+		where = append(where, "created_at_ms >= ?")
+		args = append(args, f.CreatedFromMs)
+	}
+	if f.CreatedToMs > 0 {
+		where = append(where, "created_at_ms < ?")
+		args = append(args, f.CreatedToMs)
+	}
+	if f.RunIDPrefix != "" {
+		// A range on the primary key, not LIKE: the prefix is data, and
+		// the range uses the index.
+		where = append(where, "run_id >= ? AND run_id < ?")
+		args = append(args, f.RunIDPrefix, f.RunIDPrefix+"\U0010FFFF")
+	}
+	if f.After != nil {
+		// Keyset pagination in (created_at_ms DESC, run_id DESC) order:
+		// each page costs the same however deep it is.
+		where = append(where, "(created_at_ms < ? OR (created_at_ms = ? AND run_id < ?))")
+		args = append(args, f.After.CreatedAtMs, f.After.CreatedAtMs, f.After.RunID)
+	}
 	var q strings.Builder
 	q.WriteString("SELECT " + runColumns + " FROM runs")
 	if len(where) > 0 {

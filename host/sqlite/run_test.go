@@ -44,6 +44,11 @@ func TestListRuns(t *testing.T) {
 		{"workflow", host.RunFilter{WorkflowKey: "deploy"}, []string{"b", "a"}},
 		{"workflow and status", host.RunFilter{WorkflowKey: "audit", Statuses: []host.RunStatus{host.RunWaitingApproval}}, []string{"c"}},
 		{"no match", host.RunFilter{WorkflowKey: "none"}, []string{}},
+		{"created from", host.RunFilter{CreatedFromMs: 200}, []string{"d", "b", "c"}},
+		{"created range", host.RunFilter{CreatedFromMs: 150, CreatedToMs: 300}, []string{"c"}},
+		{"run id prefix", host.RunFilter{RunIDPrefix: "c"}, []string{"c"}},
+		{"after a cursor on a tie", host.RunFilter{After: &host.RunCursor{CreatedAtMs: 300, RunID: "d"}}, []string{"b", "c", "a"}},
+		{"page two of two", host.RunFilter{After: &host.RunCursor{CreatedAtMs: 200, RunID: "c"}, Limit: 2}, []string{"a"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,5 +212,36 @@ func TestDeletedRunsFreeSpaceForNewOnes(t *testing.T) {
 	fill("b")
 	if after := pages(); after > full+full/20 {
 		t.Fatalf("the database grew from %d to %d pages refilling what was deleted: freed pages are not reused", full, after)
+	}
+}
+
+func TestListRunsPagesThroughEveryRunOnce(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	var runs []host.Run
+	for i := 0; i < 250; i++ {
+		runs = append(runs, newRun(fmt.Sprintf("r%03d", i), "wf", int64(i/7))) // many ties
+	}
+	insertRuns(t, s, runs...)
+	seen := map[string]bool{}
+	f := host.RunFilter{Limit: 40}
+	for page := 0; page < 20; page++ {
+		got, err := s.ListRuns(context.Background(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 {
+			break
+		}
+		for _, r := range got {
+			if seen[r.RunID] {
+				t.Fatalf("run %s listed twice across pages", r.RunID)
+			}
+			seen[r.RunID] = true
+		}
+		last := got[len(got)-1]
+		f.After = &host.RunCursor{CreatedAtMs: last.CreatedAtMs, RunID: last.RunID}
+	}
+	if len(seen) != 250 {
+		t.Fatalf("paging listed %d of 250 runs", len(seen))
 	}
 }
