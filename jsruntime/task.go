@@ -53,6 +53,9 @@ type taskRun struct {
 	resolve func(any) error
 	reject  func(any) error
 	attempt *attemptRun // the attempt in flight, nil between attempts
+	// slotHeld is true while the task holds a slot of the workflow's
+	// concurrency limit: from the grant until its attempt's body ends.
+	slotHeld bool
 }
 
 // attemptRun is one execution of a task body.
@@ -111,9 +114,11 @@ func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 		t.schedule()
 		return st.value(rt)
 	}
-	if max := a.wf.MaxConcurrency; max == 0 || a.running < max {
+	if max := a.wf.MaxConcurrency; a.wf.Concurrency == nil && (max == 0 || a.running < max) {
 		// A slot is free: journal the node and start its first attempt in
-		// one commit.
+		// one commit. Under a workflow concurrency limit the node is
+		// journaled pending first (below), so that it shows while the
+		// attempt waits for a slot.
 		a.running++
 		a.commit(func() error {
 			_, _, err := a.s.BeginTask(k.id, k.iteration, opts.label, metaJSON)
@@ -142,7 +147,14 @@ func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 	return st.value(rt)
 }
 
-// schedule starts the next attempt now, or when a maxConcurrency slot frees.
+// schedule starts the next attempt now, or once the run's maxConcurrency
+// and the workflow's concurrency limit both give it a slot.
+//
+// The run's own slot is taken first, the workflow's second: waiting for
+// the run's slot while holding the workflow's would keep other runs'
+// bodies from a slot this run cannot use yet, while the other way round
+// only keeps this run's own later tasks waiting, and they would queue
+// behind this attempt for the workflow's slot anyway.
 func (t *taskRun) schedule() {
 	a := t.a
 	if a.ended {
@@ -153,22 +165,61 @@ func (t *taskRun) schedule() {
 		return
 	}
 	a.running++
-	a.commit(func() error {
-		_, _, err := a.s.StartAttempt(t.key.id, t.key.iteration)
-		return err
-	}, func(err error) {
-		if err != nil {
-			t.releaseSlot()
-			t.settleWithError(a.w.hostErrorToJS(err))
-			return
-		}
-		n, _ := a.s.Lookup(t.key.id, t.key.iteration)
-		t.runAttempt(n.Attempts)
+	t.acquireWorkflowSlot(func() {
+		a.commit(func() error {
+			_, _, err := a.s.StartAttempt(t.key.id, t.key.iteration)
+			return err
+		}, func(err error) {
+			if err != nil {
+				t.releaseSlot()
+				t.settleWithError(a.w.hostErrorToJS(err))
+				return
+			}
+			n, _ := a.s.Lookup(t.key.id, t.key.iteration)
+			t.runAttempt(n.Attempts)
+		})
 	})
 }
 
+// acquireWorkflowSlot calls start on the loop once the task holds a slot
+// of the workflow's concurrency limit (at once without a limit). Waiting
+// is a place in the engine's queue and a callback, no goroutine; the task
+// keeps the activation in flight meanwhile, so the run does not park.
+func (t *taskRun) acquireWorkflowSlot(start func()) {
+	a := t.a
+	if a.wf.Concurrency == nil {
+		start()
+		return
+	}
+	s := a.s
+	s.AcquireTaskSlot(t.key.id, t.key.iteration, func() {
+		// The grant comes on the loop inside AcquireTaskSlot or on the
+		// goroutine of the release that freed the slot: either way the
+		// attempt starts in a turn of its own. The turn runs even when the
+		// activation ended meanwhile, to give back a slot that nothing
+		// would use (the engine releases an ended activation's slots, but
+		// a grant racing with that release would otherwise keep one).
+		if !a.w.enqueue(job{act: a, always: true, fn: func() {
+			if a.ended {
+				s.ReleaseTaskSlot()
+				return
+			}
+			t.slotHeld = true
+			start()
+		}}) {
+			s.ReleaseTaskSlot() // the worker stopped: the gateway is closing
+		}
+	})
+}
+
+// releaseSlot ends an attempt's hold on its slots (the workflow's and the
+// run's) and starts the run's next attempt waiting for a run slot.
 func (t *taskRun) releaseSlot() {
 	a := t.a
+	if t.slotHeld {
+		t.slotHeld = false
+		a.s.ReleaseTaskSlot()
+	}
 	a.running--
 	if len(a.pending) > 0 && !a.ended {
 		next := a.pending[0]
