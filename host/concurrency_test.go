@@ -19,6 +19,8 @@ type slotTask struct {
 	running map[string]int // key value -> bodies running now
 	max     map[string]int
 	order   []string // run ids in the order their bodies started
+	// hold, when set, keeps the first bodies running until it is closed.
+	hold chan struct{}
 }
 
 func (st *slotTask) script(key func(s *host.Session) string) func(s *host.Session) {
@@ -39,6 +41,9 @@ func (st *slotTask) script(key func(s *host.Session) string) func(s *host.Sessio
 				st.max[k] = max(st.max[k], st.running[k])
 				st.order = append(st.order, s.RunID())
 				st.mu.Unlock()
+				if st.hold != nil {
+					<-st.hold
+				}
 				time.Sleep(15 * time.Millisecond)
 				st.mu.Lock()
 				st.running[k]--
@@ -69,40 +74,46 @@ func (o *waitingObserver) TasksWaiting(workflow string, waiting int) {
 }
 
 func TestConcurrencyLimitCapsBodiesAcrossRuns(t *testing.T) {
-	st := &slotTask{running: map[string]int{}, max: map[string]int{}}
-	obs := &waitingObserver{}
-	e := newEngine(t, st.script(func(*host.Session) string { return "" }), engineOpts{concurrency: &host.ConcurrencyLimit{Limit: 2}, observer: obs})
-	ctx := context.Background()
-	var ids []string
-	for i := 0; i < 10; i++ {
-		r, _, err := e.gw.LaunchRun(ctx, host.LaunchInput{Workflow: "wf", RunID: fmt.Sprintf("run-%02d", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, r.RunID)
-		time.Sleep(time.Millisecond) // distinct creation times: launch order
-	}
-	for _, id := range ids {
-		e.waitStatus(id, host.RunFinished)
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.max[""] > 2 {
-		t.Fatalf("%d task bodies ran at once under a limit of 2", st.max[""])
-	}
-	if st.max[""] < 2 {
-		t.Errorf("at most %d body ran at once: the limit of 2 was never used", st.max[""])
-	}
-	if obs.peak.Load() == 0 {
-		t.Error("the waiting count was never reported")
-	}
-	// Waiters are served in launch order: the last two launched start last.
-	last := st.order[len(st.order)-2:]
-	for _, id := range last {
-		if id != ids[8] && id != ids[9] {
-			t.Errorf("bodies started in order %v: the last launched runs did not start last", st.order)
-			break
-		}
+	for _, limit := range []int{1, 2} {
+		t.Run(fmt.Sprintf("limit %d", limit), func(t *testing.T) {
+			st := &slotTask{running: map[string]int{}, max: map[string]int{}}
+			obs := &waitingObserver{}
+			// The first bodies hold their slots until every other run waits
+			// in line, so that the order the waiters are served in is the
+			// engine's choice, not the order their activations asked in.
+			st.hold = make(chan struct{})
+			e := newEngine(t, st.script(func(*host.Session) string { return "" }), engineOpts{concurrency: &host.ConcurrencyLimit{Limit: limit}, observer: obs})
+			ctx := context.Background()
+			var ids []string
+			for i := 0; i < 10; i++ {
+				r, _, err := e.gw.LaunchRun(ctx, host.LaunchInput{Workflow: "wf", RunID: fmt.Sprintf("run-%02d", i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, r.RunID)
+				time.Sleep(2 * time.Millisecond) // distinct creation times: launch order
+			}
+			e.waitFor("the other runs to wait for a slot", func() bool { return obs.peak.Load() == int64(10-limit) })
+			close(st.hold)
+			for _, id := range ids {
+				e.waitStatus(id, host.RunFinished)
+			}
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			if st.max[""] != limit {
+				t.Fatalf("%d task bodies ran at once under a limit of %d", st.max[""], limit)
+			}
+			if limit == 1 {
+				// One slot: every release hands it to the head of the line,
+				// so the waiters start in launch order.
+				waited := st.order[1:]
+				for i := 1; i < len(waited); i++ {
+					if waited[i] < waited[i-1] {
+						t.Fatalf("waiting runs were served in order %v, want launch order", waited)
+					}
+				}
+			}
+		})
 	}
 }
 
