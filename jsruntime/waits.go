@@ -12,20 +12,68 @@ import (
 
 // jsApproval is ctx.approval(id, opts): parks the run in waiting-approval
 // until submitApproval; resolves to {approved, note, decidedBy, decidedAtMs,
-// value}.
+// value}. An autoApprove rule is evaluated when the node is first
+// requested; when the engine approves by it, the promise resolves at once.
 func (a *activation) jsApproval(call goja.FunctionCall) goja.Value {
 	rt := a.w.rt
+	idArg := call.Argument(0)
 	opts := optionsObject(rt, call.Argument(1), "ctx.approval options")
-	spec := a.approvalSpec(call.Argument(0), opts)
-	return a.waitStep("ctx.approval", call.Argument(0), host.KindApproval, func(k stepKey) error {
-		_, err := a.s.RequestApproval(k.id, k.iteration, spec)
+	ar := a.approvalSpec(idArg, opts)
+	st := a.begin("ctx.approval", idArg, host.KindApproval, false)
+	if st.settled {
+		return st.value(rt)
+	}
+	if st.found {
+		// Journaled: the request, and what its autoApprove functions
+		// returned, are the journal's; they are not evaluated again.
+		a.wait(st.key, host.KindApproval, st.resolve, st.reject)
+		return st.value(rt)
+	}
+	if err := a.evalAutoApprove(idArg, &ar); err != nil {
+		a.rejectWith(st.reject, err)
+		return st.value(rt)
+	}
+	spec := ar.finish()
+	var n host.Node
+	a.commit(func() error {
+		var err error
+		n, err = a.s.RequestApproval(st.key.id, st.key.iteration, spec)
 		return err
+	}, func(err error) {
+		if err != nil {
+			a.rejectWith(st.reject, a.w.hostErrorToJS(err))
+			return
+		}
+		if n.State.Settled() { // auto-approved in the requesting commit
+			a.settleFromNode(n, st.resolve, st.reject, false)
+			return
+		}
+		a.wait(st.key, host.KindApproval, st.resolve, st.reject)
 	})
+	return st.value(rt)
+}
+
+// approvalRequest is a validated ctx.approval call: the spec, the stored
+// request being built, and the autoApprove option still to evaluate.
+type approvalRequest struct {
+	spec host.ApprovalSpec
+	req  map[string]any
+	// auto is the autoApprove option (nil when absent); autoJSON its JSON
+	// form, functions left out.
+	auto     *goja.Object
+	autoJSON string
+}
+
+// finish sets the stored request and returns the spec.
+func (ar *approvalRequest) finish() host.ApprovalSpec {
+	b, _ := json.Marshal(ar.req)
+	ar.spec.RequestJSON = string(b)
+	return ar.spec
 }
 
 // approvalSpec validates the approval options of DESIGN.md §2 and builds the
 // stored request.
-func (a *activation) approvalSpec(idArg goja.Value, o *goja.Object) host.ApprovalSpec {
+func (a *activation) approvalSpec(idArg goja.Value, o *goja.Object) approvalRequest {
 	rt := a.w.rt
 	const what = "ctx.approval options"
 	id, _ := idArg.Export().(string)
@@ -83,6 +131,7 @@ func (a *activation) approvalSpec(idArg goja.Value, o *goja.Object) host.Approva
 	req["options"] = options
 	req["allowedScopes"], req["allowedUsers"] = []string{}, []string{}
 	req["autoApprove"] = nil
+	ar := approvalRequest{req: req}
 	if o != nil {
 		for _, f := range []string{"allowedScopes", "allowedUsers"} {
 			if v := o.Get(f); present(v) {
@@ -90,23 +139,16 @@ func (a *activation) approvalSpec(idArg goja.Value, o *goja.Object) host.Approva
 			}
 		}
 		if v := o.Get("autoApprove"); present(v) {
-			ao := optionsObject(rt, v, what+".autoApprove")
-			s, err := a.w.helpers.stringify(ao)
-			if err != nil {
-				panic(rt.NewTypeError("%s.autoApprove must be JSON-serialisable", what))
-			}
-			req["autoApprove"] = json.RawMessage(s)
+			ar.auto, ar.autoJSON = a.autoApproveOption(idArg, v)
 		}
 	}
-	spec := host.ApprovalSpec{Label: label, OnDeny: oneOf(rt, o, "onDeny", what, "fail", "continue", "skip")}
+	ar.spec = host.ApprovalSpec{Label: label, OnDeny: oneOf(rt, o, "onDeny", what, "fail", "continue", "skip")}
 	if o != nil {
 		if v := o.Get("timeoutMs"); present(v) {
-			spec.TimeoutMs = durationMs(rt, v, callName("ctx.approval", idArg)+" options.timeoutMs", true)
+			ar.spec.TimeoutMs = durationMs(rt, v, callName("ctx.approval", idArg)+" options.timeoutMs", true)
 		}
 	}
-	b, _ := json.Marshal(req)
-	spec.RequestJSON = string(b)
-	return spec
+	return ar
 }
 
 // jsWaitForEvent is ctx.waitForEvent(id, {event, correlationId, timeoutMs,
