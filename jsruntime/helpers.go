@@ -92,7 +92,7 @@ func (e errOutputTooLarge) Error() string {
 	if e.atLeast {
 		at = "at least "
 	}
-	return fmt.Sprintf("is %s%d bytes%s, above the gateway's cap of %d bytes (SMITHERS_GATEWAY_MAX_OUTPUT_BYTES)", at, e.size, e.of, e.limit)
+	return fmt.Sprintf("is %s%d bytes%s, over the gateway's limit of %d (SMITHERS_GATEWAY_MAX_OUTPUT_BYTES)", at, e.size, e.of, e.limit)
 }
 
 // storable serialises v, a value a step hands the journal, as JSON of at

@@ -35,7 +35,7 @@ export default function (gateway) {
     return v.length;
   });
 }`, harnessOpts{maxOutput: 64 << 10})
-	const capNote = "above the gateway's cap of 65536 bytes"
+	const capNote = "over the gateway's limit of 65536 (SMITHERS_GATEWAY_MAX_OUTPUT_BYTES)"
 	for _, tc := range []struct {
 		workflow, message string
 	}{
