@@ -41,6 +41,16 @@
 // (its JavaScript state is dropped); it is replayed from the journal when
 // woken.
 //
+// Concurrency slots. Under a workflow's concurrency limit every task
+// attempt, first or retry, takes a slot from the engine
+// (Session.AcquireTaskSlot) after its run's maxConcurrency slot and before
+// the attempt is journaled started; the task stays journaled pending while
+// it waits, which costs a queue entry, no goroutine, and keeps the
+// activation from parking. The grant re-enters the loop as a job that runs
+// even for an ended activation, so that a slot granted too late is given
+// back. The slot is returned when the attempt's body ends, however it
+// ends; none is held during a retry's backoff.
+//
 // Lock order: Executor.mu, then activation.cmu; neither is held while
 // calling into the engine.
 package jsruntime
