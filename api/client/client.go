@@ -1,7 +1,8 @@
 // Package client is a Go client of the Gateway v1 protocol: HTTP RPC and
-// WebSocket (connect handshake, calls, events, run-event streams). It works
-// against this gateway and the upstream one; `smithers bench` and the tests
-// use it.
+// WebSocket (connect handshake, calls, events, run-event streams, and
+// FollowRun, a run-event stream resumed across dropped sockets). It works
+// against this gateway and the upstream one; `smithers bench`, `smithers
+// runs` and the tests use it.
 //
 // Concurrency: Client and Conn are safe for concurrent use; a Conn delivers
 // events on one channel in arrival order.

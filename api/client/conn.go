@@ -42,6 +42,21 @@ type Hello struct {
 	} `json:"snapshot"`
 }
 
+// HandshakeError is a WebSocket upgrade the server answered with an HTTP
+// status other than 101 (a 503 at the connection limit, a 404 from a
+// proxy that does not pass WebSocket on).
+type HandshakeError struct {
+	URL    string
+	Status int
+	Err    error
+}
+
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("dial %s: %v (HTTP %d)", e.URL, e.Err, e.Status)
+}
+
+func (e *HandshakeError) Unwrap() error { return e.Err }
+
 // Conn is one WebSocket connection.
 type Conn struct {
 	ws      *websocket.Conn
@@ -75,7 +90,7 @@ func Dial(ctx context.Context, baseURL, token string, o DialOptions) (*Conn, *He
 	ws, resp, err := d.DialContext(ctx, u, o.Header)
 	if err != nil {
 		if resp != nil {
-			return nil, nil, fmt.Errorf("dial %s: %w (HTTP %d)", u, err, resp.StatusCode)
+			return nil, nil, &HandshakeError{URL: u, Status: resp.StatusCode, Err: err}
 		}
 		return nil, nil, fmt.Errorf("dial %s: %w", u, err)
 	}

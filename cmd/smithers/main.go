@@ -4,6 +4,8 @@
 //	smithers gateway   the server (the Docker image's entrypoint)
 //	smithers dev       the server on an embedded default, for trying it out
 //	smithers token     issue, revoke and list tokens of a token store
+//	smithers init      write a starter workflow module with its types
+//	smithers runs      list, show, follow and act on the runs of a gateway
 //	smithers bench     load-test a gateway over the v1 protocol
 package main
 
@@ -24,6 +26,10 @@ Commands:
   gateway   serve the Gateway v1 API (configuration: env vars or flags; see --help)
   dev       serve on 127.0.0.1:7331 with local data in ./.smithers and the quickstart example
   token     issue, revoke or list tokens of a token store
+  init      write a starter gateway.mjs (or --ts: gateway.ts), its type declarations and
+            editor config into a directory (default .)
+  runs      list, show and follow runs; launch, approve, deny, signal, cancel, resume
+            (smithers runs help)
   bench     load-test a gateway (ours or upstream) over the v1 protocol
 `
 
@@ -43,6 +49,10 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 		return serve("dev", args[1:], env, stdout, stderr)
 	case "token":
 		return runToken(args[1:], env, stdout, stderr)
+	case "init":
+		return runInit(args[1:], stdout, stderr)
+	case "runs":
+		return runRuns(args[1:], env, stdout, stderr)
 	case "bench":
 		return runBench(args[1:], env, stdout, stderr)
 	case "help", "-h", "--help":

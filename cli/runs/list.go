@@ -1,0 +1,78 @@
+package runs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/smithers-orchestrator/smithers-go/api/client"
+)
+
+// ListOptions filter `runs list`.
+type ListOptions struct {
+	// Status keeps runs with this status ("running" also matches
+	// "continued", as listRuns does).
+	Status string
+	// Workflow keeps runs of this workflow key. listRuns has no such
+	// filter, so the newest workflowScan runs are read and filtered here.
+	Workflow string
+	// Limit is how many runs to print at most (default 50).
+	Limit int
+}
+
+// workflowScan is how many of the newest runs `runs list --workflow` reads
+// to filter.
+const workflowScan = 1000
+
+// List prints the newest runs, newest first.
+func (c *CLI) List(ctx context.Context, o ListOptions) error {
+	if o.Limit <= 0 {
+		o.Limit = 50
+	}
+	params := map[string]any{"limit": o.Limit}
+	if o.Status != "" {
+		params["status"] = o.Status
+	}
+	if o.Workflow != "" {
+		params["limit"] = max(o.Limit, workflowScan)
+	}
+	raw, err := c.call(ctx, "listRuns", params)
+	if err != nil {
+		return err
+	}
+	var rows []json.RawMessage
+	if err := json.Unmarshal(raw, &rows); err != nil {
+		return fmt.Errorf("listRuns answered %.200s: %w", raw, err)
+	}
+	kept := rows[:0]
+	var runs []client.Run
+	for _, row := range rows {
+		var r client.Run
+		if err := json.Unmarshal(row, &r); err != nil {
+			return fmt.Errorf("listRuns row %.200s: %w", row, err)
+		}
+		if o.Workflow != "" && r.Workflow() != o.Workflow {
+			continue
+		}
+		if len(kept) == o.Limit {
+			break
+		}
+		kept = append(kept, row)
+		runs = append(runs, r)
+	}
+	if c.JSON {
+		return c.printJSON(kept)
+	}
+	if len(runs) == 0 {
+		_, err := fmt.Fprintln(c.Out, "no runs")
+		return err
+	}
+	tw := tabwriter.NewWriter(c.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN ID\tWORKFLOW\tSTATUS\tCREATED\tDURATION\tERROR")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.Workflow(), r.Status, c.timestamp(r.CreatedAtMs),
+			c.span(r.StartedAtMs, r.FinishedAtMs), errorSummary([]byte(r.ErrorJSON), 60))
+	}
+	return tw.Flush()
+}
