@@ -348,3 +348,39 @@ func TestConcurrencyWaitSurvivesRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrencyLimitWithMaxConcurrency: a task waits for its run's
+// maxConcurrency slot and the workflow's limit; both bounds hold.
+func TestConcurrencyLimitWithMaxConcurrency(t *testing.T) {
+	g := newBodyGauge(t)
+	h := newHarness(t, `
+export default function (gateway) {
+  gateway.register("both", async (ctx) => {
+    const body = async (t) => {
+      const q = "?k=" + ctx.runId + "&run=" + ctx.runId;
+      await t.fetch(ctx.input.url + "/enter" + q);
+      await new Promise((r) => setTimeout(r, 20));
+      await t.fetch(ctx.input.url + "/leave" + q);
+      return 1;
+    };
+    const all = await Promise.all([1, 2, 3, 4, 5].map((i) => ctx.task("t" + i, body)));
+    return all.length;
+  }, { maxConcurrency: 2, concurrency: { limit: 3 } });
+}`)
+	var ids []string
+	for range 3 {
+		ids = append(ids, h.launch("both", map[string]any{"url": g.srv.URL}))
+	}
+	for _, id := range ids {
+		jsonEqual(t, h.output(id), `5`)
+	}
+	peak, peakTotal, entered := g.snapshot()
+	for _, id := range ids {
+		if peak[id] > 2 {
+			t.Fatalf("run %s ran %d task bodies at once under maxConcurrency 2", id, peak[id])
+		}
+	}
+	if peakTotal > 3 || peakTotal < 2 || len(entered) != 15 {
+		t.Fatalf("%d bodies ran, at most %d at once; want 15, at most 3 at once (and more than one)", len(entered), peakTotal)
+	}
+}
