@@ -376,15 +376,19 @@ declare module "smithers-orchestrator" {
   }
 
   /**
-   * The `autoApprove` option. The approval is approved as it is requested when `condition`
-   * holds, `revertOn` does not, and the node's previous `after` manual decisions in other runs
-   * of the workflow were all approvals. Functions are evaluated by the workflow when it asks,
-   * and their results are journaled with the request.
+   * The `autoApprove` option. The approval is approved as it is requested (decided by
+   * `"smithers:auto"`, event `approval.auto_approved`) when `condition` holds, `revertOn` does
+   * not, and the node's previous `after` manual decisions in other runs of the workflow were all
+   * approvals. `condition` and `revertOn` may be functions: they are called synchronously, once,
+   * when the approval is first requested (never on replay), and must return a boolean (not a
+   * Promise); their results are journaled with the request. One that throws or returns anything
+   * else rejects the `ctx.approval` call with a TypeError.
    */
   export interface AutoApproveOptions {
     /**
      * How many of the node's latest manual decisions in other runs must all be approvals before
-     * it is approved automatically (0 or absent: at once).
+     * it is approved automatically (a whole number; 0 or absent: at once). Auto-approvals do not
+     * count, and a denial among them resets the count.
      */
     after?: number;
     /** Auto-approve only when this holds (default true). */

@@ -14,16 +14,13 @@ type ListOptions struct {
 	// Status keeps runs with this status ("running" also matches
 	// "continued", as listRuns does).
 	Status string
-	// Workflow keeps runs of this workflow key. listRuns has no such
-	// filter, so the newest workflowScan runs are read and filtered here.
+	// Workflow keeps runs of this workflow key (listRuns' workflow
+	// filter; rows of other workflows from a gateway without that filter
+	// are dropped here).
 	Workflow string
 	// Limit is how many runs to print at most (default 50).
 	Limit int
 }
-
-// workflowScan is how many of the newest runs `runs list --workflow` reads
-// to filter.
-const workflowScan = 1000
 
 // List prints the newest runs, newest first.
 func (c *CLI) List(ctx context.Context, o ListOptions) error {
@@ -35,7 +32,7 @@ func (c *CLI) List(ctx context.Context, o ListOptions) error {
 		params["status"] = o.Status
 	}
 	if o.Workflow != "" {
-		params["limit"] = max(o.Limit, workflowScan)
+		params["workflow"] = o.Workflow
 	}
 	raw, err := c.call(ctx, "listRuns", params)
 	if err != nil {
