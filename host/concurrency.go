@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ConcurrencyLimit is a workflow's concurrency option: at most Limit task
@@ -34,9 +35,10 @@ type slotWaiter struct {
 	grant       func()
 }
 
-// slotPool is one pool's running count and queue.
+// slotPool is one pool's running count, queue and limit.
 type slotPool struct {
 	running int
+	limit   int
 	waiting []*slotWaiter
 }
 
@@ -47,6 +49,11 @@ type slots struct {
 	mu    sync.Mutex
 	pools map[slotKey]*slotPool
 	seq   uint64
+	// settling holds, per workflow, the runs resumed at start that have
+	// not asked for a slot yet: until they have (or settleTimeout passed),
+	// the workflow's free slots are not handed out, so that a resumed
+	// late run cannot overtake an earlier one that is still replaying.
+	settling map[string]map[string]bool
 	// onWaiting, when set, is told a workflow's new waiting count.
 	onWaiting func(workflow string, waiting int)
 }
@@ -61,7 +68,8 @@ func (sl *slots) acquire(k slotKey, limit int, s *Session, node nodeKey, created
 		p = &slotPool{}
 		sl.pools[k] = p
 	}
-	if p.running < limit && len(p.waiting) == 0 {
+	p.limit = limit
+	if p.running < limit && len(p.waiting) == 0 && len(sl.settling[k.workflow]) == 0 {
 		p.running++
 		sl.mu.Unlock()
 		grant()
@@ -73,9 +81,76 @@ func (sl *slots) acquire(k slotKey, limit int, s *Session, node nodeKey, created
 	p.waiting = append(p.waiting, nil)
 	copy(p.waiting[i+1:], p.waiting[i:])
 	p.waiting[i] = w
+	grants := sl.settledLocked(k.workflow, s.runID)
 	n := sl.waitingLocked(k.workflow)
 	sl.mu.Unlock()
 	sl.report(k.workflow, n)
+	for _, g := range grants {
+		g()
+	}
+}
+
+// settle marks the runs of a workflow resumed at start: the workflow's
+// slots wait for them (see slots.settling).
+func (sl *slots) settle(workflow string, runIDs []string) {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.settling == nil {
+		sl.settling = map[string]map[string]bool{}
+	}
+	set := map[string]bool{}
+	for _, id := range runIDs {
+		set[id] = true
+	}
+	sl.settling[workflow] = set
+}
+
+// settledLocked notes that runID has asked (or ended); once every resumed
+// run of the workflow has, the workflow's queues are served in launch
+// order. It returns the grants to call after unlocking.
+func (sl *slots) settledLocked(workflow, runID string) []func() {
+	set := sl.settling[workflow]
+	if len(set) == 0 || !set[runID] {
+		return nil
+	}
+	delete(set, runID)
+	if len(set) > 0 {
+		return nil
+	}
+	delete(sl.settling, workflow)
+	return sl.serveLocked(workflow)
+}
+
+// endSettling stops waiting for resumed runs that never asked (they parked
+// or wait on something else) and serves every queue.
+func (sl *slots) endSettling() {
+	sl.mu.Lock()
+	var grants []func()
+	for wf := range sl.settling {
+		delete(sl.settling, wf)
+		grants = append(grants, sl.serveLocked(wf)...)
+	}
+	sl.mu.Unlock()
+	for _, g := range grants {
+		g()
+	}
+}
+
+// serveLocked hands the free slots of the workflow's pools to their heads
+// of line and returns the grants to call after unlocking.
+func (sl *slots) serveLocked(workflow string) []func() {
+	var grants []func()
+	for k, p := range sl.pools {
+		if k.workflow != workflow {
+			continue
+		}
+		for p.running < p.limit && len(p.waiting) > 0 {
+			grants = append(grants, p.waiting[0].grant)
+			p.waiting = p.waiting[1:]
+			p.running++
+		}
+	}
+	return grants
 }
 
 func (w *slotWaiter) before(o *slotWaiter) bool {
@@ -118,6 +193,10 @@ func (sl *slots) release(k slotKey, limit int) {
 // again, in launch order).
 func (sl *slots) dropSession(s *Session) {
 	sl.mu.Lock()
+	var grants []func()
+	for wf := range sl.settling {
+		grants = append(grants, sl.settledLocked(wf, s.runID)...)
+	}
 	changed := map[string]bool{}
 	for k, p := range sl.pools {
 		kept := p.waiting[:0]
@@ -140,6 +219,9 @@ func (sl *slots) dropSession(s *Session) {
 	sl.mu.Unlock()
 	for wf, n := range counts {
 		sl.report(wf, n)
+	}
+	for _, g := range grants {
+		g()
 	}
 }
 
@@ -225,6 +307,13 @@ func (s *Session) AcquireTaskSlot(nodeID string, iteration int, grant func()) {
 	}
 	held := func() {
 		s.mu.Lock()
+		if s.slotsClosed {
+			// The activation ended between the slot being handed to it
+			// and now: give the slot straight back.
+			s.mu.Unlock()
+			s.g.slots.release(k, limit)
+			return
+		}
 		s.slotsHeld++
 		s.mu.Unlock()
 		grant()
@@ -255,12 +344,17 @@ func (s *Session) releaseSlots() {
 	if !ok {
 		return
 	}
-	s.g.slots.dropSession(s)
 	s.mu.Lock()
 	n := s.slotsHeld
 	s.slotsHeld = 0
+	s.slotsClosed = true
 	s.mu.Unlock()
+	s.g.slots.dropSession(s)
 	for range n {
 		s.g.slots.release(k, limit)
 	}
 }
+
+// settleTimeout bounds how long, after a start, the concurrency queues wait
+// for resumed runs to ask for their slots again.
+const settleTimeout = 5 * time.Second

@@ -148,3 +148,36 @@ func TestConcurrencyLimitPerKey(t *testing.T) {
 		t.Fatalf("bodies at once per tenant: %v, want 1 each", st.max)
 	}
 }
+
+func TestConcurrencyQueueKeepsLaunchOrderAcrossARestart(t *testing.T) {
+	st := &slotTask{running: map[string]int{}, max: map[string]int{}}
+	base := time.Now().Add(-time.Minute).UnixMilli()
+	var ids []string
+	script := st.script(func(*host.Session) string { return "" })
+	e := newEngine(t, func(s *host.Session) {
+		// Older runs replay slower, as a long journal would: without the
+		// settling of the queues, the newest run would take the slot first.
+		var i int
+		fmt.Sscanf(s.RunID(), "run-%d", &i)
+		time.Sleep(time.Duration(10-i) * 15 * time.Millisecond)
+		script(s)
+	}, engineOpts{concurrency: &host.ConcurrencyLimit{Limit: 1}, beforeBoot: func(st *faultyStore) {
+		// The previous process was killed with these runs waiting for a slot.
+		for i := 0; i < 6; i++ {
+			id := fmt.Sprintf("run-%d", i)
+			ids = append(ids, id)
+			insertRun(t, st, host.Run{RunID: id, Status: host.RunRunning, CreatedAtMs: base + int64(i), StartedAtMs: base + int64(i),
+				RuntimeOwnerID: "dead", HeartbeatAtMs: base})
+		}
+	}})
+	for _, id := range ids {
+		e.waitStatus(id, host.RunFinished)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for i := 1; i < len(st.order); i++ {
+		if st.order[i] < st.order[i-1] {
+			t.Fatalf("after a restart the waiting runs started in order %v, want launch order", st.order)
+		}
+	}
+}

@@ -29,6 +29,30 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load live runs: %w", err)
 	}
+	// Runs of workflows with a concurrency limit that resume now ask for
+	// their slots in whatever order their replays get there: the limit's
+	// queues wait for them (at most settleTimeout) so that launch order
+	// holds across the restart.
+	settling := map[string][]string{}
+	for _, r := range live {
+		if wf, ok := g.workflows[r.WorkflowKey]; ok && wf.Concurrency != nil && r.Status == RunRunning {
+			settling[wf.Key] = append(settling[wf.Key], r.RunID)
+		}
+	}
+	for wf, ids := range settling {
+		g.slots.settle(wf, ids)
+	}
+	if len(settling) > 0 {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			select {
+			case <-g.stop:
+			case <-time.After(settleTimeout):
+			}
+			g.slots.endSettling()
+		}()
+	}
 	resumed := 0
 	for _, r := range live {
 		if r.DeadlineAtMs > 0 {

@@ -36,10 +36,12 @@ type Session struct {
 	queued    []Node // deliveries that arrived while activating
 	ended     bool   // parked, terminal or detached: no more commits
 	detaching bool
-	rewake    bool     // a wake arrived while detaching
-	wokenBy   string   // the node whose settling activated a parked run
-	slotsHeld int      // concurrency slots granted and not yet released
-	slotPool  *slotKey // the run's concurrency pool, once computed
+	rewake    bool   // a wake arrived while detaching
+	wokenBy   string // the node whose settling activated a parked run
+	slotsHeld int    // concurrency slots granted and not yet released
+	// slotsClosed: the activation ended; a slot granted late goes back.
+	slotsClosed bool
+	slotPool    *slotKey // the run's concurrency pool, once computed
 
 	// Private holds the executor's state for this activation.
 	Private any
