@@ -1,12 +1,8 @@
 package auth
 
 import (
-	"bytes"
 	"crypto/sha256"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -15,21 +11,18 @@ import (
 	"time"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
+	"github.com/smithers-orchestrator/smithers-go/tokenstore"
 )
 
 // DefaultPollInterval is how often a TokenStore stats its file.
 const DefaultPollInterval = 250 * time.Millisecond
-
-// maxTokenFileBytes bounds what the gateway reads from the token store; a
-// larger file is treated as corrupt rather than read into memory.
-const maxTokenFileBytes = 64 << 20
 
 // racyWindow is how long after its modification time a file is re-read on
 // every poll even when its stat is unchanged, so that a same-size rewrite
 // within the file system's timestamp granularity is not missed.
 const racyWindow = 2 * time.Second
 
-// The messages of the token mode (CONTRACT.md §4.3).
+// The messages of the token mode, as upstream's gateway answers them.
 const (
 	msgTokenRequired    = "A bearer token is required"
 	msgInvalidToken     = "Invalid token"
@@ -46,13 +39,13 @@ type TokenStoreOptions struct {
 	PollInterval time.Duration
 }
 
-// TokenStore is the token-mode Authenticator backed by the token store file
-// of CONTRACT.md §4.7 (or an upstream version-2 store). It re-reads the file
-// when it changes, so issued, revoked and expired tokens take effect within
-// a poll interval, and it fails closed: while the file is missing,
-// unreadable or malformed every Authenticate answers UNAUTHORIZED. It owns
-// one polling goroutine; call Close to stop it. It is safe for concurrent
-// use.
+// TokenStore is the token-mode Authenticator backed by a token store file,
+// which tokenstore.Load reads (an upstream version-2 store included). It
+// re-reads the file when it changes, so issued, revoked and expired tokens
+// take effect within a poll interval, and it fails closed: while the file
+// is missing, unreadable or malformed every Authenticate answers
+// UNAUTHORIZED. It owns one polling goroutine; call Close to stop it. It is
+// safe for concurrent use.
 type TokenStore struct {
 	path     string
 	logger   *slog.Logger
@@ -78,24 +71,12 @@ var _ Authenticator = (*TokenStore)(nil)
 
 // tokenSnapshot is one immutable view of the file.
 type tokenSnapshot struct {
-	tokens map[string]storedGrant
+	tokens map[string]tokenstore.Grant
 	// err is non-nil when the store denies everything; it says why.
 	err error
 	// digest identifies the content the snapshot was parsed from (or the
 	// failure), so an unchanged re-read is not counted as a reload.
 	digest [32]byte
-}
-
-// storedGrant is one validated grant of the file.
-type storedGrant struct {
-	role        string
-	scopes      []string
-	userID      string
-	tokenID     string
-	expiresAtMs float64
-	revokedAtMs float64
-	hasExpires  bool
-	hasRevoked  bool
 }
 
 // fileStamp is what a poll compares to notice a change of the file.
@@ -158,10 +139,11 @@ func (s *TokenStore) Generation() uint64 { return s.generation.Load() }
 // holds a valid token set.
 func (s *TokenStore) Err() error { return s.snap.Load().err }
 
-// Authenticate checks a bearer token (CONTRACT.md §4.3): empty, unknown
-// (an exact own-key lookup), revoked and expired tokens are refused in that
-// order with UNAUTHORIZED, the last two with refresh "smithers token issue".
-// Revocation and expiry are evaluated against Now at each call.
+// Authenticate checks a bearer token as upstream's token mode does: empty,
+// unknown (an exact own-key lookup), revoked and expired tokens are refused
+// in that order with UNAUTHORIZED, the last two with refresh "smithers
+// token issue". Revocation and expiry are evaluated against Now at each
+// call.
 func (s *TokenStore) Authenticate(c Credentials) (host.Identity, error) {
 	if c.Token == "" {
 		return host.Identity{}, unauthorized(ErrTokenRequired, msgTokenRequired)
@@ -175,20 +157,16 @@ func (s *TokenStore) Authenticate(c Credentials) (host.Identity, error) {
 		s.logRefusal("the token is not in the token store")
 		return host.Identity{}, unauthorized(ErrTokenInvalid, msgInvalidToken)
 	}
-	nowMs := float64(s.now().UnixMilli())
-	if g.hasRevoked && g.revokedAtMs <= nowMs {
+	nowMs := s.now().UnixMilli()
+	if g.Revoked(nowMs) {
 		s.logRefusal("the token is revoked")
 		return host.Identity{}, unauthorizedRefresh(ErrTokenRevoked, msgTokenRevoked)
 	}
-	if g.hasExpires && g.expiresAtMs <= nowMs {
+	if g.Expired(nowMs) {
 		s.logRefusal("the token has expired")
 		return host.Identity{}, unauthorizedRefresh(ErrTokenExpired, msgTokenExpired)
 	}
-	id := host.Identity{Role: g.role, Scopes: slices.Clone(g.scopes), UserID: g.userID, TokenID: g.tokenID}
-	if id.TokenID == "" {
-		id.TokenID = TokenID(c.Token)
-	}
-	return id, nil
+	return host.Identity{Role: g.Role, Scopes: slices.Clone(g.Scopes), UserID: g.User(), TokenID: g.TokenID}, nil
 }
 
 // refusalLogEvery bounds how often refused tokens are logged.
@@ -261,39 +239,15 @@ func (s *TokenStore) reload() {
 // loadTokenFile reads path into a snapshot; failures become a denying
 // snapshot whose digest is derived from the failure text.
 func loadTokenFile(path string) *tokenSnapshot {
-	data, err := readBounded(path, maxTokenFileBytes)
+	tokens, sum, err := tokenstore.Load(path)
 	if err != nil {
 		return failedSnapshot(err)
 	}
-	tokens, err := parseTokenFile(data)
-	if err != nil {
-		return failedSnapshot(err)
-	}
-	return &tokenSnapshot{tokens: tokens, digest: sha256.Sum256(append([]byte("ok\x00"), data...))}
+	return &tokenSnapshot{tokens: tokens, digest: sha256.Sum256(append([]byte("ok\x00"), sum[:]...))}
 }
 
 func failedSnapshot(err error) *tokenSnapshot {
 	return &tokenSnapshot{err: err, digest: sha256.Sum256([]byte("err\x00" + err.Error()))}
-}
-
-// readBounded reads a whole file, refusing one larger than limit bytes.
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("file does not exist")
-		}
-		return nil, fmt.Errorf("cannot open file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("cannot read file: %w", err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("file is larger than %d bytes", limit)
-	}
-	return data, nil
 }
 
 func statFile(path string) fileStamp {
@@ -304,147 +258,17 @@ func statFile(path string) fileStamp {
 	return fileStamp{size: fi.Size(), modTime: fi.ModTime(), inode: fileInode(fi)}
 }
 
-// parseTokenFile validates a token store file: a JSON object whose "tokens"
-// member is an object of grants keyed by raw token (a version-2 upstream
-// store has the same shape plus fields that are ignored). Every grant must
-// be an object with a string role and a string-array scopes; userId and
-// tokenId must be strings and the *AtMs fields numbers when present and not
-// null. Any violation rejects the whole file, so the gateway fails closed.
-// Error texts never contain a token.
-func parseTokenFile(data []byte) (map[string]storedGrant, error) {
-	if err := expectObject(data, "the file"); err != nil {
-		return nil, err
-	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
-		return nil, fmt.Errorf("invalid JSON: %v", err)
-	}
-	rawTokens, ok := top["tokens"]
-	if !ok {
-		return nil, errors.New(`the file has no "tokens" object`)
-	}
-	if err := expectObject(rawTokens, `"tokens"`); err != nil {
-		return nil, err
-	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(rawTokens, &raw); err != nil {
-		return nil, fmt.Errorf(`invalid "tokens": %v`, err)
-	}
-	tokens := make(map[string]storedGrant, len(raw))
-	for token, rg := range raw {
-		g, err := parseStoredGrant(rg)
-		if err != nil {
-			return nil, fmt.Errorf("malformed grant for token id %s: %v", TokenID(token), err)
-		}
-		tokens[token] = g
-	}
-	return tokens, nil
+// IssueOptions, Issue and Revoke are package tokenstore's, for callers that
+// already hold this package (the API's test harnesses issue and revoke
+// tokens next to a TokenStore); the token CLI uses tokenstore itself.
+type IssueOptions = tokenstore.IssueOptions
+
+// Issue is tokenstore.Issue.
+func Issue(path string, o IssueOptions) (tokenstore.IssueResult, error) {
+	return tokenstore.Issue(path, o)
 }
 
-// expectObject reports an error naming what unless data is a JSON object
-// (it does not validate the object itself).
-func expectObject(data []byte, what string) error {
-	t := bytes.TrimLeft(data, " \t\r\n")
-	switch {
-	case len(t) == 0:
-		return fmt.Errorf("%s is empty", what)
-	case bytes.HasPrefix(t, []byte("null")) && len(bytes.TrimSpace(t)) == 4:
-		return fmt.Errorf("%s is JSON null", what)
-	case t[0] != '{':
-		return fmt.Errorf("%s is not a JSON object", what)
-	}
-	return nil
-}
-
-func parseStoredGrant(raw json.RawMessage) (storedGrant, error) {
-	var g storedGrant
-	if err := expectObject(raw, "the grant"); err != nil {
-		return g, err
-	}
-	var f map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return g, err
-	}
-	rawRole, ok := f["role"]
-	if !ok || json.Unmarshal(rawRole, &g.role) != nil || isNull(rawRole) {
-		return g, errors.New("role is not a string")
-	}
-	rawScopes, ok := f["scopes"]
-	if !ok {
-		return g, errors.New("scopes is not an array of strings")
-	}
-	scopes, err := decodeStringArray(rawScopes)
-	if err != nil {
-		return g, errors.New("scopes is not an array of strings")
-	}
-	g.scopes = scopes
-	if !optionalString(f, "userId", &g.userID) {
-		return g, errors.New("userId is not a string")
-	}
-	if !optionalString(f, "tokenId", &g.tokenID) {
-		return g, errors.New("tokenId is not a string")
-	}
-	var issued float64
-	if _, ok := optionalNumber(f, "issuedAtMs", &issued); !ok {
-		return g, errors.New("issuedAtMs is not a number")
-	}
-	if g.hasExpires, ok = optionalNumber(f, "expiresAtMs", &g.expiresAtMs); !ok {
-		return g, errors.New("expiresAtMs is not a number")
-	}
-	if g.hasRevoked, ok = optionalNumber(f, "revokedAtMs", &g.revokedAtMs); !ok {
-		return g, errors.New("revokedAtMs is not a number")
-	}
-	return g, nil
-}
-
-// decodeStringArray decodes a JSON array whose every element is a string
-// (null elements included are an error, unlike with a plain Unmarshal).
-func decodeStringArray(raw json.RawMessage) ([]string, error) {
-	var elems []json.RawMessage
-	if isNull(raw) {
-		return nil, errors.New("null")
-	}
-	if err := json.Unmarshal(raw, &elems); err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(elems))
-	for _, e := range elems {
-		var s string
-		if isNull(e) {
-			return nil, errors.New("null element")
-		}
-		if err := json.Unmarshal(e, &s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-func isNull(raw json.RawMessage) bool {
-	return string(bytes.TrimSpace(raw)) == "null"
-}
-
-// optionalString decodes f[key] into dst when present and not null; it
-// reports false when the value is not a string.
-func optionalString(f map[string]json.RawMessage, key string, dst *string) bool {
-	raw, ok := f[key]
-	if !ok || isNull(raw) {
-		return true
-	}
-	return json.Unmarshal(raw, dst) == nil
-}
-
-// optionalNumber decodes f[key] into dst when present and not null; present
-// reports whether a number was decoded and ok is false when the value is not
-// a number.
-func optionalNumber(f map[string]json.RawMessage, key string, dst *float64) (present, ok bool) {
-	raw, found := f[key]
-	if !found || isNull(raw) {
-		return false, true
-	}
-	if err := json.Unmarshal(raw, dst); err != nil {
-		return false, false
-	}
-	return true, true
+// Revoke is tokenstore.Revoke.
+func Revoke(path, token string, now time.Time) (tokenID string, err error) {
+	return tokenstore.Revoke(path, token, now)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/smithers-orchestrator/smithers-go/tokenstore"
 )
 
 const storeNowMs = 1_700_000_000_000
@@ -117,6 +119,8 @@ func TestTokenStoreVersion2(t *testing.T) {
 }
 
 func TestTokenStoreDeniesAllWhenUnusable(t *testing.T) {
+	// Every reason a file is refused is tested with tokenstore.Load; these
+	// check that the gateway turns each kind into "deny all" and one log line.
 	good := `"good": {"role": "operator", "scopes": ["*"]}`
 	tests := []struct {
 		name    string
@@ -126,22 +130,11 @@ func TestTokenStoreDeniesAllWhenUnusable(t *testing.T) {
 		{"missing file", nil, "does not exist"},
 		{"empty file", ptr(""), "empty"},
 		{"invalid JSON", ptr(`{"tokens": {` + good), "invalid JSON"},
-		{"JSON null", ptr("null"), "JSON null"},
-		{"array", ptr("[]"), "not a JSON object"},
 		{"no tokens", ptr(`{"version": 2}`), `no "tokens"`},
 		{"tokens null", ptr(`{"tokens": null}`), `"tokens" is JSON null`},
-		{"tokens array", ptr(`{"tokens": [1]}`), `"tokens" is not a JSON object`},
 		{"grant null", ptr(`{"tokens": {` + good + `, "bad": null}}`), "malformed grant"},
-		{"role missing", ptr(`{"tokens": {` + good + `, "bad": {"scopes": []}}}`), "role is not a string"},
 		{"role number", ptr(`{"tokens": {` + good + `, "bad": {"role": 1, "scopes": []}}}`), "role is not a string"},
-		{"role null", ptr(`{"tokens": {` + good + `, "bad": {"role": null, "scopes": []}}}`), "role is not a string"},
-		{"scopes string", ptr(`{"tokens": {` + good + `, "bad": {"role": "x", "scopes": "*"}}}`), "scopes is not"},
-		{"scopes numbers", ptr(`{"tokens": {` + good + `, "bad": {"role": "x", "scopes": [1]}}}`), "scopes is not"},
-		{"scopes with null", ptr(`{"tokens": {` + good + `, "bad": {"role": "x", "scopes": ["a", null]}}}`), "scopes is not"},
-		{"scopes missing", ptr(`{"tokens": {` + good + `, "bad": {"role": "x"}}}`), "scopes is not"},
 		{"expiry string", ptr(`{"tokens": {` + good + `, "bad": {"role": "x", "scopes": [], "expiresAtMs": "soon"}}}`), "expiresAtMs"},
-		{"revoked bool", ptr(`{"tokens": {` + good + `, "bad": {"role": "x", "scopes": [], "revokedAtMs": false}}}`), "revokedAtMs"},
-		{"userId number", ptr(`{"tokens": {` + good + `, "bad": {"role": "x", "scopes": [], "userId": 5}}}`), "userId"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,7 +190,7 @@ func TestTokenStoreLogsOncePerStateChange(t *testing.T) {
 
 func TestTokenStoreHotReload(t *testing.T) {
 	path := storePath(t)
-	first, err := Issue(path, IssueOptions{Scopes: []string{"run:read"}, TTL: time.Hour})
+	first, err := tokenstore.Issue(path, tokenstore.IssueOptions{Scopes: []string{"run:read"}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +200,7 @@ func TestTokenStoreHotReload(t *testing.T) {
 	}
 	gen := s.Generation()
 
-	issued, err := Issue(path, IssueOptions{Scopes: []string{"cron:read"}, TTL: time.Hour})
+	issued, err := tokenstore.Issue(path, tokenstore.IssueOptions{Scopes: []string{"cron:read"}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +212,7 @@ func TestTokenStoreHotReload(t *testing.T) {
 		t.Fatalf("generation did not move: %d", s.Generation())
 	}
 
-	if _, err := Revoke(path, issued.Token, time.Now()); err != nil {
+	if _, err := tokenstore.Revoke(path, issued.Token, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, time.Second, "a revocation to apply", func() bool {
@@ -306,47 +299,3 @@ func TestTokenStoreCloseStopsPolling(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
-
-// FuzzParseTokenFile checks that neither side's parser panics, that a file
-// the gateway accepts is one the CLI can rewrite, and that the rewrite
-// holds the same grants for the gateway.
-func FuzzParseTokenFile(f *testing.F) {
-	for _, seed := range []string{
-		`{"tokens":{}}`,
-		`{"tokens":{"a":{"role":"operator","scopes":["run:read"],"expiresAtMs":1,"revokedAtMs":null}}}`,
-		`{"version":2,"tokens":{"t":{"role":"r","scopes":[],"secret":"s","tokenHash":"h"}},"actionTokens":{}}`,
-		`{"tokens":{"a":{"role":"x","scopes":["a",null]}}}`,
-		`{"tokens":{"__proto__":{"role":"x","scopes":[]}},"tokens":{}}`,
-		`null`, `[]`, `{`, ``, `{"tokens":null}`, `{"tokens":{"a":1e999}}`, "{\"tokens\":{\"\xff\":{\"role\":\"\",\"scopes\":[]}}}",
-	} {
-		f.Add([]byte(seed))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		grants, err := parseTokenFile(data)
-		st, cliErr := parseStoreFile(data)
-		if err != nil {
-			return
-		}
-		if cliErr != nil {
-			t.Fatalf("gateway accepted a file the CLI calls corrupt (%v): %q", cliErr, data)
-		}
-		out, err := st.encode()
-		if err != nil {
-			t.Fatalf("encode: %v", err)
-		}
-		again, err := parseTokenFile(out)
-		if err != nil {
-			t.Fatalf("gateway rejects the CLI rewrite (%v) of %q: %q", err, data, out)
-		}
-		if len(again) != len(grants) {
-			t.Fatalf("rewrite changed the token count: %d -> %d", len(grants), len(again))
-		}
-		for k, g := range grants {
-			g2, ok := again[k]
-			if !ok || g.role != g2.role || !slices.Equal(g.scopes, g2.scopes) || g.hasExpires != g2.hasExpires ||
-				g.expiresAtMs != g2.expiresAtMs || g.hasRevoked != g2.hasRevoked || g.revokedAtMs != g2.revokedAtMs {
-				t.Fatalf("rewrite changed grant %q: %+v -> %+v", k, g, g2)
-			}
-		}
-	})
-}

@@ -13,6 +13,7 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/api/auth"
 	"github.com/smithers-orchestrator/smithers-go/examples"
 	"github.com/smithers-orchestrator/smithers-go/host"
+	"github.com/smithers-orchestrator/smithers-go/tokenstore"
 )
 
 func quickstartSource() string { return examples.Quickstart }
@@ -36,7 +37,7 @@ func (m *Main) ensureDevToken() error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("read dev token: %w", err)
 	}
-	res, err := auth.Issue(m.cfg.TokenStore, auth.IssueOptions{Scopes: []string{"*"}, Role: "admin", UserID: "dev", TTL: devTokenTTL, Now: time.Now()})
+	res, err := tokenstore.Issue(m.cfg.TokenStore, tokenstore.IssueOptions{Scopes: []string{"*"}, Role: "admin", UserID: "dev", TTL: devTokenTTL, Now: time.Now()})
 	if err != nil {
 		return fmt.Errorf("issue dev token: %w", err)
 	}

@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/smithers-orchestrator/smithers-go/api/auth"
 	"github.com/smithers-orchestrator/smithers-go/host"
+	"github.com/smithers-orchestrator/smithers-go/tokenstore"
 )
 
 const tokenUsage = `Usage:
@@ -123,8 +123,8 @@ func parseTokenFlags(fs *flag.FlagSet, args []string) (positional []string, stat
 
 func tokenIssue(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	fs, out := newTokenFlags("issue", stderr)
-	scopes := fs.String("scopes", auth.ScopeRunRead, "granted scopes, comma- and/or whitespace-separated")
-	role := fs.String("role", "operator", "role of the token")
+	scopes := fs.String("scopes", tokenstore.DefaultScope, "granted scopes, comma- and/or whitespace-separated")
+	role := fs.String("role", tokenstore.DefaultRole, "role of the token")
 	userID := fs.String("user-id", "", "user id of the token (optional)")
 	ttl := fs.String("ttl", "1h", "lifetime: a number with unit ms, s, m, h or d (default unit ms)")
 	pos, status := parseTokenFlags(fs, args)
@@ -135,14 +135,14 @@ func tokenIssue(args []string, env func(string) string, stdout, stderr io.Writer
 	if err != nil || len(pos) > 0 {
 		return tokenUsageError(stderr, "issue", err, pos)
 	}
-	d, err := auth.ParseTTL(*ttl)
+	d, err := tokenstore.ParseTTL(*ttl)
 	if err != nil {
-		return tokenFailure(stderr, "issue", err, auth.CodeTokenIssueFailed)
+		return tokenFailure(stderr, "issue", err, tokenstore.CodeTokenIssueFailed)
 	}
-	res, err := auth.Issue(path, auth.IssueOptions{
-		Scopes: auth.SplitScopes(*scopes), Role: *role, UserID: *userID, TTL: d})
+	res, err := tokenstore.Issue(path, tokenstore.IssueOptions{
+		Scopes: tokenstore.SplitScopes(*scopes), Role: *role, UserID: *userID, TTL: d})
 	if err != nil {
-		return tokenFailure(stderr, "issue", err, auth.CodeTokenIssueFailed)
+		return tokenFailure(stderr, "issue", err, tokenstore.CodeTokenIssueFailed)
 	}
 	if jsonOut {
 		return printTokenJSON(stdout, stderr, res)
@@ -171,9 +171,9 @@ func tokenRevoke(args []string, env func(string) string, stdout, stderr io.Write
 		}
 		return tokenUsageError(stderr, "revoke", err, nil)
 	}
-	tokenID, err := auth.Revoke(path, pos[0], time.Now())
+	tokenID, err := tokenstore.Revoke(path, pos[0], time.Now())
 	if err != nil {
-		return tokenFailure(stderr, "revoke", err, auth.CodeTokenRevokeFailed)
+		return tokenFailure(stderr, "revoke", err, tokenstore.CodeTokenRevokeFailed)
 	}
 	if jsonOut {
 		return printTokenJSON(stdout, stderr, struct {
@@ -196,9 +196,9 @@ func tokenList(args []string, env func(string) string, stdout, stderr io.Writer)
 	if err != nil || len(pos) > 0 {
 		return tokenUsageError(stderr, "list", err, pos)
 	}
-	tokens, err := auth.List(path)
+	tokens, err := tokenstore.List(path)
 	if err != nil {
-		return tokenFailure(stderr, "list", err, auth.CodeTokenListFailed)
+		return tokenFailure(stderr, "list", err, tokenstore.CodeTokenListFailed)
 	}
 	if jsonOut {
 		return printTokenJSON(stdout, stderr, tokens)
@@ -223,7 +223,7 @@ func tokenList(args []string, env func(string) string, stdout, stderr io.Writer)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.TokenID, dash(t.Role), scopeList(t.Scopes), user, expires, revoked)
 	}
 	if err := tw.Flush(); err != nil {
-		return tokenFailure(stderr, "list", err, auth.CodeTokenListFailed)
+		return tokenFailure(stderr, "list", err, tokenstore.CodeTokenListFailed)
 	}
 	return 0
 }

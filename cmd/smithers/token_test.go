@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smithers-orchestrator/smithers-go/api/auth"
+	"github.com/smithers-orchestrator/smithers-go/tokenstore"
 )
 
 // runTokenCmd runs runToken with env and returns exit code, stdout, stderr.
@@ -35,7 +35,7 @@ func TestTokenIssueRevokeList(t *testing.T) {
 	if len(lines) != 1 || !regexp.MustCompile(`^smithers_[A-Za-z0-9_-]{43}$`).MatchString(token) {
 		t.Fatalf("issue stdout must be the token alone, got %q", out)
 	}
-	if !strings.Contains(errOut, auth.TokenID(token)) || strings.Contains(errOut, token) {
+	if !strings.Contains(errOut, tokenstore.TokenID(token)) || strings.Contains(errOut, token) {
 		t.Fatalf("issue stderr should name the token id, not the token: %q", errOut)
 	}
 
@@ -58,7 +58,7 @@ func TestTokenIssueRevokeList(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &issued); err != nil {
 		t.Fatalf("issue --json output %q: %v", out, err)
 	}
-	if issued.TokenID != auth.TokenID(issued.Token) || issued.Grant.TokenID != issued.TokenID ||
+	if issued.TokenID != tokenstore.TokenID(issued.Token) || issued.Grant.TokenID != issued.TokenID ||
 		issued.Grant.Role != "operator" || len(issued.Grant.Scopes) != 1 || issued.Grant.Scopes[0] != "run:read" ||
 		issued.Grant.ExpiresAtMs-issued.Grant.IssuedAtMs != 3600_000 || issued.StorePath != store {
 		t.Fatalf("issue --json = %+v", issued)
@@ -72,7 +72,7 @@ func TestTokenIssueRevokeList(t *testing.T) {
 	if strings.Contains(out, token) || strings.Contains(out, issued.Token) {
 		t.Fatal("list printed a token")
 	}
-	for _, want := range []string{"TOKEN ID", auth.TokenID(token), issued.TokenID, "admin",
+	for _, want := range []string{"TOKEN ID", tokenstore.TokenID(token), issued.TokenID, "admin",
 		"run:read,cron:write,approve", "user:1"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("list output lacks %q:\n%s", want, out)
@@ -81,7 +81,7 @@ func TestTokenIssueRevokeList(t *testing.T) {
 
 	// revoke, with the flag after the token.
 	code, out, errOut = runTokenCmd(t, nil, "revoke", token, "--store", store)
-	if code != 0 || out != "revoked "+auth.TokenID(token)+"\n" {
+	if code != 0 || out != "revoked "+tokenstore.TokenID(token)+"\n" {
 		t.Fatalf("revoke exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	code, out, _ = runTokenCmd(t, env, "revoke", "--format", "json", issued.Token)
@@ -155,7 +155,7 @@ func TestTokenErrors(t *testing.T) {
 
 func TestTokenRevokeDoubleDash(t *testing.T) {
 	store := filepath.Join(t.TempDir(), "tokens.json")
-	res, err := auth.Issue(store, auth.IssueOptions{TTL: time.Hour})
+	res, err := tokenstore.Issue(store, tokenstore.IssueOptions{TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package auth
+package tokenstore
 
 import (
 	"math"
@@ -9,13 +9,10 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
-// CodeInvalidDuration is the error code of a TTL that ParseTTL rejects.
-const CodeInvalidDuration = host.CodeInvalidDuration
-
 // maxTTLMs is the longest TTL, in milliseconds, that a time.Duration holds.
 const maxTTLMs = math.MaxInt64 / int64(time.Millisecond)
 
-// ParseTTL parses a token lifetime with the grammar of CONTRACT.md §4.7:
+// ParseTTL parses a token lifetime (the CLI's --ttl), as upstream does:
 // trimmed, case-insensitive ^\d+(\.\d+)?(ms|s|m|h|d)?$ with milliseconds as
 // the default unit, floored to whole milliseconds, which must be more than
 // zero. Any other input is a *host.Error with code CodeInvalidDuration and
