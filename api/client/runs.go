@@ -21,6 +21,17 @@ type Run struct {
 	// Output is the workflow's return value once the run finished, null
 	// before (getRun only; an extra field of this gateway).
 	Output json.RawMessage `json:"output"`
+	// RunState is the derived state (getRun only).
+	RunState RunState `json:"runState"`
+}
+
+// RunState is getRun's runState: the derived state and, for a parked run,
+// the step it waits on.
+type RunState struct {
+	State string `json:"state"`
+	// Blocked is {kind: "approval"|"timer"|"event", nodeId, ...} for a
+	// parked run (requestedAt, wakeAt or correlationKey), nil otherwise.
+	Blocked map[string]any `json:"blocked"`
 }
 
 // Workflow returns the run's workflow key (workflowName for gateways that

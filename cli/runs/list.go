@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"text/tabwriter"
 
 	"github.com/smithers-orchestrator/smithers-go/api/client"
 )
@@ -65,11 +64,10 @@ func (c *CLI) List(ctx context.Context, o ListOptions) error {
 		_, err := fmt.Fprintln(c.Out, "no runs")
 		return err
 	}
-	tw := tabwriter.NewWriter(c.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN ID\tWORKFLOW\tSTATUS\tCREATED\tDURATION\tERROR")
+	t := newTable(c.Out)
+	t.row("RUN ID", "WORKFLOW", "STATUS", "CREATED", "DURATION", "ERROR")
 	for _, r := range runs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, r.Workflow(), r.Status, c.timestamp(r.CreatedAtMs),
-			c.span(r.StartedAtMs, r.FinishedAtMs), errorSummary([]byte(r.ErrorJSON), 60))
+		t.row(r.RunID, r.Workflow(), r.Status, c.timestamp(r.CreatedAtMs), c.span(r.StartedAtMs, r.FinishedAtMs), errorSummary([]byte(r.ErrorJSON), 60))
 	}
-	return tw.Flush()
+	return t.flush()
 }

@@ -25,11 +25,11 @@ func TestNodes(t *testing.T) {
 		ev(6, "node.pending", `{"runId":"r","nodeId":"ship","state":"waiting-approval"}`),
 		ev(7, "approval.requested", `{"runId":"r","nodeId":"ship","iteration":0}`),
 		ev(8, "node.waiting_approval", `{"runId":"r","nodeId":"ship","state":"waiting-approval"}`),
-		ev(9, "node.pending", `{"runId":"r","nodeId":"nap","state":"waiting-timer"}`),
+		ev(9, "node.pending", `{"runId":"r","nodeId":"nap","state":"pending"}`),
 		ev(10, "node.finished", `{"runId":"r","nodeId":"nap","state":"finished"}`),
 		ev(11, "node.pending", `{"runId":"r","nodeId":"test","state":"pending"}`),
 		ev(12, "node.failed", `{"runId":"r","nodeId":"test","state":"failed","error":{"name":"SmithersError","code":"TASK_FAILED","message":"Task test failed after 1 attempt(s): boom"}}`),
-		ev(13, "node.pending", `{"runId":"r","nodeId":"paid","state":"waiting-event"}`),
+		ev(13, "node.pending", `{"runId":"r","nodeId":"paid","state":"pending"}`),
 		ev(14, "run.completed", `{"runId":"r","status":"failed"}`),
 	}
 	attempts := []client.Attempt{
@@ -40,13 +40,14 @@ func TestNodes(t *testing.T) {
 		{NodeID: "old", Attempt: 1, State: "finished"},
 	}
 	approvals := []client.ApprovalSummary{{NodeID: "ship", RequestTitle: "Ship it?"}}
-	got := Nodes(events, attempts, approvals)
+	got := Nodes(NodeSources{Events: events, Attempts: attempts, Approvals: approvals,
+		Blocked: map[string]any{"kind": "event", "nodeId": "paid", "correlationKey": "o-1"}})
 	want := []string{
 		"build task finished 2 ",
 		"ship approval waiting-approval 0 asks: Ship it?",
-		"nap timer finished 0 ",
+		"nap  finished 0 ",
 		"test task failed 1 ",
-		"paid event waiting-event 0 ",
+		"paid event waiting-event 0 waits for o-1",
 		"old task finished 1 ",
 	}
 	if len(got) != len(want) {

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/smithers-orchestrator/smithers-go/api/client"
@@ -48,10 +47,23 @@ type eventPayload struct {
 	Stream    string          `json:"stream"`
 }
 
+// NodeSources are what Nodes reads; any may be empty.
+type NodeSources struct {
+	// Events are the run's events, in seq order.
+	Events   []client.RunEvent
+	Attempts []client.Attempt
+	// Approvals are the run's pending approvals.
+	Approvals []client.ApprovalSummary
+	// Blocked is getRun's runState.blocked: the step a parked run waits
+	// on (events say only "pending" for a wait).
+	Blocked map[string]any
+}
+
 // Nodes derives a run's nodes, in the order they first appeared, from its
-// events, its attempt rows and its pending approvals (any may be empty:
-// events a gateway no longer keeps are filled in from the others).
-func Nodes(events []client.RunEvent, attempts []client.Attempt, approvals []client.ApprovalSummary) []Node {
+// events, attempt rows, pending approvals and the step it is blocked on
+// (events a gateway no longer keeps are filled in from the others).
+func Nodes(src NodeSources) []Node {
+	events, attempts, approvals := src.Events, src.Attempts, src.Approvals
 	var order []nodeKey
 	nodes := map[nodeKey]*Node{}
 	get := func(id string, iteration int) *Node {
@@ -118,7 +130,25 @@ func Nodes(events []client.RunEvent, attempts []client.Attempt, approvals []clie
 			n.State = "waiting-approval"
 		}
 		if a.RequestTitle != "" {
-			n.Detail = "asks: " + a.RequestTitle
+			n.Detail = "asks: " + cut(a.RequestTitle, 80)
+		}
+	}
+	if id, _ := src.Blocked["nodeId"].(string); id != "" {
+		n := get(id, 0)
+		kind, _ := src.Blocked["kind"].(string)
+		switch kind {
+		case "approval":
+			n.Kind, n.State = kind, "waiting-approval"
+		case "timer":
+			n.Kind, n.State = kind, "waiting-timer"
+			if at, _ := src.Blocked["wakeAt"].(string); at != "" && n.Detail == "" {
+				n.Detail = "wakes at " + at
+			}
+		case "event":
+			n.Kind, n.State = kind, "waiting-event"
+			if key, _ := src.Blocked["correlationKey"].(string); key != "" && n.Detail == "" {
+				n.Detail = "waits for " + key
+			}
 		}
 	}
 	out := make([]Node, 0, len(order))
@@ -166,7 +196,7 @@ func (c *CLI) Show(ctx context.Context, runID string) error {
 	if raw, err := c.call(ctx, "listApprovals", map[string]any{"runId": runID}); err == nil {
 		_ = json.Unmarshal(raw, &approvals)
 	}
-	nodes := Nodes(events, attempts, approvals)
+	nodes := Nodes(NodeSources{Events: events, Attempts: attempts, Approvals: approvals, Blocked: run.RunState.Blocked})
 	for _, n := range notes {
 		fmt.Fprintf(c.Err, "note: %s\n", n)
 	}
@@ -181,20 +211,20 @@ func (c *CLI) Show(ctx context.Context, runID string) error {
 
 func (c *CLI) printRun(run client.Run, nodes []Node, attempts []client.Attempt) error {
 	w := c.Out
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "Run:\t%s\n", run.RunID)
-	fmt.Fprintf(tw, "Workflow:\t%s\n", run.Workflow())
-	fmt.Fprintf(tw, "Status:\t%s\n", run.Status)
-	fmt.Fprintf(tw, "Created:\t%s\n", c.timestamp(run.CreatedAtMs))
+	t := newTable(w)
+	t.row("Run:", run.RunID)
+	t.row("Workflow:", run.Workflow())
+	t.row("Status:", run.Status)
+	t.row("Created:", c.timestamp(run.CreatedAtMs))
 	if run.FinishedAtMs > 0 {
-		fmt.Fprintf(tw, "Finished:\t%s (took %s)\n", c.timestamp(run.FinishedAtMs), c.span(run.StartedAtMs, run.FinishedAtMs))
+		t.row("Finished:", fmt.Sprintf("%s (took %s)", c.timestamp(run.FinishedAtMs), c.span(run.StartedAtMs, run.FinishedAtMs)))
 	} else {
-		fmt.Fprintf(tw, "Running for:\t%s\n", c.span(run.StartedAtMs, 0))
+		t.row("Running for:", c.span(run.StartedAtMs, 0))
 	}
 	if s := errorSummary([]byte(run.ErrorJSON), 0); s != "" {
-		fmt.Fprintf(tw, "Error:\t%s\n", s)
+		t.row("Error:", s)
 	}
-	if err := tw.Flush(); err != nil {
+	if err := t.flush(); err != nil {
 		return err
 	}
 
@@ -202,29 +232,29 @@ func (c *CLI) printRun(run client.Run, nodes []Node, attempts []client.Attempt) 
 	if len(nodes) == 0 {
 		fmt.Fprintln(w, "No nodes yet.")
 	} else {
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NODE\tKIND\tSTATE\tATTEMPTS\tDETAIL")
+		t = newTable(w)
+		t.row("NODE", "KIND", "STATE", "ATTEMPTS", "DETAIL")
 		for _, n := range nodes {
 			detail := n.Detail
 			if s := errorSummary(n.Error, 80); s != "" {
 				detail = s
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", nodeName(n.NodeID, n.Iteration), orDash(n.Kind), orDash(n.State), countOrDash(n.Attempts), detail)
+			t.row(nodeName(n.NodeID, n.Iteration), orDash(n.Kind), orDash(n.State), countOrDash(n.Attempts), detail)
 		}
-		if err := tw.Flush(); err != nil {
+		if err := t.flush(); err != nil {
 			return err
 		}
 	}
 
 	if len(attempts) > 0 {
 		fmt.Fprintln(w, "\nAttempts:")
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NODE\t#\tSTATE\tSTARTED\tTOOK\tERROR")
+		t = newTable(w)
+		t.row("NODE", "#", "STATE", "STARTED", "TOOK", "ERROR")
 		for _, a := range attempts {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", nodeName(a.NodeID, a.Iteration), a.Attempt, a.State,
-				c.timestamp(a.StartedAtMs), c.span(a.StartedAtMs, a.FinishedAtMs), errorSummary([]byte(a.ErrorJSON), 100))
+			t.row(nodeName(a.NodeID, a.Iteration), strconv.Itoa(a.Attempt), a.State, c.timestamp(a.StartedAtMs),
+				c.span(a.StartedAtMs, a.FinishedAtMs), errorSummary([]byte(a.ErrorJSON), 100))
 		}
-		if err := tw.Flush(); err != nil {
+		if err := t.flush(); err != nil {
 			return err
 		}
 	}
