@@ -9,41 +9,15 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
-// Per-method input limits of CONTRACT.md §1.8 (launchRun.input).
-const (
-	maxInputBytes = 1 << 20
-	maxInputDepth = 32
-)
-
-// validateInput applies the launchRun input limits: serialised size and
-// container depth (a root object is depth 1).
+// validateInput applies the run input limits (host.CheckInputBounds).
 func validateInput(v any) (string, error) {
 	raw := rawJSON(v)
-	if len(raw) > maxInputBytes {
-		return "", errInvalidInput("Gateway RPC input exceeds %d bytes.", maxInputBytes)
-	}
-	if containerDepth(v) > maxInputDepth {
-		return "", errInvalidInput("Gateway RPC input exceeds the maximum nesting depth of %d.", maxInputDepth)
+	if err := host.CheckInputBounds(v, raw); err != nil {
+		return "", err
 	}
 	return raw, nil
 }
 
-func containerDepth(v any) int {
-	d := 0
-	switch x := v.(type) {
-	case map[string]any:
-		for _, e := range x {
-			d = max(d, containerDepth(e))
-		}
-		return d + 1
-	case []any:
-		for _, e := range x {
-			d = max(d, containerDepth(e))
-		}
-		return d + 1
-	}
-	return 0
-}
 
 func (s *Server) launchRun(ctx context.Context, c *call) (any, error) {
 	p := c.params

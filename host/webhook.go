@@ -30,13 +30,6 @@ const WebhookDedupeWindow = 24 * time.Hour
 // bound, which keeps one delivery's transaction short).
 const MaxWebhookScan = 1000
 
-// Limits of a run input taken from a webhook body: the launchRun input
-// limits (serialised bytes, container depth with a root object at 1).
-const (
-	maxWebhookInputBytes = 1 << 20
-	maxWebhookInputDepth = 32
-)
-
 // maxDeliveryIDBytes bounds a stored delivery id; longer ids (a header may
 // be large) are stored as their SHA-256.
 const maxDeliveryIDBytes = 256
@@ -347,32 +340,12 @@ func webhookRunInput(body any, run *WebhookRun) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if len(raw) > maxWebhookInputBytes {
-		return "", Errorf(CodeInvalidInput, "Gateway RPC input exceeds %d bytes.", maxWebhookInputBytes)
-	}
-	if containerDepth(input) > maxWebhookInputDepth {
-		return "", Errorf(CodeInvalidInput, "Gateway RPC input exceeds the maximum nesting depth of %d.", maxWebhookInputDepth)
+	if err := CheckInputBounds(input, raw); err != nil {
+		return "", err
 	}
 	return raw, nil
 }
 
-// containerDepth counts nested objects and arrays; a scalar is 0.
-func containerDepth(v any) int {
-	d := 0
-	switch x := v.(type) {
-	case map[string]any:
-		for _, e := range x {
-			d = max(d, containerDepth(e))
-		}
-		return d + 1
-	case []any:
-		for _, e := range x {
-			d = max(d, containerDepth(e))
-		}
-		return d + 1
-	}
-	return 0
-}
 
 // encodeWebhookJSON encodes a value of a decoded body as JSON text, without
 // HTML escaping (it is stored and shown as the sender sent it). A number

@@ -88,7 +88,7 @@ func TestWebhookRunInput(t *testing.T) {
 	deep := func(n int) string {
 		return `{"in":` + string(bytes.Repeat([]byte("["), n)) + string(bytes.Repeat([]byte("]"), n)) + `}`
 	}
-	big := `{"in":{"s":"` + string(bytes.Repeat([]byte("x"), maxWebhookInputBytes)) + `"}}`
+	big := `{"in":{"s":"` + string(bytes.Repeat([]byte("x"), MaxInputBytes)) + `"}}`
 	for _, tc := range []struct {
 		body, path, want, code string
 	}{
