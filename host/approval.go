@@ -46,10 +46,7 @@ func (g *Gateway) SubmitApproval(ctx context.Context, in DecisionInput) error {
 	now := g.nowMs()
 	var settled Node
 	err = g.update(ctx, func(tx Tx) error {
-		if _, ok, err := tx.GetRun(in.RunID); err != nil || !ok {
-			if err == nil {
-				err = Errorf(CodeNotFound, "Run not found: %s", in.RunID)
-			}
+		if _, err := getRunTx(tx, in.RunID); err != nil {
 			return err
 		}
 		a, aok, err := tx.GetApproval(in.RunID, in.NodeID, in.Iteration)

@@ -18,12 +18,9 @@ func (g *Gateway) RetryFailedRun(ctx context.Context, runID string) (string, err
 	var status string
 	var retried Run
 	err := g.update(ctx, func(tx Tx) error {
-		r, ok, err := tx.GetRun(runID)
+		r, err := getRunTx(tx, runID)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return Errorf(CodeNotFound, "Run not found: %s", runID)
 		}
 		switch {
 		case r.Status == RunFailed:

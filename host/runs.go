@@ -176,12 +176,9 @@ func (g *Gateway) ListRuns(ctx context.Context, status string, f RunFilter) ([]R
 func (g *Gateway) CancelRun(ctx context.Context, runID string) error {
 	now := g.nowMs()
 	err := g.update(ctx, func(tx Tx) error {
-		r, ok, err := tx.GetRun(runID)
+		r, err := getRunTx(tx, runID)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return Errorf(CodeNotFound, "Run not found: %s", runID)
 		}
 		if r.Status.Terminal() {
 			return Errorf(CodeRunNotActive, "Run is not currently active")
@@ -212,6 +209,18 @@ func (g *Gateway) CancelRun(ctx context.Context, runID string) error {
 	return nil
 }
 
+// getRunTx reads a run in a transaction; NOT_FOUND when there is none.
+func getRunTx(tx Tx, runID string) (Run, error) {
+	r, ok, err := tx.GetRun(runID)
+	if err != nil {
+		return Run{}, err
+	}
+	if !ok {
+		return Run{}, Errorf(CodeNotFound, "Run not found: %s", runID)
+	}
+	return r, nil
+}
+
 // Resume outcomes of ResumeRun.
 const (
 	ResumeAlreadyTerminal = "already_terminal"
@@ -223,12 +232,9 @@ const (
 func (g *Gateway) ResumeRun(ctx context.Context, runID string, force bool) (string, error) {
 	var status string
 	err := g.update(ctx, func(tx Tx) error {
-		r, ok, err := tx.GetRun(runID)
+		r, err := getRunTx(tx, runID)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return Errorf(CodeNotFound, "Run not found: %s", runID)
 		}
 		if r.Status.Terminal() {
 			status = ResumeAlreadyTerminal

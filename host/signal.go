@@ -38,12 +38,9 @@ func (g *Gateway) SubmitSignal(ctx context.Context, in SignalInput) (Signal, err
 	var sig Signal
 	var settled *Node
 	err := g.update(ctx, func(tx Tx) error {
-		r, ok, err := tx.GetRun(in.RunID)
+		r, err := getRunTx(tx, in.RunID)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return Errorf(CodeNotFound, "Run not found: %s", in.RunID)
 		}
 		if r.Status.Terminal() {
 			return Errorf(CodeRunNotActive, "Run %s is %s: it takes no more signals", in.RunID, r.Status)
