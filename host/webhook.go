@@ -346,7 +346,6 @@ func webhookRunInput(body any, run *WebhookRun) (string, error) {
 	return raw, nil
 }
 
-
 // encodeWebhookJSON encodes a value of a decoded body as JSON text, without
 // HTML escaping (it is stored and shown as the sender sent it). A number
 // beyond float64 (1e400) becomes null, as JavaScript's JSON.parse and
