@@ -197,7 +197,6 @@ function follow() {
     if (!p || p.streamId !== streamId) return;
     switch (frame.event) {
       case "run.event":
-        if (lastSeq !== undefined && p.seq <= lastSeq) return; // never the case; cheap to check
         lastSeq = p.seq;
         print({ type: "event", seq: p.seq, event: p.event, payload: p.payload });
         if (p.event === "run.completed") {
