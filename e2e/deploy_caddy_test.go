@@ -39,14 +39,14 @@ export default function register(gateway) {
 }
 `
 
-// TestCaddyReverseProxy adapts deploy/reference/Caddyfile with the values
+// TestDeployCaddyReverseProxy adapts deploy/reference/Caddyfile with the values
 // the compose file and the systemd environment file give it and validates
 // the result (`caddy validate` provisions every module), then runs it in
 // Caddy in front of the gateway, on a loopback port with plain HTTP, and
 // checks what the reference deployment promises through it. Between Caddy
 // and the gateway a transparent Go proxy records the headers Caddy sends
 // upstream.
-func TestCaddyReverseProxy(t *testing.T) {
+func TestDeployCaddyReverseProxy(t *testing.T) {
 	t.Parallel()
 	caddy := needTool(t, "caddy", "apt-get install caddy")
 	caddyfile := referenceFile("Caddyfile")

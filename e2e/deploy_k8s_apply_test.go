@@ -8,6 +8,7 @@ package e2e
 // object whose namespace differs from its URL's, and a duplicate.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -142,19 +143,12 @@ current-context: stand-in
 	if err := os.WriteFile(kubeconfig, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(kubectl, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kubectl, args...)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "KUBECONFIG=" + kubeconfig}
 	cmd.WaitDelay = 2 * time.Second
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-done:
-		case <-time.After(2 * time.Minute):
-			_ = cmd.Process.Kill()
-		}
-	}()
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
