@@ -109,7 +109,7 @@ func TestDeploySystemdUnits(t *testing.T) {
 	// /etc/smithers moved into a temporary directory.
 	known := gatewayEnvVars(t)
 	caddyVars := caddyfileVars(t)
-	example, order := parseEnvFile(t, referenceFile("systemd", "smithers-gateway.env.example"))
+	example, order := parseEnvFile(t, referenceFile("smithers-gateway.env.example"))
 	for _, name := range order {
 		opt, isGateway := known[name]
 		if !isGateway && !caddyVars[name] {
