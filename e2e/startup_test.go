@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -205,5 +206,49 @@ func TestSigtermWhileRegistering(t *testing.T) {
 	}
 	if code := p.exitCode(); code != 0 {
 		t.Errorf("exit status %d after SIGTERM while starting, want 0 (a requested stop)", code)
+	}
+}
+
+// TestDevWithAModuleOfItsOwn: `smithers dev --module` names the module's
+// own workflow in its launch line, refuses a module path that does not
+// exist, logs each line once, and logs which token store refused a token.
+func TestDevWithAModuleOfItsOwn(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	code, _, stderr := runToExit(t, dir, append(baseEnv(dir), "PORT=0"), "dev", "--module", filepath.Join(dir, "typo.mjs"))
+	if code == 0 || !strings.Contains(stderr, "typo.mjs") {
+		t.Fatalf("dev with a missing module: exit %d, stderr %q; want a non-zero exit naming the path", code, stderr)
+	}
+
+	mod := writeModule(t, `export default function register(gateway) {
+  gateway.register("hello", async (ctx) => ({ hi: ctx.input.name ?? "you" }));
+}`)
+	g := startGatewayWith(t, gatewayConfig{command: "dev", module: mod})
+	curl := g.waitStdout(func(l string) bool { return devCurlLine.MatchString(l) })
+	m := devCurlLine.FindStringSubmatch(curl)
+	if !strings.Contains(m[3], `"workflow":"hello"`) {
+		t.Fatalf("launch line %q does not name the module's workflow hello", curl)
+	}
+	status, f := postRPC(t, g.URL, "not-a-token", "listRuns", map[string]any{})
+	if status != http.StatusUnauthorized || strings.Contains(fmt.Sprint(f.Error), "tokens.json") {
+		t.Fatalf("a bad token answered %d %+v; want 401 that tells the caller nothing of the server", status, f.Error)
+	}
+	eventually(t, 5*time.Second, "a log line naming the token store", func() bool {
+		return strings.Contains(g.Stderr(), "refused a bearer token") && strings.Contains(g.Stderr(), filepath.Join(".smithers", "tokens.json"))
+	})
+	seen := map[string]bool{}
+	for _, line := range strings.Split(g.Stderr(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			if strings.TrimSpace(line) != "" {
+				t.Errorf("a log line that is not JSON (a second logger?): %q", line)
+			}
+			continue
+		}
+		key := fmt.Sprint(rec["msg"], rec["path"], rec["version"], rec["url"])
+		if seen[key] {
+			t.Errorf("log line logged twice: %s", line)
+		}
+		seen[key] = true
 	}
 }
