@@ -38,14 +38,25 @@ func prepareTSC(t *testing.T) (node, tsc string) {
 		tscDir, tscErr = npmInstall(npm, "typescript", []byte(typescriptPackage), "node_modules/typescript/bin/tsc")
 	})
 	if tscErr != nil {
-		first, _, _ := strings.Cut(tscErr.Error(), "\n")
-		msg := "npm could not install typescript (is the npm registry reachable?): " + first
+		msg := "npm could not install typescript (is the npm registry reachable?): " + npmFailure(tscErr)
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%s (CI=true: required)\n%v", msg, tscErr)
 		}
 		t.Skip(msg)
 	}
 	return node, filepath.Join(tscDir, "node_modules", "typescript", "bin", "tsc")
+}
+
+// npmFailure says in one line why npmInstall failed: its first line and
+// npm's error code line ("npm error code ENOTFOUND"), when there is one.
+func npmFailure(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	for _, l := range lines[1:] {
+		if strings.HasPrefix(l, "npm error code ") || strings.HasPrefix(l, "npm ERR! code ") {
+			return lines[0] + " (" + l + ")"
+		}
+	}
+	return lines[0]
 }
 
 // runTSC runs `tsc -p project` and returns its exit status and output.
