@@ -450,9 +450,13 @@ declare module "smithers-orchestrator" {
 
   /** `ctx.log`: structured log lines with the run's id, muted while replaying. */
   export interface Logger {
+    /** Logs at debug level (shown when the gateway logs debug). */
     debug(message: string, fields?: Record<string, unknown>): void;
+    /** Logs at info level; `fields` become attributes of the log line. */
     info(message: string, fields?: Record<string, unknown>): void;
+    /** Logs at warn level. */
     warn(message: string, fields?: Record<string, unknown>): void;
+    /** Logs at error level. */
     error(message: string, fields?: Record<string, unknown>): void;
   }
 
@@ -517,7 +521,9 @@ declare module "smithers-orchestrator" {
     readonly reason: unknown;
     /** Called once when aborted. */
     onabort: ((event: { type: "abort" }) => void) | null;
+    /** Adds a listener called once when aborted. */
     addEventListener(type: "abort", listener: (event: { type: "abort" }) => void): void;
+    /** Does nothing: listeners stay until the attempt ends. */
     removeEventListener(type: "abort", listener: (event: { type: "abort" }) => void): void;
     /** Throws `reason` when aborted. */
     throwIfAborted(): void;
@@ -555,9 +561,11 @@ declare module "smithers-orchestrator" {
   export interface FetchHeaders {
     /** The header's values joined by ", ", or null when absent. */
     get(name: string): string | null;
+    /** Whether the header is present. */
     has(name: string): boolean;
-    /** `[lower-cased name, value]` pairs. */
+    /** `[lower-cased name, value]` pairs (an array, not an iterator). */
     entries(): Array<[string, string]>;
+    /** Calls `callback(value, lower-cased name)` for each header. */
     forEach(callback: (value: string, name: string) => void): void;
   }
 
@@ -590,9 +598,13 @@ declare module "smithers-orchestrator" {
    */
   export interface ExecFailedError extends SmithersError {
     code: "EXEC_FAILED";
+    /** The exit code (-1 when the program did not start or was killed). */
     exitCode: number;
+    /** The end of standard output. */
     stdout: string;
+    /** The end of standard error. */
     stderr: string;
+    /** The same, stored with the error; `timedOut` when `timeoutMs` killed it. */
     details: { code: number; stdout: string; stderr: string; timedOut: boolean };
   }
 
