@@ -96,7 +96,7 @@ func (g *Gateway) activate(s *Session) {
 	}
 	if run.CancelRequestedAtMs > 0 {
 		g.release(s)
-		g.finishRun(s.runID, RunCancelled, "", cancelledErrorJSON())
+		g.finishRun(s.runID, 0, RunCancelled, "", cancelledErrorJSON())
 		return
 	}
 	wf, ok := g.workflows[run.WorkflowKey]
@@ -195,6 +195,7 @@ func (g *Gateway) claim(s *Session, run Run) (Run, error) {
 		r.Status = RunRunning
 		r.HeartbeatAtMs = now
 		r.RuntimeOwnerID = g.instance
+		r.LeaseEpoch++
 		if c := ErrorCodeOfJSON(r.ErrorJSON); c == CodeVersionMismatch || c == CodeWorkflowMissing {
 			r.ErrorJSON = ""
 		}
@@ -233,6 +234,7 @@ func (g *Gateway) markRunning(tx Tx, runID string, now int64) error {
 	r.Status = RunRunning
 	r.HeartbeatAtMs = now
 	r.RuntimeOwnerID = g.instance
+	r.LeaseEpoch++
 	return tx.UpdateRun(r)
 }
 
@@ -255,4 +257,12 @@ func (g *Gateway) detach(runID string, reason error, then func()) <-chan struct{
 		g.release(s)
 	})
 	return done
+}
+
+// loseLease abandons an activation whose run another process claimed: its
+// JavaScript state is dropped and its in-flight task bodies are aborted,
+// without writing anything (the new owner replays the run).
+func (g *Gateway) loseLease(s *Session) {
+	g.log.Warn("run taken over by another gateway process; dropping this activation", "runId", s.runID)
+	go g.detach(s.runID, Errorf(CodeCancelled, "run taken over by another gateway process"), func() {})
 }

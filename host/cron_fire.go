@@ -88,6 +88,11 @@ func (g *Gateway) cronLoop() {
 		case <-t.C:
 		}
 		wait := cronRecheck
+		if !g.store.Exclusive() {
+			// Other processes change crons too, and only this process's
+			// changes kick the loop: look again every second.
+			wait = time.Second
+		}
 		next, err := g.fireDueCrons()
 		switch {
 		case err != nil:

@@ -80,11 +80,12 @@ func (f *faultyStore) Exclusive() bool { return !f.shared }
 
 // engine is one gateway on a temporary database.
 type engine struct {
-	t     *testing.T
-	store *faultyStore
-	exec  *fakeExec
-	gw    *host.Gateway
-	logs  *syncBuffer
+	t       *testing.T
+	commits *commitFanout
+	store   *faultyStore
+	exec    *fakeExec
+	gw      *host.Gateway
+	logs    *syncBuffer
 }
 
 type syncBuffer struct {
@@ -117,16 +118,32 @@ type engineOpts struct {
 	observer    host.Observer
 	beforeBoot  func(st *faultyStore)
 	now         func() time.Time
+	// replicaOf, when set, makes this engine a second gateway process on
+	// the first one's database (a shared store: not exclusive); instance
+	// names the process.
+	replicaOf *engine
+	instance  string
 }
 
 func newEngine(t *testing.T, script func(s *host.Session), o engineOpts) *engine {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "smithers.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
+	e := &engine{t: t, logs: &syncBuffer{}, commits: &commitFanout{}}
+	var st *sqlite.Store
+	if o.replicaOf != nil {
+		st, e.commits = o.replicaOf.store.Store, o.replicaOf.commits
+		o.shared = true
+	} else {
+		var err error
+		st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "smithers.db"), sqlite.Options{OnCommit: e.commits.publish})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
-	e := &engine{t: t, store: &faultyStore{Store: st, shared: o.shared}, logs: &syncBuffer{}}
+	e.store = &faultyStore{Store: st, shared: o.shared}
+	if o.instance == "" {
+		o.instance = "me"
+	}
 	policy := host.VersionReplay
 	if o.strict {
 		policy = host.VersionStrict
@@ -135,21 +152,47 @@ func newEngine(t *testing.T, script func(s *host.Session), o engineOpts) *engine
 	if o.beforeBoot != nil {
 		o.beforeBoot(e.store)
 	}
-	e.gw, err = host.New(host.Config{Store: e.store, Executor: e.exec, InstanceID: "me",
+	var err error
+	e.gw, err = host.New(host.Config{Store: e.store, Executor: e.exec, InstanceID: o.instance,
 		Logger:   slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Observer: o.observer, HeartbeatInterval: o.heartbeat, OwnerLease: o.lease, Retention: o.retention, MaxOutputBytes: o.maxOutput, Now: o.now})
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.commits.add(e.gw)
 	if err := e.gw.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		e.store.full.Store(false)
 		_ = e.gw.Close()
-		_ = st.Close()
+		if o.replicaOf == nil {
+			_ = st.Close()
+		}
 	})
 	return e
+}
+
+// commitFanout hands every committed event to every gateway on the store,
+// as the store's commit hook does in a real process.
+type commitFanout struct {
+	mu  sync.Mutex
+	gws []*host.Gateway
+}
+
+func (c *commitFanout) add(g *host.Gateway) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gws = append(c.gws, g)
+}
+
+func (c *commitFanout) publish(events []host.Event) {
+	c.mu.Lock()
+	gws := append([]*host.Gateway(nil), c.gws...)
+	c.mu.Unlock()
+	for _, g := range gws {
+		g.Committed(events)
+	}
 }
 
 func (e *engine) run(id string) host.Run {

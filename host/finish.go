@@ -8,17 +8,19 @@ import (
 
 // finishRun commits a terminal status for the run (when it is not terminal
 // yet): settles the nodes still unsettled as cancelled, and appends
-// run.completed, the run's last event.
-func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON string) {
+// run.completed, the run's last event. epoch, when not 0, is the lease
+// epoch of the activation that finishes the run: if the run has been
+// claimed since (by another process), nothing is written.
+func (g *Gateway) finishRun(runID string, epoch int64, status RunStatus, outputJSON, errJSON string) {
 	now := g.nowMs()
 	workflow := ""
 	err := g.updateHeld(runID, nil, func(tx Tx) error {
-		return g.commitFinish(tx, runID, status, outputJSON, errJSON, now, &workflow)
+		return g.commitFinish(tx, runID, epoch, status, outputJSON, errJSON, now, &workflow)
 	})
 	if err != nil {
 		// The run stays "running" without a session; the reconciler
 		// (or the next start) replays it, which finishes it again.
-		if !errors.Is(err, errAbandoned) {
+		if !errors.Is(err, errAbandoned) && !errors.Is(err, errLeaseLost) {
 			g.log.Error("finish run", "runId", runID, "status", status, "err", err)
 		}
 		return
@@ -40,10 +42,13 @@ func (g *Gateway) finishRun(runID string, status RunStatus, outputJSON, errJSON 
 }
 
 // commitFinish is finishRun's transaction.
-func (g *Gateway) commitFinish(tx Tx, runID string, status RunStatus, outputJSON, errJSON string, now int64, workflow *string) error {
+func (g *Gateway) commitFinish(tx Tx, runID string, epoch int64, status RunStatus, outputJSON, errJSON string, now int64, workflow *string) error {
 	r, ok, err := tx.GetRun(runID)
 	if err != nil || !ok || r.Status.Terminal() {
 		return err
+	}
+	if epoch != 0 && (r.RuntimeOwnerID != g.instance || r.LeaseEpoch != epoch) {
+		return errLeaseLost
 	}
 	*workflow = r.WorkflowKey
 	r.Status = status

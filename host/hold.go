@@ -50,3 +50,7 @@ func (g *Gateway) updateHeld(runID string, abandon func() bool, fn func(tx Tx) e
 		wait = min(2*wait, holdBackoffMax)
 	}
 }
+
+// errLeaseLost is returned by a step commit whose run is no longer this
+// activation's: its row names another owner or a newer lease epoch.
+var errLeaseLost = errors.New("the run's lease is held by another gateway process")

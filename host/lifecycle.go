@@ -17,8 +17,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return fmt.Errorf("load stateVersion: %w", err)
 	}
 	g.stateVersion.Store(sv)
-	killOrphanProcesses(ctx, g.store, g.log)
-	due, err := g.store.ListDueNodes(ctx)
+	g.killOrphanProcesses(ctx)
+	due, err := g.store.ListDueNodes(ctx, 0)
 	if err != nil {
 		return fmt.Errorf("load timers: %w", err)
 	}
@@ -130,6 +130,10 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 	}
 }
 
+// heartbeatLoop refreshes the heartbeat (the lease) of the runs active
+// here, drops activations whose run another process has claimed, and
+// looks for work that nobody is doing: every heartbeat on a store shared
+// with other gateway processes, every third one otherwise.
 func (g *Gateway) heartbeatLoop() {
 	defer g.wg.Done()
 	t := time.NewTicker(g.heartbeat)
@@ -142,50 +146,72 @@ func (g *Gateway) heartbeatLoop() {
 		case <-t.C:
 		}
 		ticks++
-		if ticks%3 == 0 {
+		if !g.store.Exclusive() || ticks%3 == 0 {
 			g.reconcile()
 		}
-		g.mu.Lock()
-		ids := make([]string, 0, len(g.active))
-		for id := range g.active {
-			ids = append(ids, id)
+		if !g.store.Exclusive() {
+			g.armDueWork()
 		}
-		g.mu.Unlock()
-		if len(ids) == 0 {
-			continue
-		}
-		now := g.nowMs()
-		err := g.update(context.Background(), func(tx Tx) error {
-			for _, id := range ids {
-				r, ok, err := tx.GetRun(id)
-				if err != nil {
-					return err
-				}
-				if !ok || r.Status != RunRunning {
-					continue
-				}
-				r.HeartbeatAtMs = now
-				if err := tx.UpdateRun(r); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, ErrStorageUnavailable) { // the store logs storage failures
-			g.log.Error("refresh run heartbeats", "err", err)
-		}
+		g.refreshLeases()
 	}
 }
 
-// reconcile activates "running" runs that have no session: a store error
-// ended their activation early (it could not load, or could not commit
-// its completion). Replaying them from the journal is always safe.
+// refreshLeases writes a fresh heartbeat on every running run active here
+// that this process still owns; an activation whose run now names another
+// owner or epoch lost its lease and is dropped.
+func (g *Gateway) refreshLeases() {
+	g.mu.Lock()
+	sessions := make([]*Session, 0, len(g.active))
+	for _, s := range g.active {
+		sessions = append(sessions, s)
+	}
+	g.mu.Unlock()
+	if len(sessions) == 0 {
+		return
+	}
+	now := g.nowMs()
+	var lost []*Session
+	err := g.update(context.Background(), func(tx Tx) error {
+		lost = lost[:0]
+		for _, s := range sessions {
+			r, ok, err := tx.GetRun(s.runID)
+			if err != nil {
+				return err
+			}
+			if !ok || r.Status != RunRunning {
+				continue
+			}
+			if r.RuntimeOwnerID != g.instance || (s.started && r.LeaseEpoch != s.epoch()) {
+				lost = append(lost, s)
+				continue
+			}
+			r.HeartbeatAtMs = now
+			if err := tx.UpdateRun(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrStorageUnavailable) { // the store logs storage failures
+		g.log.Error("refresh run heartbeats", "err", err)
+	}
+	for _, s := range lost {
+		g.loseLease(s)
+	}
+}
+
+// reconcile activates "running" runs that no live process is running: a
+// store error ended their activation early here, or (on a shared store)
+// the process that ran them died and its lease ran out. Replaying them
+// from the journal is always safe; claim checks the lease again in the
+// transaction that takes the run.
 func (g *Gateway) reconcile() {
 	runs, err := g.store.ListRuns(context.Background(), RunFilter{Statuses: []RunStatus{RunRunning}, Limit: 1000})
 	if err != nil {
 		g.log.Error("reconcile running runs", "err", err)
 		return
 	}
+	now := g.nowMs()
 	for _, r := range runs {
 		if _, ok := g.workflows[r.WorkflowKey]; !ok {
 			continue
@@ -195,11 +221,19 @@ func (g *Gateway) reconcile() {
 		if ErrorCodeOfJSON(r.ErrorJSON) == CodeVersionMismatch && r.WorkflowHash != g.exec.BundleHash() {
 			continue
 		}
+		// Another live process's run is its own.
+		if !g.store.Exclusive() && r.RuntimeOwnerID != g.instance && now-r.HeartbeatAtMs < g.ownerLease.Milliseconds() {
+			continue
+		}
 		g.mu.Lock()
 		_, live := g.active[r.RunID]
 		g.mu.Unlock()
 		if !live {
-			g.log.Warn("reactivating a running run that had no activation", "runId", r.RunID)
+			if r.RuntimeOwnerID != g.instance && r.RuntimeOwnerID != "" {
+				g.log.Warn("taking over a run whose gateway process stopped renewing its lease", "runId", r.RunID, "owner", r.RuntimeOwnerID)
+			} else {
+				g.log.Warn("reactivating a running run that had no activation", "runId", r.RunID)
+			}
 			g.wake(r.RunID, nil)
 		}
 	}

@@ -92,6 +92,12 @@ type Run struct {
 	DeadlineAtMs int64
 	// LastSeq is the seq of the run's last persisted event (0 if none).
 	LastSeq int64
+	// LeaseEpoch is the fencing token of the run's activation: every claim
+	// (a process starting or taking the run over) increments it, and every
+	// step commits only while the row still carries the epoch the
+	// activation claimed, so a process that lost the run (paused,
+	// partitioned) can never commit a step of it.
+	LeaseEpoch int64
 }
 
 // Node is one journal entry, keyed (RunID, NodeID, Iteration).

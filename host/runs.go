@@ -102,7 +102,7 @@ func (g *Gateway) newRunRow(wf WorkflowDef, in LaunchInput, runID string, now ti
 	ms := now.UnixMilli()
 	run := Run{RunID: runID, WorkflowKey: wf.Key, WorkflowPath: g.exec.ModulePath(), WorkflowHash: g.exec.BundleHash(),
 		Status: RunRunning, CreatedAtMs: ms, StartedAtMs: ms, HeartbeatAtMs: ms,
-		RuntimeOwnerID: g.instance, ConfigJSON: string(config),
+		RuntimeOwnerID: g.instance, LeaseEpoch: 1, ConfigJSON: string(config),
 		InputJSON: in.InputJSON, IdempotencyKey: in.IdempotencyKey}
 	if wf.TimeoutMs > 0 {
 		run.DeadlineAtMs = ms + wf.TimeoutMs
@@ -192,7 +192,7 @@ func (g *Gateway) CancelRun(ctx context.Context, runID string) error {
 	if err != nil {
 		return err
 	}
-	finish := func() { g.finishRun(runID, RunCancelled, "", cancelledErrorJSON()) }
+	finish := func() { g.finishRun(runID, 0, RunCancelled, "", cancelledErrorJSON()) }
 	done := g.detach(runID, Errorf(CodeCancelled, "Run was cancelled"), finish)
 	if done == nil {
 		finish()
@@ -271,7 +271,7 @@ func (g *Gateway) timeoutRun(runID string) {
 		return
 	}
 	errJSON := errorJSON(CodeRunTimeout, "Run exceeded its timeoutMs")
-	finish := func() { g.finishRun(runID, RunFailed, "", errJSON) }
+	finish := func() { g.finishRun(runID, 0, RunFailed, "", errJSON) }
 	if g.detach(runID, Errorf(CodeRunTimeout, "Run exceeded its timeoutMs"), finish) == nil {
 		finish()
 	}

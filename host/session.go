@@ -79,6 +79,13 @@ func (s *Session) markDetaching() bool {
 	return true
 }
 
+// epoch is the lease epoch the activation claimed.
+func (s *Session) epoch() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.run.LeaseEpoch
+}
+
 // RunID is the run's id.
 func (s *Session) RunID() string { return s.runID }
 
@@ -189,6 +196,9 @@ func (s *Session) commit(fn func(tx Tx, r *Run) error) error {
 		if !ok || r.Status.Terminal() {
 			return ErrRunTerminal
 		}
+		if r.RuntimeOwnerID != s.g.instance || r.LeaseEpoch != s.epoch() {
+			return errLeaseLost
+		}
 		for i, n := range idx {
 			if err := tx.PutValue(s.runID, n, vals[i]); err != nil {
 				return err
@@ -199,6 +209,13 @@ func (s *Session) commit(fn func(tx Tx, r *Run) error) error {
 	if errors.Is(err, errAbandoned) {
 		// Storage stayed unavailable until the activation ended or the
 		// gateway began to stop: nothing was written, the run replays.
+		err = ErrSessionEnded
+	}
+	if errors.Is(err, errLeaseLost) {
+		// Another gateway process claimed the run (this one was paused or
+		// cut off past its lease): nothing was written, and this
+		// activation goes.
+		s.g.loseLease(s)
 		err = ErrSessionEnded
 	}
 	if err != nil && len(idx) > 0 {
@@ -255,12 +272,12 @@ func (s *Session) Complete(outputJSON string) {
 		return
 	}
 	if len(outputJSON) > s.g.maxOutput {
-		s.g.finishRun(s.runID, RunFailed, "", errorJSON(CodeOutputTooLarge,
+		s.g.finishRun(s.runID, s.epoch(), RunFailed, "", errorJSON(CodeOutputTooLarge,
 			fmt.Sprintf("the workflow's return value is %d bytes of JSON, over the gateway's limit of %d (SMITHERS_GATEWAY_MAX_OUTPUT_BYTES)", len(outputJSON), s.g.maxOutput)))
 		s.g.release(s)
 		return
 	}
-	s.g.finishRun(s.runID, RunFinished, outputJSON, "")
+	s.g.finishRun(s.runID, s.epoch(), RunFinished, outputJSON, "")
 	s.g.release(s)
 }
 
@@ -269,7 +286,7 @@ func (s *Session) Fail(errJSON string) {
 	if !s.endOnce() {
 		return
 	}
-	s.g.finishRun(s.runID, RunFailed, "", errJSON)
+	s.g.finishRun(s.runID, s.epoch(), RunFailed, "", errJSON)
 	s.g.release(s)
 }
 

@@ -203,10 +203,11 @@ func (s *Session) Heartbeat(nodeID string, iteration, attempt int, dataJSON stri
 // ForgetProcess, so that a gateway killed meanwhile kills it at next start.
 func (s *Session) RecordProcess(p Process) error {
 	p.RunID = s.runID
+	p.Owner = s.g.instance
 	return s.g.updateHeld(s.runID, s.isEnded, func(tx Tx) error { return tx.InsertProcess(p) })
 }
 
 // ForgetProcess drops the record of an exited process group.
 func (s *Session) ForgetProcess(pgid int) error {
-	return s.g.updateHeld(s.runID, nil, func(tx Tx) error { return tx.DeleteProcess(pgid) })
+	return s.g.updateHeld(s.runID, nil, func(tx Tx) error { return tx.DeleteProcess(s.g.instance, pgid) })
 }

@@ -39,7 +39,8 @@ type Store interface {
 	// ListDueNodes returns every node of a non-terminal run that is waiting
 	// with a FiresAtMs > 0 (sleeps and approval/event timeouts), for the timer
 	// wheel to re-arm at start.
-	ListDueNodes(ctx context.Context) ([]Node, error)
+	// With beforeMs > 0, only nodes that fire at or before it.
+	ListDueNodes(ctx context.Context, beforeMs int64) ([]Node, error)
 	// ListValues returns the journaled ctx.now/random/uuid values of a run in
 	// call order.
 	ListValues(ctx context.Context, runID string) ([]string, error)
@@ -114,7 +115,9 @@ type Tx interface {
 	DeleteCron(cronID string) (bool, error)
 
 	InsertProcess(p Process) error
-	DeleteProcess(pgid int) error
+	// DeleteProcess forgets the group pgid recorded by owner (a pgid is
+	// only unique on one host).
+	DeleteProcess(owner string, pgid int) error
 
 	// Webhook deliveries. WaitingEventNodes returns the waiting-event
 	// nodes of the newest limit runs whose status is waiting-event, newest
@@ -137,6 +140,9 @@ type Tx interface {
 type RunFilter struct {
 	Statuses    []RunStatus
 	WorkflowKey string
+	// DeadlineBeforeMs, when set, keeps runs whose timeoutMs deadline is
+	// set and at or before it.
+	DeadlineBeforeMs int64
 	// CreatedFromMs and CreatedToMs bound createdAtMs (from inclusive, to
 	// exclusive); 0 leaves a side open.
 	CreatedFromMs, CreatedToMs int64
@@ -173,4 +179,8 @@ type Process struct {
 	NodeID      string
 	Attempt     int
 	StartedAtMs int64
+	// Owner is the instance id of the gateway process that started the
+	// child ("host:pid:random"): only that host may kill the group, and
+	// only once that process is gone.
+	Owner string
 }

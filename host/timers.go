@@ -2,6 +2,7 @@ package host
 
 import (
 	"container/heap"
+	"context"
 	"sync"
 	"time"
 )
@@ -44,6 +45,7 @@ type timerWheel struct {
 
 	mu      sync.Mutex
 	entries timerHeap
+	armed   map[timerEntry]bool // what entries holds: arming twice is a no-op
 	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -51,11 +53,16 @@ type timerWheel struct {
 }
 
 func newTimerWheel(now func() time.Time, fire func(timerEntry)) *timerWheel {
-	return &timerWheel{now: now, fire: fire, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	return &timerWheel{now: now, fire: fire, armed: map[timerEntry]bool{}, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (w *timerWheel) arm(e timerEntry) {
 	w.mu.Lock()
+	if w.armed[e] {
+		w.mu.Unlock()
+		return
+	}
+	w.armed[e] = true
 	heap.Push(&w.entries, e)
 	w.mu.Unlock()
 	select {
@@ -92,7 +99,9 @@ func (w *timerWheel) loop() {
 		w.mu.Lock()
 		now := w.now().UnixMilli()
 		for len(w.entries) > 0 && w.entries[0].at <= now {
-			due = append(due, heap.Pop(&w.entries).(timerEntry))
+			e := heap.Pop(&w.entries).(timerEntry)
+			delete(w.armed, e)
+			due = append(due, e)
 		}
 		// Sleep until the earliest entry, at most maxTimerWait: an entry
 		// centuries away (a stored deadline from before durations were
@@ -123,5 +132,36 @@ func (w *timerWheel) loop() {
 			}
 		case <-t.C:
 		}
+	}
+}
+
+// dueScanAhead is how far ahead a shared-store scan arms timers: a little
+// more than a heartbeat, so that consecutive scans overlap.
+func (g *Gateway) dueScanAhead() time.Duration { return 2 * g.heartbeat }
+
+// armDueWork arms the timers and run deadlines that come due soon, as the
+// store has them: on a store shared by several gateway processes, a timer
+// armed by another process (which may have died) fires here too. The
+// commit that fires it re-checks the node in its transaction, so a timer
+// fires once whichever process gets there first.
+func (g *Gateway) armDueWork() {
+	ctx := context.Background()
+	before := g.now().Add(g.dueScanAhead()).UnixMilli()
+	nodes, err := g.store.ListDueNodes(ctx, before)
+	if err != nil {
+		g.log.Error("scan due timers", "err", err)
+		return
+	}
+	for _, n := range nodes {
+		g.timers.arm(timerEntry{at: n.FiresAtMs, runID: n.RunID, nodeID: n.NodeID, iteration: n.Iteration})
+	}
+	runs, err := g.store.ListRuns(ctx, RunFilter{DeadlineBeforeMs: before,
+		Statuses: []RunStatus{RunRunning, RunWaitingApproval, RunWaitingEvent, RunWaitingTimer}})
+	if err != nil {
+		g.log.Error("scan due run deadlines", "err", err)
+		return
+	}
+	for _, r := range runs {
+		g.timers.arm(timerEntry{at: r.DeadlineAtMs, runID: r.RunID, deadline: true})
 	}
 }

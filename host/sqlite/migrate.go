@@ -162,6 +162,15 @@ CREATE TABLE webhook_deliveries (
 ) STRICT;
 CREATE INDEX webhook_deliveries_received ON webhook_deliveries (received_at_ms);
 `,
+	// 5: the fencing epoch of a run's activation; the gateway process that
+	// recorded a t.exec group (several processes may share a database, on
+	// several hosts); live runs by their timeoutMs deadline.
+	`
+ALTER TABLE runs ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE processes ADD COLUMN owner TEXT;
+CREATE INDEX runs_deadline ON runs (deadline_at_ms)
+	WHERE deadline_at_ms > 0 AND status IN ('running', 'waiting-approval', 'waiting-event', 'waiting-timer');
+`,
 }
 
 // migrate brings the schema to len(migrations), one transaction per step, on

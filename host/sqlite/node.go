@@ -45,6 +45,7 @@ const (
 	JOIN runs r ON r.run_id = n.run_id
 	WHERE n.fires_at_ms > 0 AND n.state IN ('waiting-approval', 'waiting-event', 'waiting-timer')
 	AND r.status NOT IN ('finished', 'failed', 'cancelled')
+	AND (?1 <= 0 OR n.fires_at_ms <= ?1)
 	ORDER BY n.fires_at_ms, n.run_id, n.node_id, n.iteration`
 )
 
@@ -101,8 +102,8 @@ func (s *Store) ListNodes(ctx context.Context, runID string) ([]host.Node, error
 
 // ListDueNodes returns the waiting nodes with a timer (FiresAtMs > 0) of
 // every run that is not finished, failed or cancelled, soonest first.
-func (s *Store) ListDueNodes(ctx context.Context) ([]host.Node, error) {
-	rows, err := s.rquery(ctx, listDueNodesSQL)
+func (s *Store) ListDueNodes(ctx context.Context, beforeMs int64) ([]host.Node, error) {
+	rows, err := s.rquery(ctx, listDueNodesSQL, beforeMs)
 	nodes, err := collect(rows, err, scanNode)
 	if err != nil {
 		return nil, fmt.Errorf("list due nodes: %w", err)

@@ -328,10 +328,10 @@ func TestProcessRoundTrip(t *testing.T) {
 		if err := tx.InsertProcess(recycled); err != nil {
 			return err
 		}
-		if err := tx.DeleteProcess(4242); err != nil {
+		if err := tx.DeleteProcess("", 4242); err != nil {
 			return err
 		}
-		return tx.DeleteProcess(4242)
+		return tx.DeleteProcess("", 4242)
 	})
 	got, err = s.ListProcesses(ctx)
 	if err != nil || !reflect.DeepEqual(got, []host.Process{recycled}) {

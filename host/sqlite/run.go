@@ -14,14 +14,14 @@ const runColumns = `run_id, COALESCE(parent_run_id, ''), workflow_key,
 	COALESCE(runtime_owner_id, ''), COALESCE(cancel_requested_at_ms, 0),
 	COALESCE(error_json, ''), COALESCE(config_json, ''), COALESCE(input_json, ''),
 	COALESCE(output_json, ''), COALESCE(idempotency_key, ''), COALESCE(deadline_at_ms, 0),
-	last_seq`
+	last_seq, lease_epoch`
 
 func scanRun(sc scanner) (host.Run, error) {
 	var r host.Run
 	err := sc.Scan(&r.RunID, &r.ParentRunID, &r.WorkflowKey, &r.WorkflowPath, &r.WorkflowHash,
 		&r.Status, &r.CreatedAtMs, &r.StartedAtMs, &r.FinishedAtMs, &r.HeartbeatAtMs,
 		&r.RuntimeOwnerID, &r.CancelRequestedAtMs, &r.ErrorJSON, &r.ConfigJSON, &r.InputJSON,
-		&r.OutputJSON, &r.IdempotencyKey, &r.DeadlineAtMs, &r.LastSeq)
+		&r.OutputJSON, &r.IdempotencyKey, &r.DeadlineAtMs, &r.LastSeq, &r.LeaseEpoch)
 	return r, err
 }
 
@@ -33,7 +33,7 @@ func runArgs(r host.Run) []any {
 		nullInt(r.FinishedAtMs), nullInt(r.HeartbeatAtMs), nullString(r.RuntimeOwnerID),
 		nullInt(r.CancelRequestedAtMs), nullString(r.ErrorJSON), nullString(r.ConfigJSON),
 		nullString(r.InputJSON), nullString(r.OutputJSON), nullString(r.IdempotencyKey),
-		nullInt(r.DeadlineAtMs), r.RunID}
+		nullInt(r.DeadlineAtMs), r.LeaseEpoch, r.RunID}
 }
 
 const (
@@ -43,13 +43,14 @@ const (
 	insertRunSQL = `INSERT INTO runs (parent_run_id, workflow_key, workflow_path,
 	workflow_hash, status, created_at_ms, started_at_ms, finished_at_ms, heartbeat_at_ms,
 	runtime_owner_id, cancel_requested_at_ms, error_json, config_json, input_json,
-	output_json, idempotency_key, deadline_at_ms, run_id, last_seq)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`
+	output_json, idempotency_key, deadline_at_ms, lease_epoch, run_id, last_seq)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`
 
 	updateRunSQL = `UPDATE runs SET parent_run_id = ?, workflow_key = ?, workflow_path = ?,
 	workflow_hash = ?, status = ?, created_at_ms = ?, started_at_ms = ?, finished_at_ms = ?,
 	heartbeat_at_ms = ?, runtime_owner_id = ?, cancel_requested_at_ms = ?, error_json = ?,
-	config_json = ?, input_json = ?, output_json = ?, idempotency_key = ?, deadline_at_ms = ?
+	config_json = ?, input_json = ?, output_json = ?, idempotency_key = ?, deadline_at_ms = ?,
+	lease_epoch = ?
 	WHERE run_id = ?`
 
 	runByIdempotencySQL = `SELECT ` + runColumns + ` FROM runs
@@ -128,6 +129,10 @@ func (s *Store) ListRuns(ctx context.Context, f host.RunFilter) ([]host.Run, err
 	if f.WorkflowKey != "" {
 		where = append(where, "workflow_key = ?")
 		args = append(args, f.WorkflowKey)
+	}
+	if f.DeadlineBeforeMs > 0 {
+		where = append(where, "deadline_at_ms > 0 AND deadline_at_ms <= ?")
+		args = append(args, f.DeadlineBeforeMs)
 	}
 	if f.CreatedFromMs > 0 {
 		where = append(where, "created_at_ms >= ?")

@@ -156,7 +156,7 @@ func TestListDueNodesExcludesTerminalRuns(t *testing.T) {
 		}
 	}
 	sortNodes(want)
-	got, err := s.ListDueNodes(context.Background())
+	got, err := s.ListDueNodes(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,70 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Committed is told about every committed event, of this process and, on a
+// store shared by several gateway processes, of the others (wire it to the
+// store's commit hook). A wait of a run active here that another process
+// settled (a decision, a signal or a timer handled there) is delivered to
+// the live activation as a local one would be. It must not block: it is
+// called on the store's commit path.
+func (g *Gateway) Committed(events []Event) {
+	for _, e := range events {
+		if e.Name != EventNodeFinished && e.Name != EventNodeFailed {
+			continue
+		}
+		g.mu.Lock()
+		s := g.active[e.RunID]
+		g.mu.Unlock()
+		if s == nil {
+			continue
+		}
+		var p struct {
+			NodeID string `json:"nodeId"`
+		}
+		if json.Unmarshal(e.Payload, &p) != nil || p.NodeID == "" {
+			continue
+		}
+		if !s.waitsOn(p.NodeID) {
+			continue
+		}
+		g.wg.Add(1)
+		go func(runID, nodeID string) {
+			defer g.wg.Done()
+			g.deliverSettled(runID, nodeID)
+		}(e.RunID, p.NodeID)
+	}
+}
+
+// waitsOn reports whether the activation's journal holds nodeID as an
+// unsettled wait (approval, signal, timer): the only nodes settled outside
+// the executor.
+func (s *Session) waitsOn(nodeID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, n := range s.journal {
+		if k.id == nodeID && n.Kind != KindTask && !n.State.Settled() {
+			return true
+		}
+	}
+	return false
+}
+
+// deliverSettled reads the settled nodes of nodeID and wakes the run with
+// each.
+func (g *Gateway) deliverSettled(runID, nodeID string) {
+	nodes, err := g.store.ListNodes(context.Background(), runID)
+	if err != nil {
+		g.log.Error("deliver a wait settled elsewhere", "runId", runID, "nodeId", nodeID, "err", err)
+		return
+	}
+	for _, n := range nodes {
+		if n.NodeID == nodeID && n.State.Settled() {
+			n := n
+			g.wake(runID, &n)
+		}
+	}
+}
