@@ -144,6 +144,7 @@ func NewMetrics(reg *prometheus.Registry, workflows []string) *Metrics {
 	}
 	m.errors.WithLabelValues("rpc", "http", "", "", "")
 	for _, wf := range workflows {
+		m.tasksWaiting.WithLabelValues(wf)
 		for _, src := range []string{"gateway", "user", "cron", "webhook"} {
 			m.runsStarted.WithLabelValues(wf, src, "false")
 		}

@@ -9,6 +9,9 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
+// maxListRuns bounds the rows of one listRuns answer.
+const maxListRuns = 1000
+
 // validateInput applies the run input limits (host.CheckInputBounds).
 func validateInput(v any) (string, error) {
 	raw := rawJSON(v)
@@ -17,7 +20,6 @@ func validateInput(v any) (string, error) {
 	}
 	return raw, nil
 }
-
 
 func (s *Server) launchRun(ctx context.Context, c *call) (any, error) {
 	p := c.params
@@ -78,6 +80,9 @@ func (s *Server) listRuns(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One answer holds at most maxListRuns rows (upstream has no bound);
+	// page further with the cursor.
+	limit = min(limit, maxListRuns)
 	status, _ := p.strOr("status", f)
 	filter, err := runListFilter(p, f)
 	if err != nil {

@@ -1,7 +1,11 @@
 package api
 
 import (
+	"context"
+	"fmt"
 	"testing"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
 // TestListRunsConsoleFilters covers listRuns' optional filters: workflow,
@@ -52,4 +56,22 @@ func TestListRunsConsoleFilters(t *testing.T) {
 	}
 	wantError(t, g.rpc(tokAll, "listRuns", map[string]any{"cursor": map[string]any{"runId": "x"}}), 400, "INVALID_INPUT")
 	wantError(t, g.rpc(tokAll, "listRuns", map[string]any{"createdFromMs": "yesterday"}), 400, "INVALID_INPUT")
+}
+
+func TestListRunsLimitIsBounded(t *testing.T) {
+	var st host.Store
+	g := newTestGatewayStore(t, Config{}, func(s host.Store) host.Store { st = s; return s })
+	if _, err := st.Update(context.Background(), func(tx host.Tx) error {
+		for i := 0; i < maxListRuns+5; i++ {
+			if err := tx.InsertRun(host.Run{RunID: fmt.Sprintf("r%04d", i), WorkflowKey: "echo", Status: host.RunFinished, CreatedAtMs: int64(i + 1)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.ok("listRuns", map[string]any{"limit": 1e9}).([]any); len(got) != maxListRuns {
+		t.Fatalf("listRuns with limit 1e9 answered %d rows, want the bound %d", len(got), maxListRuns)
+	}
 }

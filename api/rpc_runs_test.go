@@ -172,15 +172,17 @@ func TestRunMethods(t *testing.T) {
 		{name: "submitSignal missing", method: "submitSignal", params: map[string]any{"runId": waitRun}, status: 400, code: "INVALID_REQUEST", message: "runId and signalName are required"},
 		{name: "submitSignal blank name", method: "submitSignal", params: map[string]any{"runId": waitRun, "signalName": "  "}, status: 400, code: "INVALID_INPUT", message: "Signal name must be a non-empty string."},
 		{name: "submitSignal unknown run", method: "submitSignal", params: map[string]any{"runId": "nope", "signalName": "go"}, status: 404, code: "NOT_FOUND"},
-		{name: "submitSignal", method: "submitSignal", params: map[string]any{"runId": waitRun, "signalName": "go", "data": map[string]any{"x": 1}}, check: func(t *testing.T, p any) {
+		// The unmatched signal goes first: the "go" signal finishes the run, which
+		// then takes no more signals.
+		{name: "signals.send with a correlation key", method: "signals.send", params: map[string]any{"runId": waitRun, "correlationKey": "other"}, check: func(t *testing.T, p any) {
 			m := obj(t, p)
-			if m["runId"] != waitRun || m["seq"] != float64(0) || m["signalName"] != "go" || m["correlationId"] != nil || m["receivedAtMs"] == nil {
+			if m["signalName"] != "other" || m["correlationId"] != "other" || m["seq"] != float64(0) {
 				t.Fatalf("signal %v", m)
 			}
 		}},
-		{name: "signals.send with a correlation key", method: "signals.send", params: map[string]any{"runId": waitRun, "correlationKey": "other"}, check: func(t *testing.T, p any) {
+		{name: "submitSignal", method: "submitSignal", params: map[string]any{"runId": waitRun, "signalName": "go", "data": map[string]any{"x": 1}}, check: func(t *testing.T, p any) {
 			m := obj(t, p)
-			if m["signalName"] != "other" || m["correlationId"] != "other" || m["seq"] != float64(1) {
+			if m["runId"] != waitRun || m["seq"] != float64(1) || m["signalName"] != "go" || m["correlationId"] != nil || m["receivedAtMs"] == nil {
 				t.Fatalf("signal %v", m)
 			}
 		}},

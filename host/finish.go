@@ -75,6 +75,22 @@ func (g *Gateway) commitFinish(tx Tx, runID string, epoch int64, status RunStatu
 			if err := tx.PutNode(n); err != nil {
 				return err
 			}
+			if n.Kind == KindTask && n.Attempts > 0 {
+				// The attempt that was running ends with the run: its
+				// body was stopped (cancel, timeout) or never finished.
+				a, ok, err := tx.GetAttempt(runID, n.NodeID, n.Iteration, n.Attempts)
+				if err != nil {
+					return err
+				}
+				if ok && a.State == AttemptInProgress {
+					a.State = AttemptFailed
+					a.FinishedAtMs = now
+					a.ErrorJSON = orEmpty(errJSON, errorJSON(CodeCancelled, "the run ended while this attempt ran"))
+					if err := tx.PutAttempt(a); err != nil {
+						return err
+					}
+				}
+			}
 			if n.Kind == KindApproval {
 				a, ok, err := tx.GetApproval(runID, n.NodeID, n.Iteration)
 				if err != nil {

@@ -12,6 +12,14 @@ func mustJSON(v any) json.RawMessage {
 	return b
 }
 
+// orEmpty is s, or def when s is "".
+func orEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 func orNull(s string) string {
 	if s == "" {
 		return "null"

@@ -86,3 +86,23 @@ func TestRunLifecycleIsLoggedAndRetriesReachTheStream(t *testing.T) {
 		t.Fatalf("no node.retrying event carrying the attempt's error in %v", evs)
 	}
 }
+
+func TestCancelledRunSettlesItsRunningAttempt(t *testing.T) {
+	gate := make(chan struct{})
+	defer close(gate)
+	e := newEngine(t, oneTask(gate), engineOpts{})
+	ctx := context.Background()
+	r, _, err := e.gw.LaunchRun(ctx, host.LaunchInput{Workflow: "wf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the attempt to start", func() bool { a, _ := e.store.ListAttempts(ctx, r.RunID, "a", 0); return len(a) == 1 })
+	if err := e.gw.CancelRun(ctx, r.RunID); err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus(r.RunID, host.RunCancelled)
+	atts, _ := e.store.ListAttempts(ctx, r.RunID, "a", 0)
+	if len(atts) != 1 || atts[0].State != host.AttemptFailed || atts[0].FinishedAtMs == 0 || host.ErrorCodeOfJSON(atts[0].ErrorJSON) != host.CodeCancelled {
+		t.Fatalf("attempt of a cancelled run = %+v, want it failed with CANCELLED and a finish time", atts)
+	}
+}

@@ -66,7 +66,12 @@ type approvalRequest struct {
 
 // finish sets the stored request and returns the spec.
 func (ar *approvalRequest) finish() host.ApprovalSpec {
-	b, _ := json.Marshal(ar.req)
+	b, err := json.Marshal(ar.req)
+	if err != nil {
+		// Every part was validated as JSON above; a failure here is a bug,
+		// and an approval stored without its restrictions must never be.
+		panic(fmt.Sprintf("ctx.approval: encode the request: %v", err))
+	}
 	ar.spec.RequestJSON = string(b)
 	return ar.spec
 }
@@ -90,9 +95,12 @@ func (a *activation) approvalSpec(idArg goja.Value, o *goja.Object) approvalRequ
 				req["summary"] = s
 			}
 			if m := ro.Get("metadata"); present(m) {
+				// "" is JSON.stringify's undefined (a function, a Symbol):
+				// refuse it too, or the whole stored request would be
+				// lost, restrictions included.
 				s, err := a.w.helpers.stringify(m)
-				if err != nil {
-					panic(rt.NewTypeError("%s.request.metadata must be JSON-serialisable", what))
+				if err != nil || s == "" {
+					panic(rt.NewTypeError("%s.request.metadata must be JSON-serialisable, got %s", what, describeValue(m)))
 				}
 				req["metadata"] = json.RawMessage(s)
 			}

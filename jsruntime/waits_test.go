@@ -312,3 +312,28 @@ const heard = [];`)
 		t.Fatalf("run.completed %d times", n)
 	}
 }
+
+// TestApprovalRequestThatJSONCannotCarryIsRefused: an approval whose
+// request metadata is a function must fail the call, never be stored
+// without its title, mode and restrictions.
+func TestApprovalRequestThatJSONCannotCarryIsRefused(t *testing.T) {
+	h := newHarness(t, `
+export default function (gateway) {
+  gateway.register("gate", async (ctx) => {
+    try {
+      await ctx.approval("ok", { request: { title: "Ship?", metadata: () => 1 }, allowedUsers: ["alice"] });
+      return "requested";
+    } catch (e) {
+      return e.name + ": " + e.message;
+    }
+  });
+}`)
+	id := h.launch("gate", map[string]any{})
+	out, _ := h.output(id).(string)
+	if !strings.HasPrefix(out, "TypeError: ") || !strings.Contains(out, "metadata") {
+		t.Fatalf("ctx.approval with function metadata resolved to %q, want a TypeError naming metadata", out)
+	}
+	if as, _ := h.store.ListApprovals(context.Background(), host.ApprovalFilter{RunID: id}); len(as) != 0 {
+		t.Fatalf("an approval was stored: %+v", as)
+	}
+}
