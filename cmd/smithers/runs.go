@@ -37,7 +37,7 @@ Every command takes:
   --json        print the gateway's answers as JSON (follow: one event per line)
 
 Exit status: 0 done, 1 the gateway answered an error or could not be reached,
-2 a usage mistake.
+2 a usage mistake, 130 interrupted.
 `
 
 // defaultGatewayURL is where `smithers dev` listens.
@@ -203,13 +203,13 @@ func runRuns(args []string, env func(string) string, stdout, stderr io.Writer) i
 
 // runsExit prints err and returns the exit status: 0 without error, 2 for
 // a usage mistake, 1 for an error the gateway answered or a gateway that
-// could not be reached.
+// could not be reached, 130 when interrupted.
 func runsExit(err error, name, base, tokenFrom string, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
 	if errors.Is(err, context.Canceled) {
-		return 1 // interrupted (Ctrl-C): nothing to explain
+		return 130 // interrupted (Ctrl-C), as a shell reports SIGINT: nothing to explain
 	}
 	var ue usageErr
 	if errors.As(err, &ue) {
