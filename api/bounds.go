@@ -5,7 +5,7 @@ import (
 	"unicode/utf16"
 )
 
-// JSON structure bounds of CONTRACT.md §1.8, checked on every request body
+// JSON structure bounds of docs/rpc.md, checked on every request body
 // and WebSocket frame.
 const (
 	maxJSONDepth     = 32

@@ -1,5 +1,5 @@
 // Package api serves the Gateway v1 protocol over HTTP (Echo) and WebSocket
-// (gorilla/websocket): the route table of CONTRACT.md §1.1, the RPC method
+// (gorilla/websocket): the route table of docs/rpc.md, the RPC method
 // table, authentication and scopes (through api/auth), the one error table
 // that maps codes to HTTP statuses, and the response shapes.
 //

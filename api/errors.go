@@ -36,7 +36,7 @@ const (
 )
 
 // statusByCode is THE table from wire error code to HTTP status
-// (CONTRACT.md §2.2, with DESIGN.md §8: caller mistakes are 4xx). Codes not
+// (docs/rpc.md, with docs/differences.md: caller mistakes are 4xx). Codes not
 // listed are 500.
 var statusByCode = map[string]int{
 	host.CodeInvalidRequest: 400, codeInvalidRequestLegacy: 400, host.CodeInvalidFrame: 400, host.CodeInvalidInput: 400, codeInvalidInputLegacy: 400,

@@ -93,7 +93,7 @@ func checkWellFormed(t *testing.T, rec *httptest.ResponseRecorder) {
 }
 
 // FuzzCheckBounds compares checkBounds with a token-stream reference of
-// CONTRACT.md §1.8 on every input that decodes as JSON.
+// docs/rpc.md on every input that decodes as JSON.
 func FuzzCheckBounds(f *testing.F) {
 	for _, seed := range []string{
 		`{}`, `[]`, `"x"`, `1`, `{"a":[1,2,{"b":"c"}]}`, nestedArray(32), nestedArray(33),

@@ -18,7 +18,7 @@ type call struct {
 }
 
 // subscribe adds a run the caller started to its socket's filter
-// (auto-subscribe, CONTRACT.md §3.5); a no-op over HTTP.
+// (auto-subscribe, docs/websocket.md); a no-op over HTTP.
 func (c *call) subscribe(runID string) {
 	if c.conn != nil {
 		c.conn.autoSubscribe(runID)
@@ -38,7 +38,7 @@ type method struct {
 }
 
 // methodTable lists every method: the 19 canonical v1 methods with their
-// legacy aliases, and the utility and legacy-only methods (CONTRACT.md §2.3,
+// legacy aliases, and the utility and legacy-only methods (docs/rpc.md,
 // §2.4.20). Scopes are not here: the gate resolves them from the name with
 // api/auth, so a name without a handler still gets its scope checked before
 // METHOD_NOT_FOUND.
@@ -88,7 +88,7 @@ func errMethodNotFound(name string) error {
 	return &host.Error{Code: host.CodeMethodNotFound, Message: "Unknown method: " + name}
 }
 
-// invoke runs the scope gate and then the method (steps 8-9 of CONTRACT.md
+// invoke runs the scope gate and then the method (steps 8-9 of docs/rpc.md
 // §1.6); the gate runs before parameter validation, also for unknown names
 // (which need run:read).
 func (s *Server) invoke(ctx context.Context, c *call) (any, error) {

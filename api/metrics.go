@@ -17,7 +17,7 @@ import (
 )
 
 // Metrics are the gateway's Prometheus families, with the names and labels
-// of CONTRACT.md §6.2. Every family exists from start-up: the label
+// of docs/operations.md. Every family exists from start-up: the label
 // combinations known in advance are initialised at zero.
 type Metrics struct {
 	reg *prometheus.Registry
@@ -48,7 +48,7 @@ type Metrics struct {
 	nodeOutputBytes prometheus.Histogram
 	nodeOutputMs    prometheus.Histogram
 	// nodeOutputSchema counts schema descriptor warnings; getNodeOutput
-	// answers schema: null (DESIGN.md §8), so it stays at zero.
+	// answers schema: null (docs/differences.md), so it stays at zero.
 	nodeOutputSchema prometheus.Counter
 	eventCounters    sync.Map // event name -> its messages_sent counter
 	// methods are the method label values: the names of the method table
@@ -185,7 +185,7 @@ func (m *Metrics) initAuthMode(mode string) {
 // withoutEmptyLabels gathers from g and drops the label pairs whose value
 // is empty. A family of client_golang has one label set for all its series,
 // so a label a series does not use is stored as ""; upstream emits only the
-// labels each series has (CONTRACT.md §6.2), and to Prometheus an empty
+// labels each series has (docs/operations.md), and to Prometheus an empty
 // label and an absent one are the same.
 func withoutEmptyLabels(g prometheus.Gatherer) prometheus.Gatherer {
 	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
@@ -217,7 +217,7 @@ func (s *Server) serveMetrics(c echo.Context) error {
 	return nil
 }
 
-// metricsTextFormat is the content type of CONTRACT.md §6.1.
+// metricsTextFormat is the content type of docs/operations.md.
 const metricsTextFormat = "text/plain; version=0.0.4; charset=utf-8"
 
 // metricsContentType answers with metricsTextFormat where promhttp would
@@ -345,7 +345,7 @@ func (m *Metrics) webhookVerified(workflow string) {
 }
 
 // webhookRejected counts a webhook answered with an error: its reason
-// (CONTRACT.md §5.8), the error kind "webhook" with its code, and the
+// (docs/workflows.md), the error kind "webhook" with its code, and the
 // error response.
 func (m *Metrics) webhookRejected(workflow, reason, code string) {
 	if m == nil {

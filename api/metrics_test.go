@@ -135,7 +135,7 @@ func (g *wsGateway) wantMetric(t *testing.T, name string, labels map[string]stri
 	t.Fatalf("%s%v = %v (present %v), want %v", name, labels, got, found, want)
 }
 
-// gatewayFamilies are the families of CONTRACT.md §6.2 this gateway
+// gatewayFamilies are the families of docs/operations.md this gateway
 // implements, with their types.
 var gatewayFamilies = map[string]string{
 	"smithers_gateway_connections_total":                 "counter",
@@ -164,7 +164,7 @@ var gatewayFamilies = map[string]string{
 }
 
 // labelSets are the label keys the series of a family may carry
-// (CONTRACT.md §6.2), sorted and joined by commas.
+// (docs/operations.md), sorted and joined by commas.
 var labelSets = map[string][]string{
 	"smithers_gateway_messages_received_total": {"frameType,transport", "frameType,transport,workflow"},
 	"smithers_gateway_messages_sent_total": {"frameType,outcome,transport", "event,frameType,transport",

@@ -11,7 +11,7 @@ import (
 )
 
 // params is the decoded params object of an RPC call (numbers are
-// json.Number). Non-object params are treated as {} (CONTRACT.md §2.1).
+// json.Number). Non-object params are treated as {} (docs/rpc.md).
 type params map[string]any
 
 func asParams(v any) params {
@@ -55,7 +55,7 @@ func (p params) has(key string) bool {
 }
 
 // positiveInt coerces like JS Number(x) and requires a finite integer > 0
-// (CONTRACT.md §2.4 "positive int"); absent gives def.
+// (docs/rpc.md "positive int"); absent gives def.
 func positiveIntParam(v any, field string, def int) (int, error) {
 	if v == nil {
 		return def, nil
@@ -110,7 +110,7 @@ func rawJSON(v any) string {
 }
 
 // thrownError marks an error that upstream throws rather than returns: its
-// HTTP response frame echoes the request id, not body.id (CONTRACT.md §1.6
+// HTTP response frame echoes the request id, not body.id (docs/rpc.md
 // step 10).
 type thrownError struct{ err error }
 
@@ -128,7 +128,7 @@ func validRunIDParam(p params) (string, error) {
 	if id == "" {
 		return "", host.Errorf(codeInvalidRunID, "runId is required")
 	}
-	if !host.ValidRunID(id) { // the id patterns of CONTRACT.md §5.9
+	if !host.ValidRunID(id) { // the id patterns of docs/rpc.md
 		return "", host.Errorf(codeInvalidRunID, "runId must match ^[a-z0-9_-]{1,64}$.")
 	}
 	return id, nil

@@ -6,7 +6,7 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
-// cronRow renders a cron as CONTRACT.md §2.4.16 lists it.
+// cronRow renders a cron as docs/rpc.md lists it.
 func cronRow(c host.Cron) map[string]any {
 	return map[string]any{
 		"cronId":       c.CronID,

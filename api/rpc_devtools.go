@@ -13,7 +13,7 @@ import (
 
 // Operator handoff, time travel and DevTools methods. hijackRun is
 // upstream's stub. The others need render frames, VCS sandboxes and node
-// diffs, which this gateway does not record yet (DESIGN.md §8): they
+// diffs, which this gateway does not record yet (docs/differences.md): they
 // validate their params in the documented order, look the run up, and then
 // answer 501 UnsupportedSandbox naming the method.
 
@@ -39,7 +39,7 @@ func (s *Server) lookupRun(ctx context.Context, runID, code string) (host.Run, e
 }
 
 // hijackRun answers a handoff session id for an existing run; it has no
-// other effect (CONTRACT.md §2.4.4).
+// other effect (docs/rpc.md).
 func (s *Server) hijackRun(ctx context.Context, c *call) (any, error) {
 	runID, _ := c.params.str("runId")
 	if runID == "" {
@@ -52,7 +52,7 @@ func (s *Server) hijackRun(ctx context.Context, c *call) (any, error) {
 }
 
 // rewindRun (jumpToFrame, devtools.jumpToFrame) checks what upstream checks
-// before the time-travel engine runs (CONTRACT.md §2.4.5): runId present,
+// before the time-travel engine runs (docs/rpc.md): runId present,
 // frameNo a number, the run exists, the caller owns the run or is an admin,
 // runId pattern, frameNo range, confirm === true.
 func (s *Server) rewindRun(ctx context.Context, c *call) (any, error) {
@@ -105,7 +105,7 @@ func mayRewind(id host.Identity, run host.Run) bool {
 }
 
 // getNodeDiff (devtools.getNodeDiff): runId and nodeId patterns, iteration a
-// JSON number in [0, 2^31-1], run lookup (CONTRACT.md §2.4.15).
+// JSON number in [0, 2^31-1], run lookup (docs/rpc.md).
 func (s *Server) getNodeDiff(ctx context.Context, c *call) (any, error) {
 	p := c.params
 	runID, err := validRunIDParam(p)
@@ -125,7 +125,7 @@ func (s *Server) getNodeDiff(ctx context.Context, c *call) (any, error) {
 }
 
 // getDevToolsSnapshot: runId (InvalidRunId), frameNo when given an integer
-// in [0, 2^31-1] (FrameOutOfRange), run lookup (CONTRACT.md §2.4.20).
+// in [0, 2^31-1] (FrameOutOfRange), run lookup (docs/rpc.md).
 func (s *Server) getDevToolsSnapshot(ctx context.Context, c *call) (any, error) {
 	p := c.params
 	runID, err := validRunIDParam(p)
@@ -144,7 +144,7 @@ func (s *Server) getDevToolsSnapshot(ctx context.Context, c *call) (any, error) 
 }
 
 // streamDevTools is WebSocket-only (over HTTP the method table answers
-// INVALID_REQUEST). Validation order of CONTRACT.md §3.8: runId present,
+// INVALID_REQUEST). Validation order of docs/websocket.md: runId present,
 // afterSeq/fromSeq agree, runId pattern, seq an integer in [0, 2^53-1], run
 // lookup. The subscription-filter check belongs to the WebSocket transport.
 func (s *Server) streamDevTools(ctx context.Context, c *call) (any, error) {

@@ -32,7 +32,7 @@ const (
 const retryAfterSeconds = "5"
 
 // httpRPC serves POST /v1/rpc/<method> (v1 set, seg the still-escaped method
-// segment) and POST /rpc, in the processing order of CONTRACT.md §1.6.
+// segment) and POST /rpc, in the processing order of docs/rpc.md.
 func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 	r := c.Request()
 	// 1. The request id echoed by frames that have no usable body id.
@@ -141,7 +141,7 @@ func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 
 // responseIDIsRequestID reports whether a failed call answers with the
 // request id instead of body.id: upstream throws these errors rather than
-// returning them (CONTRACT.md §1.6 step 10), which is every error that is not
+// returning them (docs/rpc.md step 10), which is every error that is not
 // a Smithers error and every error marked with thrown.
 func responseIDIsRequestID(err error) bool {
 	var te thrownError
@@ -153,7 +153,7 @@ func responseIDIsRequestID(err error) bool {
 }
 
 // decodeRPCBody parses an HTTP RPC body (empty means {}), requires a JSON
-// object and applies the bounds of CONTRACT.md §1.8. Numbers stay
+// object and applies the bounds of docs/rpc.md. Numbers stay
 // json.Number.
 func decodeRPCBody(body []byte) (map[string]any, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -188,7 +188,7 @@ func decodeRPCBody(body []byte) (map[string]any, error) {
 	return obj, nil
 }
 
-// validMethodName checks an RPC method name (CONTRACT.md §1.6 step 6); the
+// validMethodName checks an RPC method name (docs/rpc.md step 6); the
 // length is counted in UTF-16 code units as JavaScript does.
 func validMethodName(v any) (string, error) {
 	name, ok := v.(string)
@@ -204,7 +204,7 @@ func validMethodName(v any) (string, error) {
 	return name, nil
 }
 
-// readBody reads the request body within MaxBodyBytes (CONTRACT.md §1.7): a
+// readBody reads the request body within MaxBodyBytes (docs/rpc.md): a
 // Content-Length that is not all digits is INVALID_INPUT, one above the cap
 // PayloadTooLarge before anything is read, and a body that grows past the
 // cap while streaming (chunked, or a lying length) PayloadTooLarge. A body

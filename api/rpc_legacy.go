@@ -9,10 +9,10 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
-// Legacy-only methods of CONTRACT.md §2.4.20. runs.rerun and attempts.*
+// Legacy-only methods of docs/rpc.md. runs.rerun and attempts.*
 // are served from the journal; runs.diff and frames.* need run snapshots
 // and render frames, which this gateway does not record yet: they validate
-// and look the run up, then answer 501 UnsupportedSandbox (DESIGN.md §8).
+// and look the run up, then answer 501 UnsupportedSandbox (docs/differences.md).
 // Unknown runs are NOT_FOUND here, as in the other core methods.
 
 // rerunRun starts a new run of the original run's workflow with its input,
@@ -83,7 +83,7 @@ func (s *Server) getFrame(ctx context.Context, c *call) (any, error) {
 	return nil, errUnsupported(c.method, "runs have no render frames")
 }
 
-// attemptRow renders an attempt with the columns of CONTRACT.md §2.4.20;
+// attemptRow renders an attempt with the columns of docs/rpc.md;
 // jj and agent columns this gateway does not have are null, and no attempt
 // is ever served from a cache.
 func attemptRow(a host.Attempt) map[string]any {

@@ -12,7 +12,7 @@ import (
 )
 
 // getNodeOutput (devtools.getNodeOutput) serves a node's output from the
-// run journal (CONTRACT.md §2.4.14, DESIGN.md §8). Validation and lookup
+// run journal (docs/rpc.md, docs/differences.md). Validation and lookup
 // order: runId pattern (InvalidRunId), nodeId pattern (InvalidNodeId),
 // iteration (InvalidIteration: required, a number or numeric string, an
 // integer in [0, 2^31-1]), RunNotFound, NodeNotFound, IterationNotFound,

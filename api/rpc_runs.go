@@ -229,7 +229,7 @@ func (s *Server) submitApproval(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	s.metrics.approvalDecision(approved)
-	c.subscribe(runID) // the decision resumes the run (CONTRACT.md §3.5)
+	c.subscribe(runID) // the decision resumes the run (docs/websocket.md)
 	return map[string]any{"runId": runID, "nodeId": nodeID, "iteration": iteration, "approved": approved}, nil
 }
 

@@ -12,7 +12,7 @@ import (
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
-// checkCommonHeaders asserts the headers of CONTRACT.md §1.2.
+// checkCommonHeaders asserts the headers of docs/rpc.md.
 func checkCommonHeaders(t *testing.T, what string, h http.Header) {
 	t.Helper()
 	want := map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store",

@@ -20,7 +20,7 @@ import (
 
 const webhookPrefix = "/webhooks/"
 
-// Reasons of smithers_gateway_webhooks_rejected_total (CONTRACT.md §5.8).
+// Reasons of smithers_gateway_webhooks_rejected_total (docs/workflows.md).
 const (
 	webhookWorkflowNotFound = "workflow_not_found"
 	webhookNotConfigured    = "not_configured"
@@ -47,7 +47,7 @@ type webhookRejection struct {
 }
 
 // webhook serves POST /webhooks/<workflowKey> (seg is the still-escaped
-// key), in the processing order of CONTRACT.md §5.8: the workflow and its
+// key), in the processing order of docs/workflows.md: the workflow and its
 // webhook config, the body within MaxBodyBytes, the HMAC-SHA256 signature
 // over the raw body, the JSON, then the delivery by the engine.
 //

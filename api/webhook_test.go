@@ -133,7 +133,7 @@ func (g *testGateway) metric(t *testing.T, name string, labels map[string]string
 	return v
 }
 
-// TestWebhookProcessingTable: every refusal of CONTRACT.md §5.8 in order,
+// TestWebhookProcessingTable: every refusal of docs/workflows.md in order,
 // with its status, error body and metric reason.
 func TestWebhookProcessingTable(t *testing.T) {
 	g := newWebhookGateway(t, Config{MaxBodyBytes: 512}, nil)

@@ -19,7 +19,7 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/stream"
 )
 
-// WebSocket close codes used by the gateway (DESIGN.md §8).
+// WebSocket close codes used by the gateway (docs/differences.md).
 const (
 	closePolicyViolation = websocket.ClosePolicyViolation         // 1008: failed connect, handshake timeout, revoked token
 	closeTryAgainLater   = websocket.CloseTryAgainLater           // 1013: fell behind (BackpressureDisconnect); evicted before connect
@@ -42,7 +42,7 @@ type wsLimits struct {
 }
 
 // stateVersion is the gateway-wide stateVersion that frames other than
-// broadcasts carry (CONTRACT.md §3.3). The hub's counter moves in the
+// broadcasts carry (docs/websocket.md). The hub's counter moves in the
 // store's commit hook, before host.Gateway's (which moves when Update
 // returns), so taking the larger keeps a tick or heartbeat from carrying a
 // version older than a broadcast the socket already received.
@@ -357,14 +357,14 @@ func (c *wsConn) wants(e host.Event) bool {
 	return c.ident != nil && c.passesFilterLocked(e.RunID)
 }
 
-// passesFilterLocked is the broadcast delivery rule of CONTRACT.md §3.5: no
+// passesFilterLocked is the broadcast delivery rule of docs/websocket.md: no
 // filter, an empty filter, or a filter holding the run.
 func (c *wsConn) passesFilterLocked(runID string) bool {
 	return runID == "" || !c.hasFilter || len(c.filter) == 0 || c.filter[runID]
 }
 
 // autoSubscribe adds a run this socket started to its filter, creating the
-// filter if absent (upstream's behaviour, CONTRACT.md §3.5).
+// filter if absent (upstream's behaviour, docs/websocket.md).
 func (c *wsConn) autoSubscribe(runID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

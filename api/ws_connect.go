@@ -10,9 +10,9 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
-// connect answers the handshake's connect request (CONTRACT.md §3.2). A
+// connect answers the handshake's connect request (docs/websocket.md). A
 // failed connect, first or repeated, is answered and the socket is then
-// closed with 1008 (DESIGN.md §8).
+// closed with 1008 (docs/differences.md).
 func (c *wsConn) connect(req wsRequest) {
 	start := time.Now()
 	hello, err := c.negotiate(req)

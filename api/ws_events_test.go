@@ -103,7 +103,7 @@ func TestWSCountersAndTick(t *testing.T) {
 // compares.
 type broadcastOf struct{ event, nodeID string }
 
-// perConnection are the event names that are not broadcasts (CONTRACT.md
+// perConnection are the event names that are not broadcasts (docs/rpc.md
 // §3.6).
 var perConnection = map[string]bool{"connect.challenge": true, "tick": true, "run.event": true, "run.heartbeat": true,
 	"run.gap_resync": true, "run.error": true, "devtools.event": true, "devtools.error": true}
@@ -123,7 +123,7 @@ func runBroadcasts(t *testing.T, c *wsClient, runID string) []broadcastOf {
 }
 
 // TestWSBroadcastOrderAndFilter: the broadcasts of a run come in the order
-// of DESIGN.md §8, each once, to unfiltered sockets and to sockets with an
+// of docs/differences.md, each once, to unfiltered sockets and to sockets with an
 // empty subscribe list; a socket subscribed to another run gets none.
 func TestWSBroadcastOrderAndFilter(t *testing.T) {
 	g := newWSGateway(t, wsOptions{})
@@ -195,7 +195,7 @@ func TestWSBroadcastOrderAndFilter(t *testing.T) {
 }
 
 // TestWSLaunchRunAutoSubscribes: launchRun over WebSocket subscribes an
-// unfiltered socket to that run only (upstream's quirk, CONTRACT.md §3.5).
+// unfiltered socket to that run only (upstream's quirk, docs/websocket.md).
 func TestWSLaunchRunAutoSubscribes(t *testing.T) {
 	g := newWSGateway(t, wsOptions{})
 	observer := g.connected(t, tokAll, nil)

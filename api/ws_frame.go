@@ -15,7 +15,7 @@ type wsRequest struct {
 }
 
 // invalidFrameID is the response id of a frame that could not be parsed or
-// validated (CONTRACT.md §2.1).
+// validated (docs/rpc.md).
 const invalidFrameID = "invalid"
 
 // decodeFrame parses and validates one WebSocket message: valid JSON, an

@@ -61,7 +61,7 @@ func TestWSRequestsBeforeConnect(t *testing.T) {
 }
 
 // TestWSFailedConnectClosesSocket: every failed connect, first or
-// repeated, is answered and then the socket is closed with 1008 (DESIGN.md
+// repeated, is answered and then the socket is closed with 1008 (docs/architecture.md
 // §8).
 func TestWSFailedConnectClosesSocket(t *testing.T) {
 	g := newWSGateway(t, wsOptions{})

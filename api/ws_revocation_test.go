@@ -11,7 +11,7 @@ import (
 )
 
 // TestWSTokenRevokedWhileOpen: revoking a token in the store file closes
-// its open sockets with 1008 "token revoked" within a second (DESIGN.md
+// its open sockets with 1008 "token revoked" within a second (docs/architecture.md
 // §8: the store is re-read every 250 ms and open sockets re-check their
 // token every 250 ms); sockets of other tokens stay open.
 func TestWSTokenRevokedWhileOpen(t *testing.T) {

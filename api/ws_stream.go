@@ -18,8 +18,8 @@ const replayPage = 500
 // its own heartbeat); streams live until the socket closes.
 const maxStreamsPerSocket = 256
 
-// streamRunEvents subscribes the socket to a run's events (CONTRACT.md §3.7
-// with DESIGN.md §4): the response first, then (with afterSeq) a GapResync
+// streamRunEvents subscribes the socket to a run's events (docs/websocket.md
+// with docs/differences.md): the response first, then (with afterSeq) a GapResync
 // for events older than the window and the retained events in seq order,
 // then live events, without gap or duplicate.
 func (s *Server) streamRunEvents(ctx context.Context, c *call) (any, error) {
@@ -152,7 +152,7 @@ func (c *wsConn) replay(st *runStream) error {
 		for _, e := range events {
 			st.lastSeq = e.Seq
 			// A replayed frame is not a broadcast: the frame carries the
-			// current stateVersion (CONTRACT.md §3.3), the RunEvent record
+			// current stateVersion (docs/websocket.md), the RunEvent record
 			// inside keeps the one it was stored with. An event just
 			// committed may be read here before the hub has published it
 			// (and so before the counter moved): current is at least its

@@ -427,7 +427,7 @@ func TestStreamResumesAcrossRestart(t *testing.T) {
 
 // TestStreamReplayCarriesCurrentStateVersion: a replayed run.event is not a
 // broadcast, so its frame carries the stateVersion current when it is sent
-// (CONTRACT.md §3.3), while the RunEvent record inside keeps the one the
+// (docs/websocket.md), while the RunEvent record inside keeps the one the
 // event was stored with.
 func TestStreamReplayCarriesCurrentStateVersion(t *testing.T) {
 	g := newWSGateway(t, wsOptions{})

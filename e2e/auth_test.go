@@ -14,7 +14,7 @@ import (
 )
 
 // tokenEffectTimeout is how soon a token store change must take effect
-// (DESIGN.md §5: within a second; a little slack for a loaded machine).
+// (docs/configuration.md: within a second; a little slack for a loaded machine).
 const tokenEffectTimeout = 1500 * time.Millisecond
 
 // assertUnauthorized calls listWorkflows with token and fails unless the

@@ -12,7 +12,7 @@ import (
 // TestHeaderAndRequestTimeouts: a client that sends its headers or its body
 // too slowly is disconnected after SMITHERS_GATEWAY_HEADERS_TIMEOUT_MS /
 // SMITHERS_GATEWAY_REQUEST_TIMEOUT_MS (Go's server closes the connection;
-// DESIGN.md §8 lets that stand), while normal requests keep working.
+// docs/differences.md lets that stand), while normal requests keep working.
 func TestHeaderAndRequestTimeouts(t *testing.T) {
 	t.Parallel()
 	g := startGatewayWith(t, gatewayConfig{module: exampleModule("quickstart"),

@@ -150,7 +150,7 @@ func decodeDecision(in DecisionInput) (decision, error) {
 	return d, nil
 }
 
-// validateModeDecision applies the select/rank rules of CONTRACT.md §2.4.6.
+// validateModeDecision applies the select/rank rules of docs/rpc.md.
 func validateModeDecision(requestJSON string, raw json.RawMessage) error {
 	req := parseApprovalRequest(requestJSON)
 	if req.Mode != "select" && req.Mode != "rank" {

@@ -10,7 +10,7 @@ import (
 )
 
 // cronPathPrefix starts the workflowPath of every cron created through the
-// gateway: "gateway:<workflow key>" (CONTRACT.md §5.7).
+// gateway: "gateway:<workflow key>" (docs/workflows.md).
 const cronPathPrefix = "gateway:"
 
 // CronWorkflowPath is the workflowPath of a gateway cron of workflow key.

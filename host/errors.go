@@ -6,7 +6,7 @@ import (
 )
 
 // Error is the one error type of the gateway. Code is the stable wire code
-// (CONTRACT.md §2.2 keeps upstream's mixture of UPPER_SNAKE and PascalCase);
+// (docs/rpc.md keeps upstream's mixture of UPPER_SNAKE and PascalCase);
 // api maps it to an HTTP status through a single table. Extra holds fields
 // that are flattened into the wire error object (requiredScope, refresh,
 // runId ...). Message is safe to send to clients.
@@ -75,7 +75,7 @@ const (
 )
 
 // Workflow-level codes carried by SmithersError in JavaScript and stored in
-// node and run errorJson (DESIGN.md §2).
+// node and run errorJson (docs/workflows.md).
 const (
 	CodeTaskFailed      = "TASK_FAILED"
 	CodeTaskTimeout     = "TASK_TIMEOUT"

@@ -124,7 +124,7 @@ func runTrigger(configJSON string) string {
 	return cfg.TriggeredBy
 }
 
-// runSource classifies a run's trigger for metrics (CONTRACT.md §6.2).
+// runSource classifies a run's trigger for metrics (docs/operations.md).
 func runSource(configJSON string) string {
 	switch by := runTrigger(configJSON); {
 	case strings.HasPrefix(by, "cron:"):

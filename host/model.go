@@ -2,7 +2,7 @@ package host
 
 import "encoding/json"
 
-// RunStatus is the stored status of a run (CONTRACT.md §5.2).
+// RunStatus is the stored status of a run (docs/rpc.md).
 type RunStatus string
 
 // Run statuses.
@@ -155,7 +155,7 @@ const (
 	ApprovalDenied    ApprovalStatus = "denied"
 )
 
-// Approval is one approval row (CONTRACT.md §5.5).
+// Approval is one approval row (docs/rpc.md).
 type Approval struct {
 	RunID         string
 	NodeID        string
@@ -172,7 +172,7 @@ type Approval struct {
 	WorkflowKey string
 }
 
-// Signal is one signal row. Seq is per run and 0-based (CONTRACT.md §5.6).
+// Signal is one signal row. Seq is per run and 0-based (docs/rpc.md).
 type Signal struct {
 	RunID         string
 	Seq           int64
@@ -198,7 +198,7 @@ type Event struct {
 	AtMs         int64
 }
 
-// Cron is one cron row (CONTRACT.md §5.7).
+// Cron is one cron row (docs/workflows.md).
 type Cron struct {
 	CronID       string
 	Pattern      string

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// RunStateView is the derived state of a run (CONTRACT.md §5.1). Blocked and
+// RunStateView is the derived state of a run (docs/rpc.md). Blocked and
 // Unhealthy are nil when absent.
 type RunStateView struct {
 	RunID      string

@@ -65,7 +65,7 @@ type EventSpec struct {
 }
 
 // EventMeta is the node meta of a waitForEvent node. WaitForEvent keeps the
-// upstream field names (CONTRACT.md §5.6).
+// upstream field names (docs/rpc.md).
 type EventMeta struct {
 	WaitForEvent struct {
 		SignalName    string  `json:"signalName"`

@@ -15,7 +15,7 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
-// newCtx builds the workflow context object of DESIGN.md §2.
+// newCtx builds the workflow context object of docs/workflows.md.
 func (a *activation) newCtx() (*goja.Object, error) {
 	w := a.w
 	rt := w.rt

@@ -13,7 +13,7 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/jsruntime"
 )
 
-// TestLoadFailuresNameFileAndLine covers the start-up failures of DESIGN.md
+// TestLoadFailuresNameFileAndLine covers the start-up failures of docs/architecture.md
 // §2: each must be a *LoadError pointing at the user's file:line.
 func TestLoadFailuresNameFileAndLine(t *testing.T) {
 	for _, tc := range []struct {

@@ -247,7 +247,7 @@ func (w *worker) parseRegistration(call goja.FunctionCall) (host.WorkflowDef, go
 	return def, fn
 }
 
-// registerOptions are the options of gateway.register (DESIGN.md §2).
+// registerOptions are the options of gateway.register (docs/workflows.md).
 var registerOptions = map[string]bool{"readableName": true, "description": true, "schedule": true, "webhook": true,
 	"maxConcurrency": true, "concurrency": true, "timeoutMs": true, "env": true, "versionPolicy": true}
 

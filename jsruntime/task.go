@@ -10,7 +10,7 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
-// taskOptions are the options of ctx.task (DESIGN.md §2, §8).
+// taskOptions are the options of ctx.task (docs/workflows.md).
 type taskOptions struct {
 	retries        int
 	backoffMs      int64

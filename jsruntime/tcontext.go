@@ -10,7 +10,7 @@ import (
 
 func jsonMarshal(v any) (json.RawMessage, error) { return json.Marshal(v) }
 
-// newT builds the task body context t of DESIGN.md §2: the only place
+// newT builds the task body context t of docs/workflows.md: the only place
 // effects are allowed.
 func (t *taskRun) newT(at *attemptRun) *goja.Object {
 	a := t.a

@@ -76,7 +76,7 @@ func (ar *approvalRequest) finish() host.ApprovalSpec {
 	return ar.spec
 }
 
-// approvalSpec validates the approval options of DESIGN.md §2 and builds the
+// approvalSpec validates the approval options of docs/workflows.md and builds the
 // stored request.
 func (a *activation) approvalSpec(idArg goja.Value, o *goja.Object) approvalRequest {
 	rt := a.w.rt
@@ -190,7 +190,7 @@ func (a *activation) waitForEvent(fn string, idArg, optsArg goja.Value, eventNam
 				panic(rt.NewTypeError("%s.correlationId must be a string or null, got %s", what, describeValue(c)))
 			}
 			// Signals' correlation ids are trimmed and "" means none
-			// (CONTRACT.md §5.6); the wait's must match that.
+			// (docs/rpc.md); the wait's must match that.
 			if s = strings.TrimSpace(s); s != "" {
 				spec.CorrelationID = &s
 			}

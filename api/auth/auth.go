@@ -9,7 +9,7 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
-// The authentication modes of DESIGN.md §8 (SMITHERS_GATEWAY_AUTH_MODE).
+// The authentication modes of docs/differences.md (SMITHERS_GATEWAY_AUTH_MODE).
 const (
 	ModeToken        = "token"
 	ModeJWT          = "jwt"
@@ -29,7 +29,7 @@ type Credentials struct {
 // Authenticator turns credentials into the caller's identity. Mode returns
 // one of ModeToken, ModeJWT, ModeTrustedProxy or ModeNone. Authenticate
 // returns a *host.Error with code CodeUnauthorized on failure, whose
-// Message is the CONTRACT.md §4 text, whose Err is one of the Err* causes
+// Message is the docs/configuration.md text, whose Err is one of the Err* causes
 // (test it with errors.Is) and whose Extra may carry "refresh".
 // Implementations are safe for concurrent use, and the returned Identity
 // (including its Scopes slice) belongs to the caller.

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// BearerToken extracts the bearer credential of an HTTP request (CONTRACT.md
+// BearerToken extracts the bearer credential of an HTTP request (docs/rpc.md
 // §1.6): the x-smithers-key header wins; otherwise, when the first seven
 // characters of Authorization are "bearer " in any letter case, the rest of
 // it, untrimmed; otherwise the whole Authorization value. It returns "" when

@@ -23,7 +23,7 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
-// The messages of the JWT mode (CONTRACT.md §4.4).
+// The messages of the JWT mode (docs/configuration.md).
 const (
 	msgJWTSegments    = "JWT must have three segments"
 	msgJWTJSON        = "JWT header or payload was not valid JSON"
@@ -70,8 +70,8 @@ type JWTConfig struct {
 	Logger              *slog.Logger
 }
 
-// JWTAuthenticator is the JWT-mode Authenticator (CONTRACT.md §4.4,
-// DESIGN.md §5). With a JWKS URL it owns one refresh goroutine, stopped by
+// JWTAuthenticator is the JWT-mode Authenticator (docs/configuration.md).
+// With a JWKS URL it owns one refresh goroutine, stopped by
 // Close. It is safe for concurrent use.
 type JWTAuthenticator struct {
 	cfg     JWTConfig
@@ -175,7 +175,7 @@ func (a *JWTAuthenticator) Close() error {
 // Mode returns ModeJWT.
 func (a *JWTAuthenticator) Mode() string { return ModeJWT }
 
-// Authenticate verifies a compact JWT in the order of CONTRACT.md §4.4
+// Authenticate verifies a compact JWT in the order of docs/configuration.md
 // (segments, JSON, algorithm, signature, iss, aud, exp, expiry with skew,
 // nbf) and maps its claims to an identity. Failures are UNAUTHORIZED with
 // the §4.4 message; an expired token carries refresh.
@@ -229,7 +229,7 @@ func (a *JWTAuthenticator) Authenticate(c Credentials) (host.Identity, error) {
 	return a.identity(token, claims), nil
 }
 
-// identity maps verified claims to the caller (CONTRACT.md §4.4 principal).
+// identity maps verified claims to the caller (docs/configuration.md principal).
 func (a *JWTAuthenticator) identity(token string, claims map[string]any) host.Identity {
 	var scopes []string
 	switch v := claims[a.cfg.ScopesClaim].(type) {

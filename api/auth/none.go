@@ -2,7 +2,7 @@ package auth
 
 import "github.com/smithers-orchestrator/smithers-go/host"
 
-// NoAuth is the authenticator of a gateway without auth (CONTRACT.md §4.2):
+// NoAuth is the authenticator of a gateway without auth (docs/configuration.md):
 // every caller is an operator holding "*". It is stateless.
 type NoAuth struct{}
 

@@ -31,9 +31,8 @@ type TrustedProxyConfig struct {
 	DefaultScopes  []string
 }
 
-// TrustedProxy is the trusted-proxy Authenticator (CONTRACT.md §4.5 with
-// DESIGN.md §5: a missing scopes header grants the default scopes, never
-// "*"). It trusts the identity headers blindly, so it is only safe behind a
+// TrustedProxy is the trusted-proxy Authenticator (docs/configuration.md):
+// a missing scopes header grants the default scopes, never "*". It trusts the identity headers blindly, so it is only safe behind a
 // proxy that strips and rewrites them. It is immutable and safe for
 // concurrent use.
 type TrustedProxy struct {

@@ -2,7 +2,7 @@ package auth
 
 import "strings"
 
-// The eight typed scopes of CONTRACT.md §4.6.
+// The eight typed scopes of docs/rpc.md.
 const (
 	ScopeRunRead           = "run:read"
 	ScopeRunWrite          = "run:write"
@@ -17,7 +17,7 @@ const (
 // MethodConnect is the WebSocket handshake method; it needs no scope.
 const MethodConnect = "connect"
 
-// methodScopes is the registry of CONTRACT.md §2.3: every canonical v1
+// methodScopes is the registry of docs/rpc.md: every canonical v1
 // method, every legacy alias and every special name that has a registry
 // scope. It is read-only.
 var methodScopes = map[string]string{
@@ -69,7 +69,7 @@ var methodScopes = map[string]string{
 	"approve":             ScopeApprovalSubmit,
 }
 
-// legacyGrants maps the ranked legacy grants of CONTRACT.md §4.6 rule 5 to
+// legacyGrants maps the ranked legacy grants of docs/rpc.md (scopes, rule 5) to
 // the typed scopes they imply. "admin" implies everything and is handled
 // apart. It is read-only.
 var legacyGrants = map[string][]string{
@@ -101,7 +101,7 @@ func IsTypedScope(s string) bool {
 }
 
 // RequiredScope returns the scope the scope gate demands for method, by the
-// resolution of CONTRACT.md §2.3: a typed scope requires itself, "config.*"
+// resolution of docs/rpc.md: a typed scope requires itself, "config.*"
 // requires run:admin, registry names require their registry scope, and any
 // other (unknown) method requires run:read. It returns "" for "connect",
 // the WebSocket handshake, which every authenticated caller may send.
@@ -129,7 +129,7 @@ func resolveScope(method string) string {
 }
 
 // HasScope reports whether grants authorise a call of method, whose required
-// scope is RequiredScope(method) (CONTRACT.md §4.6). Grants are trimmed and
+// scope is RequiredScope(method) (docs/rpc.md). Grants are trimmed and
 // empty ones ignored; "*", method-name grants, "<prefix>.*" grants, typed
 // scopes with their hierarchy and the legacy ranked grants are honoured, and
 // a method-name or prefix grant never authorises more than the matched
@@ -143,7 +143,7 @@ func HasScope(grants []string, method string) bool {
 }
 
 // ApprovalScopesSatisfied reports whether grants satisfy an approval's
-// allowedScopes (CONTRACT.md §2.4.6, §4.6 last paragraph): an empty list is
+// allowedScopes (docs/rpc.md, scopes): an empty list is
 // always satisfied, otherwise at least one entry must be, each entry being
 // evaluated as a method name (a typed scope requires itself, "approve"
 // requires approval:submit, any other unknown string requires run:read). The

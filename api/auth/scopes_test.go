@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestScopeReferenceVectors checks every reference vector of CONTRACT.md
+// TestScopeReferenceVectors checks every reference vector of docs/rpc.md
 // §4.6 (grant list, required scope, method -> result).
 func TestScopeReferenceVectors(t *testing.T) {
 	tests := []struct {
@@ -134,7 +134,7 @@ func TestNoEscalation(t *testing.T) {
 }
 
 func TestRequiredScopeTable(t *testing.T) {
-	// CONTRACT.md §2.3, written out independently of methodScopes.
+	// docs/rpc.md, written out independently of methodScopes.
 	table := map[string]string{
 		"launchRun": "run:write", "runs.create": "run:write", "resumeRun": "run:write",
 		"cancelRun": "run:write", "runs.cancel": "run:write", "hijackRun": "run:admin",

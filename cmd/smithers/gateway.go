@@ -99,7 +99,16 @@ func (m *Main) Run(ctx context.Context) error {
 	var err error
 	// The hub is the store's commit hook: it sees commits in their true
 	// order, so sockets get every run's events gap-free.
-	m.store, err = sqlite.Open(ctx, cfg.DBPath, sqlite.Options{EventWindow: cfg.EventWindow, Logger: m.log, OnCommit: hub.Publish, SyncFull: cfg.DBSync == "full"})
+	// The engine hears of commits too (waits settled by another process,
+	// once several share a database); it is set before anything commits.
+	var gw *host.Gateway
+	onCommit := func(events []host.Event) {
+		hub.Publish(events)
+		if gw != nil {
+			gw.Committed(events)
+		}
+	}
+	m.store, err = sqlite.Open(ctx, cfg.DBPath, sqlite.Options{EventWindow: cfg.EventWindow, Logger: m.log, OnCommit: onCommit, SyncFull: cfg.DBSync == "full"})
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", cfg.DBPath, err)
 	}
@@ -122,14 +131,15 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.openAuth(); err != nil {
 		return err
 	}
-	m.gw, err = host.New(host.Config{Store: m.store, Executor: exec, Logger: m.log, InstanceID: instanceID(), Observer: metrics,
+	gw, err = host.New(host.Config{Store: m.store, Executor: exec, Logger: m.log, InstanceID: instanceID(), Observer: metrics,
 		MaxOutputBytes: cfg.MaxOutputBytes, Retention: cfg.Retention})
 	if err != nil {
 		return err
 	}
+	m.gw = gw
 	m.api = api.NewServer(api.Config{Gateway: m.gw, Reads: m.store, Auth: m.authn, Logger: m.log, MaxBodyBytes: int64(cfg.MaxBodyBytes), Hub: hub, Metrics: metrics,
 		HeartbeatInterval: time.Duration(cfg.HeartbeatMs) * time.Millisecond, HandshakeTimeout: time.Duration(cfg.HandshakeTimeoutMs) * time.Millisecond,
-		MaxConnections: cfg.MaxConnections})
+		MaxConnections: cfg.MaxConnections, ConsoleDisabled: !cfg.Console, ConsolePath: cfg.ConsolePath})
 	if err := m.gw.Start(ctx); err != nil {
 		return fmt.Errorf("start engine: %w", err)
 	}
