@@ -48,16 +48,22 @@ func runRow(r host.Run) map[string]any {
 	}
 }
 
-// runDetail renders getRun's payload: the row, summary, runState and output.
+// runDetail renders getRun's payload: the row, summary, runState, output
+// and input. input (the run's input object) goes beyond upstream; the
+// console shows it.
 func runDetail(d host.RunDetail) map[string]any {
 	row := runRow(d.Run)
 	row["summary"] = d.Summary
 	row["runState"] = runStateView(d.State)
-	var out any
+	var out, in any
 	if d.Run.OutputJSON != "" {
 		out = json.RawMessage(d.Run.OutputJSON)
 	}
+	if d.Run.InputJSON != "" {
+		in = json.RawMessage(d.Run.InputJSON)
+	}
 	row["output"] = out
+	row["input"] = in
 	return row
 }
 

@@ -52,6 +52,11 @@ type Config struct {
 	WriteTimeout time.Duration
 	// QueueLimits bound each socket's event queue.
 	QueueLimits stream.Limits
+	// ConsoleDisabled turns the operator console off (its paths are 404).
+	ConsoleDisabled bool
+	// ConsolePath is where the console is mounted (default /console); it
+	// must pass NormalizeConsolePath.
+	ConsolePath string
 }
 
 // Server is the Gateway v1 API.
@@ -80,6 +85,7 @@ type Server struct {
 	wsCount atomic.Int64
 	connsMu sync.Mutex
 	conns   map[*wsConn]struct{}
+	console *console // nil when disabled
 }
 
 // NewServer builds the API server and its route table.
@@ -125,6 +131,7 @@ func NewServer(cfg Config) *Server {
 		s.ws.limits.maxPayload = 1 << 20
 	}
 	s.methods = methodTable()
+	s.console = s.newConsole(cfg)
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
@@ -200,6 +207,8 @@ func (s *Server) dispatch(c echo.Context) error {
 		return s.httpRPC(c, strings.TrimPrefix(r.URL.EscapedPath(), v1RPCPrefix), true)
 	case r.Method == http.MethodPost && target == "/rpc":
 		return s.httpRPC(c, "", false)
+	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && s.console != nil && s.console.covers(r.URL.Path):
+		return s.console.serve(c)
 	}
 	return writeRouteNotFound(c)
 }

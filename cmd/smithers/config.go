@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/smithers-orchestrator/smithers-go/api"
 )
 
 // Config is the gateway's configuration: DESIGN.md §8's table, read from the
@@ -41,6 +43,9 @@ type Config struct {
 	DefaultScopes      string
 	AllowedOrigins     string
 	MaxOutputBytes     int
+	// Console serves the operator console at ConsolePath.
+	Console     bool
+	ConsolePath string
 	// Retention is how long terminal runs are kept (0: for ever).
 	Retention time.Duration
 	// DBSync is SQLite's synchronous setting: "normal" or "full".
@@ -86,6 +91,8 @@ func (c *Config) options() []option {
 		{env: "SMITHERS_GATEWAY_ALLOWED_ORIGINS", flag: "allowed-origins", usage: "when set, requests must carry one of these Origin headers, comma-separated (trusted-proxy mode)", str: &c.AllowedOrigins},
 		{env: "SMITHERS_GATEWAY_DEFAULT_ROLE", flag: "default-role", def: "operator", usage: "role when the role header/claim is missing", str: &c.DefaultRole},
 		{env: "SMITHERS_GATEWAY_DEFAULT_SCOPES", flag: "default-scopes", usage: "scopes when the trusted proxy sends no scopes header (unset: run:read) or a JWT has no scope claim (unset: none)", str: &c.DefaultScopes},
+		{env: "SMITHERS_GATEWAY_CONSOLE", flag: "console", def: "true", usage: "serve the operator console (false: its paths answer 404)", boolean: &c.Console},
+		{env: "SMITHERS_GATEWAY_CONSOLE_PATH", flag: "console-path", def: api.DefaultConsolePath, usage: "where the operator console is mounted", str: &c.ConsolePath},
 	}
 }
 
@@ -160,6 +167,13 @@ func parseConfig(name string, args []string, env func(string) string, stderr io.
 			}
 			*o.num = n
 		}
+	}
+	if c.Console {
+		p, err := api.NormalizeConsolePath(c.ConsolePath)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", source["console-path"], err)
+		}
+		c.ConsolePath = p
 	}
 	switch c.DBSync {
 	case "normal", "full":

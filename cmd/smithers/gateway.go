@@ -139,7 +139,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.gw = gw
 	m.api = api.NewServer(api.Config{Gateway: m.gw, Reads: m.store, Auth: m.authn, Logger: m.log, MaxBodyBytes: int64(cfg.MaxBodyBytes), Hub: hub, Metrics: metrics,
 		HeartbeatInterval: time.Duration(cfg.HeartbeatMs) * time.Millisecond, HandshakeTimeout: time.Duration(cfg.HandshakeTimeoutMs) * time.Millisecond,
-		MaxConnections: cfg.MaxConnections})
+		MaxConnections: cfg.MaxConnections, ConsoleDisabled: !cfg.Console, ConsolePath: cfg.ConsolePath})
 	if err := m.gw.Start(ctx); err != nil {
 		return fmt.Errorf("start engine: %w", err)
 	}
