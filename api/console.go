@@ -91,7 +91,7 @@ type console struct {
 	assets     map[string]*consoleAsset
 }
 
-// consoleBoot is the boot object of CONTRACT §1.10 in its field order.
+// consoleBoot is the boot object of docs/rpc.md in its field order.
 type consoleBoot struct {
 	APIVersion    string         `json:"apiVersion"`
 	Kind          string         `json:"kind"`
@@ -183,7 +183,7 @@ func (c *console) assetBase() string {
 }
 
 // covers reports whether a request path falls under the mount (route row
-// 6 of CONTRACT §1.1: the rows before it have already been tried).
+// 6 of docs/rpc.md: the rows before it have already been tried).
 func (c *console) covers(p string) bool {
 	return c.mount == "/" || p == c.mount || strings.HasPrefix(p, c.mount+"/")
 }

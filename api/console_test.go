@@ -42,7 +42,7 @@ func checkShell(t *testing.T, res response, mount string) map[string]any {
 		t.Errorf("security headers missing: %v", h)
 	}
 	if h.Get("X-Smithers-API-Version") != "" {
-		t.Errorf("UI responses carry no X-Smithers-API-Version (CONTRACT §1.2), got %q", h.Get("X-Smithers-API-Version"))
+		t.Errorf("UI responses carry no X-Smithers-API-Version (docs/rpc.md), got %q", h.Get("X-Smithers-API-Version"))
 	}
 	body := string(res.raw)
 	for _, want := range []string{"<!doctype html>", "<title>Smithers Operator Console</title>", `<div id="root"></div>`,

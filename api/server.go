@@ -36,7 +36,7 @@ type Config struct {
 	Hub *stream.Hub
 	// Metrics, when set, is served at /metrics and recorded into.
 	Metrics *Metrics
-	// WebSocket settings (defaults: CONTRACT.md §7, DESIGN.md §8).
+	// WebSocket settings (defaults: docs/configuration.md, docs/differences.md).
 	HeartbeatInterval time.Duration // tick interval, 15 s
 	HandshakeTimeout  time.Duration // 10 s
 	MaxConnections    int           // 1000
@@ -136,7 +136,7 @@ func NewServer(cfg Config) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	// Every request goes through dispatch, before Echo's router: the route
-	// table of CONTRACT.md §1.1 compares raw request targets and has no 405,
+	// table of docs/rpc.md compares raw request targets and has no 405,
 	// neither of which a path router expresses.
 	e.Pre(func(echo.HandlerFunc) echo.HandlerFunc { return s.dispatch })
 	s.echo = e
@@ -184,7 +184,7 @@ func (s *Server) Close() {
 
 const v1RPCPrefix = "/v1/rpc/"
 
-// dispatch applies the route table of CONTRACT.md §1.1 in order, first match
+// dispatch applies the route table of docs/rpc.md in order, first match
 // wins. Rows 1, 2 and 5 compare the raw request target including its query
 // string; row 4 matches the still-escaped path, so "/v1/rpc/a%2Fb" reaches
 // the RPC route with method "a/b" (and fails method validation) rather than
@@ -220,9 +220,9 @@ func isV1RPCPath(p string) bool {
 }
 
 // decodeMethodSegment percent-decodes the method segment of a v1 RPC path;
-// malformed escapes are INVALID_INPUT (DESIGN.md §8). Behind net/http's own
+// malformed escapes are INVALID_INPUT (docs/differences.md). Behind net/http's own
 // request parser they never get here: it refuses such a target with a bare
-// 400, which stands (DESIGN.md §8).
+// 400, which stands (docs/differences.md).
 func decodeMethodSegment(seg string) (string, error) {
 	m, err := url.PathUnescape(seg)
 	if err != nil {
@@ -237,7 +237,7 @@ func writeRouteNotFound(c echo.Context) error {
 	return writeJSON(c, http.StatusNotFound, map[string]any{"error": map[string]any{"code": host.CodeNotFound, "message": "Route not found"}})
 }
 
-// setCommonHeaders sets the headers of CONTRACT.md §1.2 that every JSON and
+// setCommonHeaders sets the headers of docs/rpc.md that every JSON and
 // text response of the gateway carries.
 func setCommonHeaders(h http.Header, contentType string) {
 	h.Set("Content-Type", contentType)
@@ -246,7 +246,7 @@ func setCommonHeaders(h http.Header, contentType string) {
 	h.Set("X-Smithers-API-Version", "v1")
 }
 
-// writeJSON writes a JSON response with the common headers of CONTRACT.md
+// writeJSON writes a JSON response with the common headers of docs/rpc.md
 // §1.2. The body is produced in full before anything is written.
 func writeJSON(c echo.Context, status int, v any) error {
 	b, err := json.Marshal(v)

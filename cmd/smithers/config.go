@@ -13,7 +13,7 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/api"
 )
 
-// Config is the gateway's configuration: DESIGN.md §8's table, read from the
+// Config is the gateway's configuration: docs/differences.md's table, read from the
 // environment and overridden by flags of the same name in kebab-case
 // without the SMITHERS_GATEWAY_/SMITHERS_ prefix.
 type Config struct {

@@ -180,7 +180,7 @@ func (m *Main) openAuth() error {
 			return errors.New("jwt auth: set SMITHERS_GATEWAY_JWT_ISSUER and SMITHERS_GATEWAY_JWT_AUDIENCE (the iss and aud every token must carry)")
 		}
 		// A token without a scope claim gets SMITHERS_GATEWAY_DEFAULT_SCOPES,
-		// and no scopes when that is unset (CONTRACT.md §4.4).
+		// and no scopes when that is unset (docs/configuration.md).
 		a, err := auth.NewJWT(auth.JWTConfig{Secret: cfg.JWTSecret, JWKS: cfg.JWTJWKS, Issuer: cfg.JWTIssuer, Audience: splitList(cfg.JWTAudience),
 			DefaultRole: cfg.DefaultRole, DefaultScopes: splitList(cfg.DefaultScopes)})
 		if err != nil {
