@@ -21,7 +21,7 @@ func nullString(s string) any {
 	return s
 }
 
-// runRow renders a run as the runs-table row of CONTRACT.md §5.1 plus
+// runRow renders a run as the runs-table row of docs/rpc.md plus
 // workflowKey.
 func runRow(r host.Run) map[string]any {
 	return map[string]any{
@@ -79,7 +79,7 @@ func runStateView(v host.RunStateView) map[string]any {
 }
 
 // approvalSummary renders a pending approval as GatewayApprovalSummary
-// (CONTRACT.md §5.5).
+// (docs/rpc.md).
 func approvalSummary(a host.Approval) map[string]any {
 	var req struct {
 		Title         any               `json:"title"`
