@@ -46,6 +46,9 @@ type Config struct {
 	// Console serves the operator console at ConsolePath.
 	Console     bool
 	ConsolePath string
+	// Pprof, when set, is where Go's profiler is served (loopback for a
+	// bare port).
+	Pprof string
 	// Retention is how long terminal runs are kept (0: for ever).
 	Retention time.Duration
 	// DBSync is SQLite's synchronous setting: "normal" or "full".
@@ -91,6 +94,7 @@ func (c *Config) options() []option {
 		{env: "SMITHERS_GATEWAY_ALLOWED_ORIGINS", flag: "allowed-origins", usage: "when set, requests must carry one of these Origin headers, comma-separated (trusted-proxy mode)", str: &c.AllowedOrigins},
 		{env: "SMITHERS_GATEWAY_DEFAULT_ROLE", flag: "default-role", def: "operator", usage: "role when the role header/claim is missing", str: &c.DefaultRole},
 		{env: "SMITHERS_GATEWAY_DEFAULT_SCOPES", flag: "default-scopes", usage: "scopes when the trusted proxy sends no scopes header (unset: run:read) or a JWT has no scope claim (unset: none)", str: &c.DefaultScopes},
+		{env: "SMITHERS_GATEWAY_PPROF", flag: "pprof", usage: "serve Go's profiler at /debug/pprof/ on this address (a bare port listens on 127.0.0.1); off when unset", str: &c.Pprof},
 		{env: "SMITHERS_GATEWAY_CONSOLE", flag: "console", def: "true", usage: "serve the operator console (false: its paths answer 404)", boolean: &c.Console},
 		{env: "SMITHERS_GATEWAY_CONSOLE_PATH", flag: "console-path", def: api.DefaultConsolePath, usage: "where the operator console is mounted", str: &c.ConsolePath},
 	}

@@ -155,6 +155,13 @@ func (m *Main) Run(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
 	}
+	if cfg.Pprof != "" {
+		stop, err := m.startPprof(cfg.Pprof)
+		if err != nil {
+			return err
+		}
+		m.closers = append(m.closers, stop)
+	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(m.ln) }()
 	url := "http://" + m.ln.Addr().String()
