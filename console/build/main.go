@@ -150,7 +150,7 @@ func Build(root string) (map[string][]byte, error) {
 		files[name] = f.Contents
 	}
 	if files["client.js"] == nil || files["client.css"] == nil {
-		return nil, errors.New("esbuild produced no client.js or no client.css (main.ts must import styles.css)")
+		return nil, errors.New("esbuild produced no client.js or no client.css (main.ts must import the styles)")
 	}
 	icon, err := os.ReadFile(filepath.Join(src, "src", "favicon.svg"))
 	if err != nil {

@@ -1,7 +1,10 @@
 // The operator console: sign-in, the app frame (navigation, who is signed
 // in, connection state) and the router.
 
-import "./styles.css";
+import "./styles/base.css";
+import "./styles/controls.css";
+import "./styles/pages.css";
+import "./styles/signin-narrow.css";
 import { base, tokenless } from "./boot";
 import { fill, h } from "./dom";
 import { tickTimes } from "./format";

@@ -3,7 +3,7 @@
 // however deep), kept current by the broadcast events.
 
 import { fill, h, throttle, uid } from "../dom";
-import { duration, RUN_STATUSES, shortId, statusBadge, statusLabel, timeEl } from "../format";
+import { duration, isTerminal, RUN_STATUSES, shortId, statusBadge, statusLabel, timeEl } from "../format";
 import type { RunRow } from "../live";
 import { link, navigate, setQuery } from "../nav";
 import { describeError, rpc } from "../rpc";
@@ -210,7 +210,8 @@ export const runsView: View = (root, ctx) => {
       "tbody",
       null,
       rows.map((r) => {
-        const end = r.finishedAtMs ?? (r.status === "running" ? Date.now() : null);
+        const live = !isTerminal(r.status);
+        const end = r.finishedAtMs ?? (live ? Date.now() : null);
         const start = r.startedAtMs ?? r.createdAtMs;
         return h(
           "tr",
@@ -224,7 +225,11 @@ export const runsView: View = (root, ctx) => {
             workflows?.some((w) => w.key === r.workflowKey && w.readableName) ? h("span", { class: "muted mono small" }, ` ${r.workflowKey}`) : null,
           ),
           h("td", { class: "c-time", "data-label": "Created" }, timeEl(r.createdAtMs)),
-          h("td", { class: "c-dur", "data-label": "Duration" }, end ? duration(end - start) : h("span", { class: "muted" }, "—")),
+          h(
+            "td",
+            { class: "c-dur", "data-label": "Duration" },
+            end ? h("span", { class: live ? "muted" : "", title: live ? "so far" : null }, duration(end - start), live ? " so far" : "") : h("span", { class: "muted" }, "—"),
+          ),
         );
       }),
     );
