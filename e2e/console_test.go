@@ -600,3 +600,61 @@ func TestConsoleApprovalModes(t *testing.T) {
 		t.Fatalf("the browser console logged errors:\n%s", strings.Join(problems, "\n"))
 	}
 }
+
+// runActionsModule sleeps, waits for a signal, then runs a task whose
+// first attempt fails.
+const runActionsModule = `
+import { SmithersError } from "smithers-orchestrator";
+export default function register(gateway) {
+  gateway.register("flaky", async (ctx) => {
+    await ctx.sleep("settle", 50);
+    const got = await ctx.signal("go");
+    return await ctx.task("work", async (t) => {
+      t.emit("attempt " + t.attempt + "\n", t.attempt < 2 ? "stderr" : "stdout");
+      if (t.attempt < 2) throw new SmithersError("FLAKY", "the first attempt fails", { retryable: false });
+      return { ok: true, got };
+    }, { retries: 0 });
+  }, { readableName: "Flaky" });
+}
+`
+
+// TestConsoleRunActions sends a signal from the run page, sees the run
+// fail with its error and the failed attempt, retries it from the failed
+// step, and sees it finish with a second attempt; a timer step's output
+// (which has none) is shown without an error.
+func TestConsoleRunActions(t *testing.T) {
+	b := newBrowser(t)
+	g := startGateway(t, writeModule(t, runActionsModule))
+	op := b.tab("operator")
+	op.signIn(g.URL, g.Token)
+	runID := g.launch("flaky", map[string]any{})
+	op.navigate(g.URL + "/console/runs/" + runID)
+	op.waitText(".run-title", "Waiting for a signal")
+	op.waitText(".banner", "Waiting for a signal")
+
+	op.click(`.run-head button[data-method=submitSignal]`)
+	op.setValue(".signal-form input.mono", "go")
+	op.setValue(".signal-form textarea", `{"n": 1`)
+	op.click(".signal-form button[type=submit]")
+	op.waitText(".signal-form .form-error", "Not valid JSON")
+	op.setValue(".signal-form textarea", `{"n": 1}`)
+	op.click(".signal-form button[type=submit]")
+	op.waitText(".toasts", "Signal go delivered")
+
+	op.waitText(".run-title", "Failed")
+	op.waitText(".error-box", "FLAKY")
+	op.waitFor("work failed in the timeline", `document.querySelector(".timeline li[data-node=work].state-failed")`)
+	op.waitText(".logs", "attempt 1")
+	op.click(`.run-head button[data-method=resumeRun].btn-primary`) // Retry from failed step
+	op.waitText(".run-title", "Finished")
+	op.waitText(".run-body", "ok: true")
+	op.waitText(".logs", "attempt 2")
+	op.click(`.timeline li[data-node=work] summary`)
+	op.waitFor("two attempts, the first failed", `(() => { const rows = [...document.querySelectorAll(".timeline li[data-node=work] .attempts tbody tr")].map(r => r.innerText);
+		return rows.length === 2 && rows[0].includes("Failed") && rows[0].includes("FLAKY") && rows[1].includes("Finished") })()`)
+	op.click(`.timeline li[data-node=settle] summary`)
+	op.waitText(`.timeline li[data-node=settle]`, "settles without a value")
+	if problems := b.consoleProblems(); len(problems) > 0 {
+		t.Fatalf("the browser console logged errors:\n%s", strings.Join(problems, "\n"))
+	}
+}

@@ -4,7 +4,7 @@
 
 import { throttle } from "./dom";
 import { Socket, type ApprovalSummary, type EventFrame, type Identity, type SocketStatus } from "./live";
-import { configureRpc, rpc, NETWORK_MESSAGE } from "./rpc";
+import { configureRpc, rpc, RpcError, NETWORK_MESSAGE } from "./rpc";
 import { allows, requiredScope } from "./scopes";
 import type { Gate } from "./ui";
 import type { Decided } from "./views/approvalCard";
@@ -107,6 +107,23 @@ export class Session implements Gate {
     return new Promise((resolve, reject) => {
       const s: Session = new Session(token, onSignedOut, (err) => (err === null ? resolve(s) : reject(new Error(err))));
     });
+  }
+
+  /**
+   * Calls a read method over the live socket: a refusal comes back as a
+   * frame, not as an HTTP error status the browser would log (used where a
+   * 404 is an expected answer, such as a timer's output). Falls back to
+   * HTTP while the socket is down.
+   */
+  async read<T = unknown>(method: string, params: Record<string, unknown>): Promise<T> {
+    if (this.status !== "live") return rpc<T>(method, params);
+    try {
+      return await this.socket.request<T>(method, params);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === undefined) return rpc<T>(method, params); // the socket dropped meanwhile
+      throw new RpcError(code, (e as Error).message, 0);
+    }
   }
 
   can(method: string): boolean {

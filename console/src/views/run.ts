@@ -492,12 +492,15 @@ export const runView: View = (root, ctx) => {
     }
     fill(host, loading("Loading output"));
     try {
-      const res = await rpc<{ status: string; row: unknown }>("getNodeOutput", { runId, nodeId, iteration: 0 });
+      const res = await session.read<{ status: string; row: unknown }>("getNodeOutput", { runId, nodeId, iteration: 0 });
       const el = h("div", null, h("h3", null, "Output"), jsonView(res.row, { label: `output of ${nodeId}`, empty: res.status === "produced" ? "null" : "No output." }));
       outputs.set(nodeId, el);
       fill(host, el);
     } catch (e) {
-      fill(host, h("p", { class: "muted small" }, describeError(e)));
+      const none = e instanceof RpcError && e.code === "NodeHasNoOutput";
+      const el = h("p", { class: "muted small" }, none ? "This step settles without a value (a timer)." : describeError(e));
+      if (none) outputs.set(nodeId, el);
+      fill(host, el);
     }
   }
 
