@@ -314,6 +314,9 @@ func TestConsole(t *testing.T) {
 	op.navigate(g.URL + "/console")
 	op.waitFor("the sign-in form", `document.querySelector("input[name=token]")`)
 	op.screenshot("signin.png")
+	op.do("type a wrong token", chromedp.SendKeys(chromedp.CSS("input[name=token]"), "smithers_not-a-token"))
+	op.click(".signin-form button[type=submit]")
+	op.waitFor("the refusal", `(document.querySelector(".signin-form .form-error")?.innerText ?? "").length > 0 && !document.querySelector(".signin-form button").disabled`)
 	op.signIn(g.URL, g.Token)
 	op.waitText("main", "No runs yet")
 	if got := op.evalString(`sessionStorage.getItem("smithers.gateway.console.token")`); got != g.Token {
@@ -654,6 +657,41 @@ func TestConsoleRunActions(t *testing.T) {
 		return rows.length === 2 && rows[0].includes("Failed") && rows[0].includes("FLAKY") && rows[1].includes("Finished") })()`)
 	op.click(`.timeline li[data-node=settle] summary`)
 	op.waitText(`.timeline li[data-node=settle]`, "settles without a value")
+	if problems := b.consoleProblems(); len(problems) > 0 {
+		t.Fatalf("the browser console logged errors:\n%s", strings.Join(problems, "\n"))
+	}
+}
+
+// TestConsoleRunsPaging pages through more runs than fit a page with the
+// keyset cursor, forwards and back, and searches by run id prefix.
+func TestConsoleRunsPaging(t *testing.T) {
+	b := newBrowser(t)
+	g := startGateway(t, writeModule(t, `export default function register(gateway) {
+  gateway.register("noop", async () => ({ done: true }), { readableName: "No-op" });
+}`))
+	var ids []string
+	for i := 0; i < 53; i++ {
+		ids = append(ids, g.launch("noop", map[string]any{"i": i}))
+	}
+	g.waitStatus(ids[len(ids)-1], "finished")
+	op := b.tab("operator")
+	op.signIn(g.URL, g.Token)
+	rows := `document.querySelectorAll(".runs-table tbody tr")`
+	op.waitFor("a first page of 50", rows+`.length === 50`)
+	if first := op.evalString(rows + `[0].dataset.run`); first != ids[52] {
+		t.Fatalf("first row %s, want the newest run %s", first, ids[52])
+	}
+	op.click(".pager button:last-child") // Older
+	op.waitFor("the last 3 runs", rows+`.length === 3 && location.search.includes("after=")`)
+	if last := op.evalString(rows + `[2].dataset.run`); last != ids[0] {
+		t.Fatalf("last row %s, want the oldest run %s", last, ids[0])
+	}
+	op.waitFor("no Older button on the last page", `!document.querySelector(".pager").innerText.includes("Older")`)
+	op.click(".pager button:first-child") // Newer
+	op.waitFor("the first page again", rows+`.length === 50 && !location.search.includes("after=")`)
+	op.waitFor("the workflow list", `document.querySelector("select[name=workflow] option[value=noop]")`)
+	op.setValue("select[name=workflow]", "noop")
+	op.waitFor("the workflow filter", `location.search.includes("workflow=noop") && `+rows+`.length === 50`)
 	if problems := b.consoleProblems(); len(problems) > 0 {
 		t.Fatalf("the browser console logged errors:\n%s", strings.Join(problems, "\n"))
 	}
