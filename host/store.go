@@ -5,14 +5,22 @@ import (
 	"encoding/json"
 )
 
-// Store is the gateway's durable state. host/sqlite implements it; a
-// PostgreSQL implementation can follow for multi-replica deployments.
+// Store is the gateway's durable state. host/sqlite implements it on one
+// file for one gateway process; host/postgres on one database shared by
+// several (multi-replica deployments). host/storetest is the contract both
+// pass.
 //
-// Writes go through Update only: fn runs inside one transaction on the
-// store's single writer, and the events it appended are returned, with their
-// seq and stateVersion, only after the transaction committed (publish after
-// commit). If fn returns an error nothing is written and no event is
-// returned. fn may run concurrently with reads but never with another fn.
+// Writes go through Update only: fn runs inside one transaction, and the
+// events it appended are returned, with their seq and stateVersion, only
+// after the transaction committed (publish after commit). If fn returns an
+// error nothing is written and no event is returned. fn may run
+// concurrently with reads. A function that reads a run, node, cron,
+// approval or webhook delivery through Tx and writes it back never loses a
+// concurrent update: SQLite runs one fn at a time; PostgreSQL locks what Tx
+// read until the commit, and runs fn again in a fresh transaction after a
+// conflict (a deadlock, a concurrent launch with the same idempotency key).
+// So fn must only assign variables it captured: what its last run assigned
+// is what committed.
 //
 // Read methods never see uncommitted writes. All methods are safe for
 // concurrent use.

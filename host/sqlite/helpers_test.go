@@ -79,5 +79,3 @@ func seqs(events []host.Event) []int64 {
 	}
 	return out
 }
-
-func ptr[T any](v T) *T { return &v }

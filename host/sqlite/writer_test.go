@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"errors"
-	"fmt"
 	"reflect"
 	"sync"
 	"testing"
@@ -133,99 +132,6 @@ func TestGroupCommitFailedCommitFailsEveryRequest(t *testing.T) {
 	}
 }
 
-func TestConcurrentUpdatesWithFailures(t *testing.T) {
-	s, _ := openTemp(t, Options{})
-	ctx := context.Background()
-	insertRuns(t, s, newRun("shared", "deploy", 0))
-	const n = 200
-	errOdd := errors.New("refused")
-	type outcome struct {
-		events []host.Event
-		err    error
-	}
-	out := make([]outcome, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			id := fmt.Sprintf("r%03d", i)
-			out[i].events, out[i].err = s.Update(ctx, func(tx host.Tx) error {
-				if err := tx.InsertRun(newRun(id, "deploy", int64(i+1))); err != nil {
-					return err
-				}
-				for range 2 {
-					if _, err := tx.AppendEvent(id, "node.started", nil, 1); err != nil {
-						return err
-					}
-				}
-				switch {
-				case i%4 == 0:
-					return errOdd
-				case i%7 == 0:
-					return tx.InsertRun(newRun("shared", "deploy", 1)) // constraint error
-				}
-				return nil
-			})
-		})
-	}
-	wg.Wait()
-
-	versions := map[int64]bool{}
-	committed := 0
-	for i, o := range out {
-		id := fmt.Sprintf("r%03d", i)
-		r, found, err := s.GetRun(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantFail := i%4 == 0 || i%7 == 0
-		if wantFail {
-			if o.err == nil || o.events != nil || found {
-				t.Errorf("%s: err %v, events %v, run found %v; want failure and nothing written", id, o.err, o.events, found)
-			}
-			continue
-		}
-		committed++
-		if o.err != nil || len(o.events) != 2 || !found || r.LastSeq != 2 {
-			t.Errorf("%s: err %v, %d events, found %v, LastSeq %d", id, o.err, len(o.events), found, r.LastSeq)
-			continue
-		}
-		for j, e := range o.events {
-			if e.Seq != int64(j+1) || e.RunID != id {
-				t.Errorf("%s: event %d = %+v", id, j, e)
-			}
-			versions[e.StateVersion] = true
-		}
-	}
-	// Rolled-back functions give their ids back: committed stateVersions are
-	// exactly 1..2*committed.
-	for v := int64(1); v <= int64(2*committed); v++ {
-		if !versions[v] {
-			t.Errorf("stateVersion %d missing", v)
-		}
-	}
-	if len(versions) != 2*committed {
-		t.Errorf("%d distinct stateVersions, want %d", len(versions), 2*committed)
-	}
-	if v, _ := s.StateVersion(ctx); v != int64(2*committed) {
-		t.Errorf("StateVersion = %d, want %d", v, 2*committed)
-	}
-}
-
-func TestUpdateAfterClose(t *testing.T) {
-	s, _ := openTemp(t, Options{})
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ran := false
-	_, err := s.Update(context.Background(), func(host.Tx) error { ran = true; return nil })
-	if !errors.Is(err, ErrClosed) || ran {
-		t.Errorf("Update after Close = %v (ran %v), want ErrClosed", err, ran)
-	}
-	if err := s.Close(); err != nil {
-		t.Errorf("second Close = %v", err)
-	}
-}
-
 func TestUpdateHonoursContextWhileQueued(t *testing.T) {
 	s, _ := openTemp(t, Options{})
 	ctx := context.Background()
@@ -275,106 +181,6 @@ func TestUpdateHonoursContextWhileQueued(t *testing.T) {
 	}
 }
 
-func TestUpdatePanicIsRaisedInCaller(t *testing.T) {
-	s, _ := openTemp(t, Options{})
-	ctx := context.Background()
-	func() {
-		defer func() {
-			if p := recover(); p != "kaboom" {
-				t.Errorf("recovered %v, want kaboom", p)
-			}
-		}()
-		_, _ = s.Update(ctx, func(tx host.Tx) error {
-			if err := tx.InsertRun(newRun("r1", "deploy", 1)); err != nil {
-				return err
-			}
-			panic("kaboom")
-		})
-	}()
-	if _, found, _ := s.GetRun(ctx, "r1"); found {
-		t.Error("the panicking function's write was committed")
-	}
-	insertRuns(t, s, newRun("r2", "deploy", 1))
-}
-
-func TestTxUnusableAfterUpdate(t *testing.T) {
-	s, _ := openTemp(t, Options{})
-	var kept host.Tx
-	update(t, s, func(tx host.Tx) error { kept = tx; return nil })
-	if _, _, err := kept.GetRun("r1"); !errors.Is(err, errTxDone) {
-		t.Errorf("GetRun on a finished tx = %v, want errTxDone", err)
-	}
-	if err := kept.InsertRun(newRun("r1", "deploy", 1)); !errors.Is(err, errTxDone) {
-		t.Errorf("InsertRun on a finished tx = %v, want errTxDone", err)
-	}
-}
-
-func TestConcurrentReadersDuringWrites(t *testing.T) {
-	s, _ := openTemp(t, Options{EventWindow: 50})
-	ctx := context.Background()
-	insertRuns(t, s, newRun("r1", "deploy", 1))
-	const writes = 300
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(done)
-		for range writes {
-			if _, err := s.Update(ctx, func(tx host.Tx) error {
-				_, err := tx.AppendEvent("r1", "node.started", nil, 1)
-				return err
-			}); err != nil {
-				t.Errorf("Update: %v", err)
-				return
-			}
-		}
-	})
-	for range 4 {
-		wg.Go(func() {
-			var lastSeen int64
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				events, err := s.ListEvents(ctx, "r1", 0, 0)
-				if err != nil {
-					t.Errorf("ListEvents: %v", err)
-					return
-				}
-				// A snapshot: contiguous seqs, within the window, never
-				// older than a previous read.
-				for i := 1; i < len(events); i++ {
-					if events[i].Seq != events[i-1].Seq+1 || events[i].StateVersion <= events[i-1].StateVersion {
-						t.Errorf("non-contiguous read: %v", seqs(events))
-						return
-					}
-				}
-				if len(events) > 50 {
-					t.Errorf("read %d events, window is 50", len(events))
-					return
-				}
-				if len(events) > 0 {
-					last := events[len(events)-1].Seq
-					if last < lastSeen {
-						t.Errorf("read went back from seq %d to %d", lastSeen, last)
-						return
-					}
-					lastSeen = last
-				}
-				if _, _, err := s.GetRun(ctx, "r1"); err != nil {
-					t.Errorf("GetRun: %v", err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if r, _, _ := s.GetRun(ctx, "r1"); r.LastSeq != writes {
-		t.Errorf("LastSeq = %d, want %d", r.LastSeq, writes)
-	}
-}
-
 // doneWatcher reports when Done is first called, that is when Update starts
 // waiting on the context.
 type doneWatcher struct {
@@ -386,44 +192,4 @@ type doneWatcher struct {
 func (c *doneWatcher) Done() <-chan struct{} {
 	c.once.Do(func() { close(c.asked) })
 	return c.Context.Done()
-}
-
-// TestOnCommitSeesEveryEventInOrder: concurrent Updates appending events to
-// one run reach OnCommit gap-free and in seq order.
-func TestOnCommitSeesEveryEventInOrder(t *testing.T) {
-	var mu sync.Mutex
-	var seen []host.Event
-	s, _ := openTemp(t, Options{OnCommit: func(ev []host.Event) {
-		mu.Lock()
-		seen = append(seen, ev...)
-		mu.Unlock()
-	}})
-	ctx := context.Background()
-	if _, err := s.Update(ctx, func(tx host.Tx) error {
-		return tx.InsertRun(host.Run{RunID: "r", WorkflowKey: "w", Status: host.RunRunning, CreatedAtMs: 1})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for i := 0; i < 100; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, _ = s.Update(ctx, func(tx host.Tx) error {
-				_, err := tx.AppendEvent("r", "node.started", []byte(`{}`), 1)
-				return err
-			})
-		}()
-	}
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(seen) != 100 {
-		t.Fatalf("OnCommit saw %d events, want 100", len(seen))
-	}
-	for i, e := range seen {
-		if e.Seq != int64(i+1) {
-			t.Fatalf("event %d has seq %d: out of order", i, e.Seq)
-		}
-	}
 }
