@@ -545,6 +545,7 @@ export default function register(gateway) {
       request: { title: "Order the regions" }, mode: "rank",
       options: [{ key: "eu", label: "Europe" }, { key: "us", label: "Americas" }, { key: "ap", label: "Asia-Pacific" }],
     });
+    await ctx.approval("ops", { request: { title: "Observability check" }, allowedScopes: ["observability:read"] });
     const boss = await ctx.approval("boss", { request: { title: "Sign-off" }, allowedUsers: ["someone-else"], onDeny: "continue" });
     return { env: env.value, order: order.value, boss: boss.approved };
   }, { readableName: "Release" });
@@ -579,6 +580,19 @@ func TestConsoleApprovalModes(t *testing.T) {
 	op.click(order + ` li[data-key=ap] button[data-dir=up]`)
 	op.waitFor("ap first", fmt.Sprintf(`[...document.querySelectorAll(%q)].map(l => l.dataset.key).join() === "ap,eu,us"`, order+" li"))
 	op.click(order + " button.btn-ok")
+
+	// allowedScopes: a token with approval:submit but without the scope
+	// the approval asks for sees it disabled, naming that scope.
+	ops := `article.approval[data-node=ops]`
+	op.waitText(ops, "Observability check")
+	narrow := b.tab("narrow")
+	narrow.signIn(g.URL, issueScopedToken(t, g, "run:read,approval:submit", "narrow"))
+	narrow.click(`a.nav-link[href="/console/approvals"]`)
+	narrow.waitText(ops, "Requires one of observability:read")
+	if !narrow.evalBool(fmt.Sprintf(`document.querySelector(%q).disabled`, ops+" button.btn-ok")) {
+		t.Fatal("an approval whose allowedScopes the token lacks can be approved")
+	}
+	op.click(ops + " button.btn-ok")
 
 	// allowedUsers: this token's user may not decide.
 	boss := `article.approval[data-node=boss]`

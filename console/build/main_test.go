@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -93,5 +94,27 @@ func TestScopeTable(t *testing.T) {
 	}
 	if clientAllows([]string{"run:read"}, "submitApproval") || !clientAllows([]string{"approve"}, "submitApproval") {
 		t.Error("submitApproval: run:read must not allow it, approve must")
+	}
+}
+
+// TestApprovalScopeTable checks the console's judgement of an approval's
+// allowedScopes against auth.ApprovalScopesSatisfied, for the entries it
+// judges itself.
+func TestApprovalScopeTable(t *testing.T) {
+	table := approvalScopeTable()
+	grantSets := [][]string{{"*"}, {"admin"}, {"read"}, {"execute"}, {"approve"}, {"run:read"}, {"run:admin"},
+		{"approval:submit"}, {"cron:write"}, {"observability:read"}, {"getRun"}, {"unknown"}, {}, {" run:write "}}
+	for _, name := range approvalScopeNames {
+		for _, g := range grantSets {
+			got := false
+			for _, grant := range g {
+				if slices.Contains(table[name], strings.TrimSpace(grant)) {
+					got = true
+				}
+			}
+			if want := auth.ApprovalScopesSatisfied(g, []string{name}); got != want {
+				t.Errorf("allowedScopes [%s], grants %q: the console says %v, the gateway %v", name, g, got, want)
+			}
+		}
 	}
 }

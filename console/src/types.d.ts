@@ -4,6 +4,9 @@ declare module "smithers:scopes" {
   /** For each method the console calls: the scope the gateway's gate
    * requires and every single grant string that authorises it. */
   export const methodScopes: Record<string, { requiredScope: string; grants: string[] }>;
+  /** For the allowedScopes entries the console judges itself (the typed
+   * scopes and "approve"): every single grant that satisfies the entry. */
+  export const approvalScopes: Record<string, string[]>;
 }
 
 interface SmithersBoot {

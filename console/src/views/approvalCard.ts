@@ -7,6 +7,7 @@ import { timeEl } from "../format";
 import type { ApprovalSummary } from "../live";
 import { link } from "../nav";
 import { describeError, rpc } from "../rpc";
+import { approvalAllows } from "../scopes";
 import type { Session } from "../session";
 import { actionButton } from "../ui";
 
@@ -32,7 +33,11 @@ export function approvalCard(a: ApprovalSummary, session: Session, onDecided: (d
   err.hidden = true;
   const userId = session.identity.userId;
   const notAllowedUser = a.allowedUsers.length > 0 && (!userId || !a.allowedUsers.includes(userId));
-  const blocked = notAllowedUser ? `Only ${a.allowedUsers.join(", ")} may decide` : null;
+  const blocked = notAllowedUser
+    ? `Only ${a.allowedUsers.join(", ")} may decide`
+    : approvalAllows(session.identity.scopes, a.allowedScopes) === false
+      ? `Requires one of ${a.allowedScopes.join(", ")}`
+      : null;
 
   // Select mode: one radio per option. Rank mode: an ordered list with
   // move buttons (keyboard-operable, no drag and drop needed).
