@@ -567,6 +567,10 @@ func TestConsoleApprovalModes(t *testing.T) {
 	env := `article.approval[data-node=env]`
 	op.waitText(env, "Where to release?")
 	op.waitText(env, "customers see it")
+	op.viewport(390, 844, true)
+	op.noHorizontalScroll("an approval in select mode")
+	op.screenshot("approval-select-phone.png")
+	op.viewport(1280, 900, false)
 	op.click(env + " button.btn-ok")
 	op.waitText(env+" .form-error", "Pick an option")
 	op.click(env + ` input[value=prod]`)
@@ -575,6 +579,9 @@ func TestConsoleApprovalModes(t *testing.T) {
 	// rank: move Asia-Pacific to the top with the keyboard-operable buttons.
 	order := `article.approval[data-node=order]`
 	op.waitText(order, "Order the regions")
+	op.colorScheme("dark")
+	op.screenshot("approval-rank-dark.png")
+	op.colorScheme("")
 	op.click(order + ` li[data-key=ap] button[data-dir=up]`)
 	op.waitFor("ap second", fmt.Sprintf(`[...document.querySelectorAll(%q)].map(l => l.dataset.key).join() === "eu,ap,us"`, order+" li"))
 	op.click(order + ` li[data-key=ap] button[data-dir=up]`)
