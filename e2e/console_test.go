@@ -717,3 +717,25 @@ func TestConsoleRunsPaging(t *testing.T) {
 		t.Fatalf("the browser console logged errors:\n%s", strings.Join(problems, "\n"))
 	}
 }
+
+// TestConsoleTrustedProxy: behind a trusted proxy the identity comes from
+// the proxy's headers, so the console connects without asking for a token
+// and shows what the default scopes allow.
+func TestConsoleTrustedProxy(t *testing.T) {
+	b := newBrowser(t)
+	g := startGatewayWith(t, gatewayConfig{module: exampleModule("quickstart"),
+		env: []string{"SMITHERS_GATEWAY_AUTH_MODE=trusted-proxy", "SMITHERS_GATEWAY_DEFAULT_SCOPES=run:read"}})
+	op := b.tab("proxied")
+	op.navigate(g.URL + "/console/launch")
+	op.waitText(".launch-form", "Requires run:write")
+	op.waitText(".identity", "anonymous")
+	if op.evalBool(`!!document.querySelector("input[name=token]")`) {
+		t.Fatal("the console asked for a token behind a trusted proxy")
+	}
+	if got := op.evalString(`[...document.querySelectorAll(".identity .scopes li")].map(l => l.textContent).join()`); got != "run:read" {
+		t.Fatalf("scopes shown %q, want run:read", got)
+	}
+	if problems := b.consoleProblems(); len(problems) > 0 {
+		t.Fatalf("the browser console logged errors:\n%s", strings.Join(problems, "\n"))
+	}
+}
