@@ -617,7 +617,7 @@ export const runView: View = (root, ctx) => {
         default:
           if (typeof p.state === "string") {
             n.state = p.state;
-            if (p.state === "finished" || p.state === "in-progress") n.error = n.state === "finished" ? "" : n.error;
+            if (p.state === "finished") n.error = "";
           }
       }
       if (n.state === "finished" || n.state === "failed") outputs.delete(n.nodeId);
