@@ -32,6 +32,17 @@
 // captured. A function must not call Update, nor keep the host.Tx after it
 // returns.
 //
+// Events cross processes through the commit feed: every transaction that
+// appended events notifies (pg_notify, delivered on commit only) the runs
+// it wrote; each Store's listening connection wakes on them and reads the
+// runs' events after the last seq it delivered, so OnCommit gets every
+// event of every process once, per run in seq order. A Store delivers its
+// own commits directly when they follow what it delivered. After a lost
+// listening connection it reconnects and reads every run written since its
+// last barrier, by transaction id (events.xid), so nothing is lost. The
+// events table stays the source of truth; a notification only wakes
+// readers. feed.go details it.
+//
 // The commit feed has one goroutine, the listener, which owns the
 // listening connection; Close stops it and waits for it. Delivery is
 // serialised by feed.mu, under which OnCommit is called (from the listener

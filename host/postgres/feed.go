@@ -122,6 +122,9 @@ const (
 	fetchRows = 2000
 	// feedTimeout bounds the feed's queries.
 	feedTimeout = 10 * time.Second
+	// probeEvery is how long the listening connection may stay quiet
+	// before it is probed.
+	probeEvery = 15 * time.Second
 	// Reconnection backoff of the listening connection.
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 5 * time.Second
@@ -187,11 +190,20 @@ func (f *feed) connect(ctx context.Context, xmin bool) (*pgx.Conn, uint64, error
 			return nil, 0, fmt.Errorf("transaction id %q: %w", s, err)
 		}
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+eventsChannel+"; LISTEN "+pgx.Identifier{f.barrierChannel}.Sanitize()); err != nil {
+	if err := f.listenOn(ctx, conn); err != nil {
 		_ = conn.Close(context.Background())
 		return nil, 0, err
 	}
 	return conn, x, nil
+}
+
+// listenOn subscribes conn to the feed's channels. Subscribing again is a
+// no-op, which makes it the probe of a quiet connection too (the
+// connection's last statement stays a LISTEN, as operators looking for the
+// listener in pg_stat_activity expect).
+func (f *feed) listenOn(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, "LISTEN "+eventsChannel+"; LISTEN "+pgx.Identifier{f.barrierChannel}.Sanitize())
+	return err
 }
 
 // listen is the listener goroutine: it receives notifications, delivers
@@ -204,6 +216,7 @@ func (f *feed) listen(ctx context.Context, conn *pgx.Conn) {
 		}
 	}()
 	backoff := minBackoff
+	heard := time.Now() // when conn last proved alive
 	for ctx.Err() == nil {
 		if conn == nil {
 			var err error
@@ -216,7 +229,7 @@ func (f *feed) listen(ctx context.Context, conn *pgx.Conn) {
 				backoff = min(2*backoff, maxBackoff)
 				continue
 			}
-			backoff = minBackoff
+			backoff, heard = minBackoff, time.Now()
 			f.s.log.Info("commit feed: listening again; reading what was committed meanwhile")
 			f.mu.Lock()
 			f.needCatchUp = true
@@ -224,6 +237,17 @@ func (f *feed) listen(ctx context.Context, conn *pgx.Conn) {
 		}
 		batch, err := f.receive(ctx, conn)
 		f.handle(ctx, batch)
+		switch {
+		case len(batch) > 0:
+			heard = time.Now()
+		case err == nil && time.Since(heard) >= probeEvery:
+			// A connection whose peer vanished without a word (a network
+			// partition) would wait quietly for ever: ask it something.
+			pctx, cancel := context.WithTimeout(ctx, feedTimeout)
+			err = f.listenOn(pctx, conn)
+			cancel()
+			heard = time.Now()
+		}
 		if err != nil && ctx.Err() == nil {
 			f.s.log.Warn("commit feed: the listening connection broke; reconnecting", "err", err)
 			_ = conn.Close(context.Background())

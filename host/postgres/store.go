@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/smithers-orchestrator/smithers-go/host"
@@ -31,6 +32,10 @@ const DefaultEventWindow = 10000
 // transaction holds its connection while its function runs, so the pool is
 // larger than pgx's default of four.
 const defaultMaxConns = 16
+
+// defaultConnectTimeout bounds a connection attempt unless the URL sets
+// connect_timeout: an unreachable server must fail a commit, not hang it.
+const defaultConnectTimeout = 5 * time.Second
 
 // Options configures Open.
 type Options struct {
@@ -77,6 +82,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if !setsParam(url, "pool_max_conns") {
 		cfg.MaxConns = defaultMaxConns
+	}
+	if !setsParam(url, "connect_timeout") {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "smithers-gateway"

@@ -20,7 +20,15 @@ const (
 	// context says: a commit interrupted by a cancellation would leave the
 	// caller unsure whether it happened.
 	commitTimeout = 30 * time.Second
+	// updateTimeout bounds one run of a function and its statements, so
+	// that a connection whose server vanished (a network partition) fails
+	// the Update as a storage failure instead of hanging it.
+	updateTimeout = time.Minute
 )
+
+// errUpdateTimeout is the cause of an Update that ran out of
+// updateTimeout.
+var errUpdateTimeout = errors.New("the database did not answer in time")
 
 // eventsChannel is the notification channel on which every commit that
 // appended events names its runs (see feed).
@@ -83,6 +91,13 @@ func (s *Store) Update(ctx context.Context, fn func(tx host.Tx) error) ([]host.E
 // updateOnce runs fn in one transaction. A panic of fn is re-raised after
 // the rollback.
 func (s *Store) updateOnce(ctx context.Context, fn func(host.Tx) error) (events []host.Event, xid uint64, err error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, updateTimeout, errUpdateTimeout)
+	defer cancel()
+	defer func() {
+		if err != nil && errors.Is(context.Cause(ctx), errUpdateTimeout) {
+			err = unavailable("update", errUpdateTimeout)
+		}
+	}()
 	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return nil, 0, fmt.Errorf("update: begin: %w", err)
