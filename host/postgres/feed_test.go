@@ -165,16 +165,16 @@ func TestEveryStoreSeesEveryCommit(t *testing.T) {
 	for i, at := range []int64{60, 200, 350} {
 		waitFor(t, fmt.Sprintf("%d events committed", at), func() bool { return committed.Load() >= at })
 		back(i)
-		if n := killListeners(t, a); n != 2 {
-			t.Fatalf("killed %d listening connections, want 2", n)
+		if n := killListeners(t, a); n < 2 {
+			t.Fatalf("killed %d listening connections, want both stores'", n)
 		}
 	}
 	wg.Wait()
 	// And once more with nothing in flight: what B commits while A is
 	// not listening reaches A when it is back.
 	back(3)
-	if n := killListeners(t, a); n != 2 {
-		t.Fatalf("killed %d listening connections, want 2", n)
+	if n := killListeners(t, a); n < 2 {
+		t.Fatalf("killed %d listening connections, want both stores'", n)
 	}
 	for _, id := range runs {
 		appendEvent(t, b, id, "node.finished")

@@ -339,7 +339,8 @@ func freePort() (int, error) {
 }
 
 // removeStale removes the folders of clusters whose test process is gone
-// (killed before its cleanup ran); their servers died with it.
+// (killed before its cleanup ran); their servers died with it, or are
+// stopped now.
 func removeStale() {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
 	for _, d := range dirs {
@@ -347,6 +348,16 @@ func removeStale() {
 		pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
 		if err != nil || pid == os.Getpid() || processAlive(pid) {
 			continue
+		}
+		// Its server should have died with it; if it did not (the
+		// parent-death signal is per thread), stop it first.
+		if b, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
+			server, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+			// Only the server of that folder: a recycled pid is left alone.
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", server))
+			if err == nil && server > 0 && strings.Contains(string(cmdline), filepath.Join(d, "data")) {
+				_ = syscall.Kill(server, syscall.SIGQUIT)
+			}
 		}
 		_ = os.RemoveAll(d)
 	}
