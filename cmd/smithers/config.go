@@ -46,6 +46,12 @@ type Config struct {
 	// Console serves the operator console at ConsolePath.
 	Console     bool
 	ConsolePath string
+	// DatabaseURL, when set, selects a PostgreSQL database shared by any
+	// number of gateway processes instead of the SQLite file DBPath.
+	DatabaseURL string
+	// LeaseMs is how long a run stays with a gateway process that stopped
+	// renewing it before another one takes it over (PostgreSQL).
+	LeaseMs int
 	// Pprof, when set, is where Go's profiler is served (loopback for a
 	// bare port).
 	Pprof string
@@ -69,6 +75,8 @@ func (c *Config) options() []option {
 		{env: "HOST", flag: "host", def: "0.0.0.0", usage: "listen address", str: &c.Host},
 		{env: "PORT", flag: "port", def: "7331", usage: "listen port (0 picks a free one)", num: &c.Port},
 		{env: "SMITHERS_DB_PATH", flag: "db-path", def: "/data/smithers.db", usage: "the gateway's SQLite database", str: &c.DBPath},
+		{env: "SMITHERS_DATABASE_URL", flag: "database-url", usage: "postgres://... : a PostgreSQL database shared by several gateway processes, instead of the SQLite file", str: &c.DatabaseURL},
+		{env: "SMITHERS_GATEWAY_LEASE_MS", flag: "lease-ms", def: "15000", usage: "with PostgreSQL: how long a run stays with a process that stopped renewing its lease before another takes it over", num: &c.LeaseMs},
 		{env: "SMITHERS_TOKEN_STORE", flag: "token-store", def: "/data/tokens.json", usage: "token store file (watched)", str: &c.TokenStore},
 		{env: "SMITHERS_GATEWAY_MODULE", flag: "module", def: "/workspace/gateway.mjs", usage: "workflow module (.mjs .js .ts .jsx .tsx)", str: &c.Module},
 		{env: "SMITHERS_GATEWAY_HEARTBEAT_MS", flag: "heartbeat-ms", def: "15000", usage: "WebSocket tick interval", num: &c.HeartbeatMs},
@@ -107,6 +115,7 @@ func parseConfig(name string, args []string, env func(string) string, stderr io.
 	c := &Config{}
 	opts := c.options()
 	values := map[string]string{}
+	explicit := map[string]bool{} // set by the environment or a flag
 	for _, o := range opts {
 		values[o.flag] = o.def
 		if v, ok := overrides[o.flag]; ok {
@@ -115,6 +124,7 @@ func parseConfig(name string, args []string, env func(string) string, stderr io.
 		if o.env != "" {
 			if v := env(o.env); v != "" {
 				values[o.flag] = v
+				explicit[o.flag] = true
 			}
 		}
 	}
@@ -145,7 +155,7 @@ func parseConfig(name string, args []string, env func(string) string, stderr io.
 		if o.env != "" {
 			usage += " [$" + o.env + "]"
 		}
-		fs.Func(o.flag, usage, func(v string) error { values[o.flag] = v; return nil })
+		fs.Func(o.flag, usage, func(v string) error { values[o.flag] = v; explicit[o.flag] = true; return nil })
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -178,6 +188,12 @@ func parseConfig(name string, args []string, env func(string) string, stderr io.
 			return nil, fmt.Errorf("%s: %v", source["console-path"], err)
 		}
 		c.ConsolePath = p
+	}
+	if c.DatabaseURL != "" && explicit["db-path"] {
+		return nil, fmt.Errorf("SMITHERS_DATABASE_URL / --database-url and SMITHERS_DB_PATH / --db-path are both set: the gateway keeps its state in one database; set only one")
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return nil, fmt.Errorf("%s must be a postgres:// or postgresql:// URL", source["database-url"])
 	}
 	switch c.DBSync {
 	case "normal", "full":

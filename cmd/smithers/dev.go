@@ -53,13 +53,22 @@ func (m *Main) printDevBanner(url string) {
 	fmt.Fprintf(m.stdout, `
   Smithers dev gateway
   URL:          %s
-  Dev token:    %s   (scopes ["*"])
+%s  Dev token:    %s   (scopes ["*"])
   Token store:  %s
   Module:       %s
   Data:         %s
 
 %s
-`, url, tok, m.cfg.TokenStore, m.cfg.Module, m.cfg.DBPath, launchHint(m.exec.Workflows(), url, tok))
+`, url, m.consoleLine(url), tok, m.cfg.TokenStore, m.cfg.Module, m.databaseName(), launchHint(m.exec.Workflows(), url, tok))
+}
+
+// consoleLine is the banner's line for the operator console ("" when it
+// is off).
+func (m *Main) consoleLine(url string) string {
+	if !m.cfg.Console {
+		return ""
+	}
+	return fmt.Sprintf("  Console:      %s%s\n", url, m.cfg.ConsolePath)
 }
 
 // launchHint is the banner's ready-to-paste launch line, for a workflow the

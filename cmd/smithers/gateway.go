@@ -21,7 +21,6 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/api"
 	"github.com/smithers-orchestrator/smithers-go/api/auth"
 	"github.com/smithers-orchestrator/smithers-go/host"
-	"github.com/smithers-orchestrator/smithers-go/host/sqlite"
 	"github.com/smithers-orchestrator/smithers-go/jsruntime"
 	"github.com/smithers-orchestrator/smithers-go/stream"
 )
@@ -40,7 +39,7 @@ type Main struct {
 	moduleSource string
 	devTokenFile string
 
-	store   *sqlite.Store
+	store   host.Store
 	exec    *jsruntime.Executor
 	gw      *host.Gateway
 	authn   auth.Authenticator
@@ -108,9 +107,8 @@ func (m *Main) Run(ctx context.Context) error {
 			gw.Committed(events)
 		}
 	}
-	m.store, err = sqlite.Open(ctx, cfg.DBPath, sqlite.Options{EventWindow: cfg.EventWindow, Logger: m.log, OnCommit: onCommit, SyncFull: cfg.DBSync == "full"})
-	if err != nil {
-		return fmt.Errorf("open database %s: %w", cfg.DBPath, err)
+	if err := m.openStore(ctx, onCommit); err != nil {
+		return err
 	}
 	exec, err := jsruntime.LoadContext(ctx, jsruntime.Options{ModulePath: cfg.Module, Source: m.moduleSource, Workers: cfg.Workers,
 		TurnBudget: time.Duration(cfg.TurnBudgetMs) * time.Millisecond, MaxHeapBytes: int64(cfg.MaxHeapMB) << 20, MaxOutputBytes: cfg.MaxOutputBytes, Logger: m.log})
@@ -132,6 +130,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	gw, err = host.New(host.Config{Store: m.store, Executor: exec, Logger: m.log, InstanceID: instanceID(), Observer: metrics,
+		OwnerLease: time.Duration(cfg.LeaseMs) * time.Millisecond, HeartbeatInterval: heartbeatFor(cfg.LeaseMs),
 		MaxOutputBytes: cfg.MaxOutputBytes, Retention: cfg.Retention})
 	if err != nil {
 		return err
@@ -165,7 +164,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(m.ln) }()
 	url := "http://" + m.ln.Addr().String()
-	m.log.Info("gateway listening", "url", url, "module", cfg.Module, "workflows", len(exec.Workflows()), "db", cfg.DBPath, "auth", m.authn.Mode())
+	m.log.Info("gateway listening", "url", url, "module", cfg.Module, "workflows", len(exec.Workflows()), "db", m.databaseName(), "auth", m.authn.Mode())
 	fmt.Fprintf(m.stdout, "smithers %s listening on %s\n", m.mode, url)
 	if m.devTokenFile != "" {
 		m.printDevBanner(url)
