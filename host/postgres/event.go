@@ -28,19 +28,28 @@ func scanEvent(row pgx.Row) (host.Event, error) {
 const trimBatch = 1000
 
 const (
-	// nextSeqSQL moves the run's last_seq under the run's row lock, so that
-	// the events of one run are numbered and committed in order whatever
-	// process appends them; no row means no such run.
-	nextSeqSQL = `UPDATE runs SET last_seq = last_seq + 1 WHERE run_id = $1 RETURNING last_seq`
-
-	// The identity id is the stateVersion: never reused, also after the
-	// rows it numbered were trimmed. xid is the writing transaction's id,
-	// which the commit feed reads back (see feed).
-	insertEventSQL = `INSERT INTO events (run_id, seq, name, payload, at_ms)
-	VALUES ($1, $2, $3, $4, $5) RETURNING id, xid::text`
-
-	trimEventsSQL = `DELETE FROM events WHERE run_id = $1 AND seq IN
-	(SELECT seq FROM events WHERE run_id = $1 AND seq <= $2 ORDER BY seq LIMIT $3)`
+	// appendEventSQL appends one event in one round trip. It moves the
+	// run's last_seq under the run's row lock, so that the events of one
+	// run are numbered and committed in order whatever process appends
+	// them (no row: no such run); inserts the event, whose identity id is
+	// the stateVersion (never reused, also after the rows it numbered were
+	// trimmed) and whose xid is the writing transaction's id, which the
+	// commit feed reads back; deletes at most trimBatch events that fell
+	// out of the window; and notifies the commit feeds, which PostgreSQL
+	// does on commit only ("<seq> <seq> <run id>", see feed).
+	appendEventSQL = `WITH next AS (
+		UPDATE runs SET last_seq = last_seq + 1 WHERE run_id = $1 RETURNING last_seq
+	), ins AS (
+		INSERT INTO events (run_id, seq, name, payload, at_ms)
+		SELECT $1, last_seq, $2, $3, $4 FROM next
+		RETURNING seq, id, xid
+	), trimmed AS (
+		DELETE FROM events WHERE run_id = $1 AND seq IN
+		(SELECT e.seq FROM events e, next WHERE e.run_id = $1 AND e.seq <= next.last_seq - $5
+		 ORDER BY e.seq LIMIT $6)
+	)
+	SELECT ins.seq, ins.id, ins.xid::text FROM ins,
+	LATERAL (SELECT pg_notify('` + eventsChannel + `', ins.seq || ' ' || ins.seq || ' ' || $1)) notified`
 
 	listEventsSQL = `SELECT ` + eventColumns + ` FROM events
 	WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`
@@ -62,32 +71,23 @@ const (
 // error.
 func (t *tx) AppendEvent(runID, name string, payload json.RawMessage, atMs int64) (host.Event, error) {
 	e := host.Event{RunID: runID, Name: name, Payload: payload, AtMs: atMs}
-	seq, ok, err := queryRow(t, scanInt64, nextSeqSQL, runID)
-	if err != nil {
-		return host.Event{}, fmt.Errorf("append event %s to %s: next seq: %w", name, runID, err)
-	}
-	if !ok {
-		return host.Event{}, fmt.Errorf("append event %s to %s: no such run", name, runID)
-	}
-	e.Seq = seq
 	var payloadArg any
 	if payload != nil {
 		payloadArg = string(payload)
 	}
 	var xid string
-	if _, _, err := queryRow(t, func(row pgx.Row) (struct{}, error) {
-		return struct{}{}, row.Scan(&e.StateVersion, &xid)
-	}, insertEventSQL, runID, e.Seq, name, payloadArg, atMs); err != nil {
-		return host.Event{}, fmt.Errorf("append event %s to %s: insert: %w", name, runID, err)
+	_, ok, err := queryRow(t, func(row pgx.Row) (struct{}, error) {
+		return struct{}{}, row.Scan(&e.Seq, &e.StateVersion, &xid)
+	}, appendEventSQL, runID, name, payloadArg, atMs, t.s.window, trimBatch)
+	if err != nil {
+		return host.Event{}, fmt.Errorf("append event %s to %s: %w", name, runID, err)
+	}
+	if !ok {
+		return host.Event{}, fmt.Errorf("append event %s to %s: no such run", name, runID)
 	}
 	if t.xid == 0 {
 		if t.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
 			return host.Event{}, fmt.Errorf("append event %s to %s: transaction id %q: %w", name, runID, xid, err)
-		}
-	}
-	if e.Seq > t.s.window {
-		if _, err := t.exec(trimEventsSQL, runID, e.Seq-t.s.window, trimBatch); err != nil {
-			return host.Event{}, fmt.Errorf("append event %s to %s: trim window: %w", name, runID, err)
 		}
 	}
 	t.events = append(t.events, e)

@@ -66,11 +66,6 @@ func TestSetsParam(t *testing.T) {
 }
 
 func TestNotificationPayloads(t *testing.T) {
-	events := []host.Event{{RunID: "a", Seq: 4}, {RunID: "b b", Seq: 1}, {RunID: "a", Seq: 5}}
-	got := notifications(events)
-	if !reflect.DeepEqual(got, []string{"4 5 a", "1 1 b b"}) {
-		t.Fatalf("notifications = %q", got)
-	}
 	for _, tc := range []struct {
 		in   string
 		last int64

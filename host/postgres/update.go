@@ -31,7 +31,7 @@ const (
 var errUpdateTimeout = errors.New("the database did not answer in time")
 
 // eventsChannel is the notification channel on which every commit that
-// appended events names its runs (see feed).
+// appended events names them (see feed).
 const eventsChannel = "smithers_events"
 
 // Update runs fn in one READ COMMITTED transaction and returns the events
@@ -129,12 +129,6 @@ func (s *Store) updateOnce(ctx context.Context, fn func(host.Tx) error) (events 
 	if err := ctx.Err(); err != nil {
 		return nil, 0, fmt.Errorf("update: %w", err)
 	}
-	if len(t.events) > 0 {
-		// Delivered by the server on commit only, in commit order.
-		if _, err := ptx.Exec(ctx, `SELECT pg_notify('`+eventsChannel+`', p) FROM unnest($1::text[]) AS p`, notifications(t.events)); err != nil {
-			return nil, 0, fmt.Errorf("update: notify: %w", err)
-		}
-	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
 	defer cancel()
 	if err := ptx.Commit(cctx); err != nil {
@@ -148,25 +142,4 @@ func (s *Store) updateOnce(ctx context.Context, fn func(host.Tx) error) (events 
 	}
 	committed = true
 	return t.events, t.xid, nil
-}
-
-// notifications are the payloads announcing a transaction's events: one
-// per run, "<first seq> <last seq> <run id>".
-func notifications(events []host.Event) []string {
-	var out []string
-	seen := map[string]int{} // run id -> index in out
-	first := map[string]int64{}
-	last := map[string]int64{}
-	for _, e := range events {
-		if _, ok := seen[e.RunID]; !ok {
-			seen[e.RunID] = len(out)
-			out = append(out, "")
-			first[e.RunID] = e.Seq
-		}
-		last[e.RunID] = e.Seq
-	}
-	for id, i := range seen {
-		out[i] = fmt.Sprintf("%d %d %s", first[id], last[id], id)
-	}
-	return out
 }
