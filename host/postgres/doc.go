@@ -41,7 +41,10 @@
 // listening connection it reconnects and reads every run written since its
 // last barrier, by transaction id (events.xid), so nothing is lost. The
 // events table stays the source of truth; a notification only wakes
-// readers. feed.go details it.
+// readers. feed.go details it. The price: PostgreSQL serialises the
+// commits of notifying transactions in a database (a lock held until the
+// commit is flushed), so event-appending commits of all replicas together
+// are bounded by the WAL flush latency; group commit does not batch them.
 //
 // The commit feed has one goroutine, the listener, which owns the
 // listening connection; Close stops it and waits for it. Delivery is

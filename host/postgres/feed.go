@@ -23,8 +23,8 @@ import (
 // order, without gaps. The events table is the source of truth; a
 // notification only says which run to read.
 //
-//   - Every transaction that appended events notifies eventsChannel with
-//     "<first seq> <last seq> <run id>" per run; PostgreSQL delivers the
+//   - Every event appended notifies eventsChannel with "<first seq> <last
+//     seq> <run id>" (first = last: one event); PostgreSQL delivers the
 //     notifications on commit only, in commit order.
 //   - A dedicated connection LISTENs. For a notified run the feed reads the
 //     events after the last seq it delivered for that run (one query for a
