@@ -38,6 +38,12 @@ type gatewayConfig struct {
 	noToken bool
 	// env adds KEY=value settings to the process environment.
 	env []string
+	// databaseURL, when set, is SMITHERS_DATABASE_URL (PostgreSQL) instead
+	// of a SQLite file in the data dir.
+	databaseURL string
+	// tokenStore, when set, is the token store (shared by several
+	// gateways); the token is issued into it once by the caller.
+	tokenStore, token string
 }
 
 // Gateway is one smithers server under test. Its data dir (database and
@@ -77,7 +83,9 @@ func startGatewayWith(t *testing.T, cfg gatewayConfig) *Gateway {
 		g.DBPath = filepath.Join(dataDir, ".smithers", "smithers.db")
 		g.Store = filepath.Join(dataDir, ".smithers", "tokens.json")
 	}
-	if !cfg.noToken && cfg.command == "gateway" {
+	if cfg.tokenStore != "" {
+		g.Store, g.Token = cfg.tokenStore, cfg.token
+	} else if !cfg.noToken && cfg.command == "gateway" {
 		g.Token = issueToken(t, g.Store)
 	}
 	t.Cleanup(g.cleanup)
@@ -89,7 +97,12 @@ func (g *Gateway) env() []string {
 	env := baseEnv(g.DataDir)
 	env = append(env, "PORT=0")
 	if g.cfg.command == "gateway" {
-		env = append(env, "HOST=127.0.0.1", "SMITHERS_DB_PATH="+g.DBPath, "SMITHERS_TOKEN_STORE="+g.Store)
+		env = append(env, "HOST=127.0.0.1", "SMITHERS_TOKEN_STORE="+g.Store)
+		if g.cfg.databaseURL != "" {
+			env = append(env, "SMITHERS_DATABASE_URL="+g.cfg.databaseURL)
+		} else {
+			env = append(env, "SMITHERS_DB_PATH="+g.DBPath)
+		}
 	}
 	if g.cfg.module != "" {
 		env = append(env, "SMITHERS_GATEWAY_MODULE="+g.cfg.module)

@@ -113,15 +113,6 @@ func (g *Gateway) activate(s *Session) {
 		g.release(s)
 		return
 	}
-	nodes, err := g.store.ListNodes(ctx, run.RunID)
-	if err == nil {
-		s.values, err = g.store.ListValues(ctx, run.RunID)
-	}
-	if err != nil {
-		g.log.Error("activate run: load journal", "runId", run.RunID, "err", err)
-		g.release(s)
-		return
-	}
 	run, err = g.claim(s, run)
 	if err != nil {
 		if errors.Is(err, errOwnedElsewhere) {
@@ -129,6 +120,19 @@ func (g *Gateway) activate(s *Session) {
 		} else if !errors.Is(err, ErrRunTerminal) && !errors.Is(err, errAbandoned) {
 			g.log.Error("activate run: mark running", "runId", run.RunID, "err", err)
 		}
+		g.release(s)
+		return
+	}
+	// The journal is read after the claim: from then on no other process
+	// can commit a step of the run (its epoch is stale), so what is read
+	// is what the replay must follow. Read before, a step the previous
+	// owner finished in between would be run again.
+	nodes, err := g.store.ListNodes(ctx, run.RunID)
+	if err == nil {
+		s.values, err = g.store.ListValues(ctx, run.RunID)
+	}
+	if err != nil {
+		g.log.Error("activate run: load journal", "runId", run.RunID, "err", err)
 		g.release(s)
 		return
 	}
@@ -265,4 +269,15 @@ func (g *Gateway) detach(runID string, reason error, then func()) <-chan struct{
 func (g *Gateway) loseLease(s *Session) {
 	g.log.Warn("run taken over by another gateway process; dropping this activation", "runId", s.runID)
 	go g.detach(s.runID, Errorf(CodeCancelled, "run taken over by another gateway process"), func() {})
+}
+
+// replayAfresh drops an activation whose journal turned out to be older
+// than the store and activates the run again, from the store's journal.
+func (g *Gateway) replayAfresh(s *Session) {
+	g.log.Warn("a step was already settled in the store; replaying the run from its journal", "runId", s.runID)
+	go g.detach(s.runID, Errorf(CodeCancelled, "replaying from the stored journal"), func() {
+		s.mu.Lock()
+		s.rewake = true
+		s.mu.Unlock()
+	})
 }

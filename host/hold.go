@@ -51,6 +51,11 @@ func (g *Gateway) updateHeld(runID string, abandon func() bool, fn func(tx Tx) e
 	}
 }
 
+// errStaleJournal is returned by a step commit that would start a task
+// whose node the store already has settled: the activation replays from a
+// journal that is out of date.
+var errStaleJournal = errors.New("the activation's journal is older than the store")
+
 // errLeaseLost is returned by a step commit whose run is no longer this
 // activation's: its row names another owner or a newer lease epoch.
 var errLeaseLost = errors.New("the run's lease is held by another gateway process")

@@ -181,7 +181,7 @@ func (g *Gateway) refreshLeases() {
 			if !ok || r.Status != RunRunning {
 				continue
 			}
-			if r.RuntimeOwnerID != g.instance || (s.started && r.LeaseEpoch != s.epoch()) {
+			if started, epoch := s.claimed(); r.RuntimeOwnerID != g.instance || (started && r.LeaseEpoch != epoch) {
 				lost = append(lost, s)
 				continue
 			}

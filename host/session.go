@@ -79,6 +79,14 @@ func (s *Session) markDetaching() bool {
 	return true
 }
 
+// claimed reports whether the activation was handed to the executor, and
+// the lease epoch it claimed.
+func (s *Session) claimed() (bool, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started, s.run.LeaseEpoch
+}
+
 // epoch is the lease epoch the activation claimed.
 func (s *Session) epoch() int64 {
 	s.mu.Lock()
@@ -209,6 +217,12 @@ func (s *Session) commit(fn func(tx Tx, r *Run) error) error {
 	if errors.Is(err, errAbandoned) {
 		// Storage stayed unavailable until the activation ended or the
 		// gateway began to stop: nothing was written, the run replays.
+		err = ErrSessionEnded
+	}
+	if errors.Is(err, errStaleJournal) {
+		// Replay again from the store's journal rather than act on an old
+		// one: nothing was written.
+		s.g.replayAfresh(s)
 		err = ErrSessionEnded
 	}
 	if errors.Is(err, errLeaseLost) {

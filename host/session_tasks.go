@@ -43,6 +43,11 @@ func (s *Session) startAttempt(tx Tx, nodeID string, iteration int, now int64) (
 	if !ok {
 		return n, Errorf(CodeNodeNotFound, "node %s not found", nodeID)
 	}
+	if n.State.Settled() {
+		// The activation's journal is older than the store: a step that
+		// is settled must never run again.
+		return n, errStaleJournal
+	}
 	if n.Attempts > 0 {
 		// An attempt still in progress belonged to a gateway that
 		// stopped while it ran: record it as abandoned.
