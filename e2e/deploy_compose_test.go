@@ -21,22 +21,30 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
-// loadCompose loads the compose file with env as the only environment
-// (nothing of the developer's leaks in), as `docker compose config` does.
+// loadCompose loads the reference compose file with env as the only
+// environment (nothing of the developer's leaks in), as `docker compose
+// config` does.
 func loadCompose(t *testing.T, env map[string]string) *types.Project {
+	t.Helper()
+	return loadComposeFile(t, referenceFile("docker-compose.yml"), env)
+}
+
+// loadComposeFile loads a compose file as loadCompose does, with profiles
+// enabled as `docker compose --profile P` does.
+func loadComposeFile(t *testing.T, file string, env map[string]string, profiles ...string) *types.Project {
 	t.Helper()
 	var kv []string
 	for k, v := range env {
 		kv = append(kv, k+"="+v)
 	}
-	opts, err := cli.NewProjectOptions([]string{referenceFile("docker-compose.yml")},
-		cli.WithEnv(kv), cli.WithDotEnv, cli.WithConsistency(true))
+	opts, err := cli.NewProjectOptions([]string{file},
+		cli.WithEnv(kv), cli.WithDotEnv, cli.WithConsistency(true), cli.WithProfiles(profiles))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := opts.LoadProject(context.Background())
 	if err != nil {
-		t.Fatalf("docker compose -f deploy/reference/docker-compose.yml config: %v", err)
+		t.Fatalf("docker compose -f %s config: %v", relPath(file), err)
 	}
 	return p
 }
@@ -185,7 +193,7 @@ func TestDeployCompose(t *testing.T) {
 	if _, ok := caddy.DependsOn["gateway"]; !ok {
 		t.Errorf("compose caddy does not depend on the gateway")
 	}
-	caddyVars := caddyfileVars(t)
+	caddyVars := caddyfileVars(t, referenceFile("Caddyfile"))
 	for name, v := range composeEnv(t, caddy) {
 		if !caddyVars[name] {
 			t.Errorf("compose caddy environment: the Caddyfile does not read %s", name)

@@ -48,6 +48,12 @@ func referenceFile(parts ...string) string {
 	return deployFile(append([]string{"reference"}, parts...)...)
 }
 
+// replicatedFile is a path under deploy/replicated/, the deployment of
+// several gateways on one PostgreSQL database.
+func replicatedFile(parts ...string) string {
+	return deployFile(append([]string{"replicated"}, parts...)...)
+}
+
 func readText(t *testing.T, file string) string {
 	t.Helper()
 	b, err := os.ReadFile(file)
@@ -141,11 +147,11 @@ func readmeEnvVars(t *testing.T) map[string]bool {
 	return names
 }
 
-// caddyfileVars are the {$NAME} environment variables the Caddyfile reads.
-func caddyfileVars(t *testing.T) map[string]bool {
+// caddyfileVars are the {$NAME} environment variables a Caddyfile reads.
+func caddyfileVars(t *testing.T, caddyfile string) map[string]bool {
 	t.Helper()
 	vars := map[string]bool{}
-	for _, m := range regexp.MustCompile(`\{\$([A-Z0-9_]+)`).FindAllStringSubmatch(readText(t, referenceFile("Caddyfile")), -1) {
+	for _, m := range regexp.MustCompile(`\{\$([A-Z0-9_]+)`).FindAllStringSubmatch(readText(t, caddyfile), -1) {
 		vars[m[1]] = true
 	}
 	return vars

@@ -166,7 +166,8 @@ func (r fakeResource) groupVersion() string {
 	return r.group + "/" + r.version
 }
 
-// fakeResources are the kinds of deploy/reference/k8s.
+// fakeResources are the kinds of deploy/reference/k8s and
+// deploy/replicated/k8s.
 var fakeResources = []fakeResource{
 	{"", "v1", "Namespace", "namespaces", false},
 	{"", "v1", "ConfigMap", "configmaps", true},
@@ -175,6 +176,7 @@ var fakeResources = []fakeResource{
 	{"", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true},
 	{"apps", "v1", "Deployment", "deployments", true},
 	{"networking.k8s.io", "v1", "Ingress", "ingresses", true},
+	{"policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true},
 }
 
 // fakeAPIServer is the stand-in: discovery, GET and POST of the kinds

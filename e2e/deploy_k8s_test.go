@@ -25,6 +25,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -46,6 +47,7 @@ type k8sObject struct {
 // k8sManifests is the folder, decoded: objects in file order (the order
 // `kubectl apply -f DIR` applies them), by "Kind/name".
 type k8sManifests struct {
+	dir     string // relative to the repository root, for messages
 	files   []string
 	objects []k8sObject
 	byKey   map[string]k8sObject
@@ -55,25 +57,32 @@ type k8sManifests struct {
 // into the typed API objects of its apiVersion and kind.
 func loadK8sManifests(t *testing.T) *k8sManifests {
 	t.Helper()
+	return loadK8sManifestsIn(t, referenceFile("k8s"))
+}
+
+// loadK8sManifestsIn decodes every file of the folder dir as
+// loadK8sManifests does.
+func loadK8sManifestsIn(t *testing.T, dir string) *k8sManifests {
+	t.Helper()
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, networkingv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, networkingv1.AddToScheme, policyv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
 		}
 	}
 	codec := kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme, scheme, kjson.SerializerOptions{Yaml: true, Strict: true})
-	entries, err := os.ReadDir(referenceFile("k8s"))
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &k8sManifests{byKey: map[string]k8sObject{}}
+	m := &k8sManifests{dir: relPath(dir), byKey: map[string]k8sObject{}}
 	for _, e := range entries {
 		m.files = append(m.files, e.Name())
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".yaml") {
-			t.Errorf("deploy/reference/k8s/%s: not a .yaml manifest (kubectl apply -f would skip or fail on it)", e.Name())
+			t.Errorf("%s/%s: not a .yaml manifest (kubectl apply -f would skip or fail on it)", m.dir, e.Name())
 			continue
 		}
-		b, err := os.ReadFile(referenceFile("k8s", e.Name()))
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,25 +93,25 @@ func loadK8sManifests(t *testing.T) *k8sManifests {
 				break
 			}
 			if err != nil {
-				t.Fatalf("deploy/reference/k8s/%s: %v", e.Name(), err)
+				t.Fatalf("%s/%s: %v", m.dir, e.Name(), err)
 			}
 			if j, err := yaml.YAMLToJSON(doc); err == nil && string(bytes.TrimSpace(j)) == "null" {
 				continue // comments only
 			}
 			obj, gvk, err := codec.Decode(doc, nil, nil)
 			if err != nil {
-				t.Errorf("deploy/reference/k8s/%s: %v", e.Name(), err)
+				t.Errorf("%s/%s: %v", m.dir, e.Name(), err)
 				continue
 			}
 			mo, ok := obj.(metav1.Object)
 			if !ok {
-				t.Errorf("deploy/reference/k8s/%s: %s has no object metadata", e.Name(), gvk)
+				t.Errorf("%s/%s: %s has no object metadata", m.dir, e.Name(), gvk)
 				continue
 			}
 			o := k8sObject{file: e.Name(), kind: gvk.Kind, obj: mo}
 			key := o.kind + "/" + mo.GetName()
 			if _, dup := m.byKey[key]; dup {
-				t.Errorf("deploy/reference/k8s/%s: %s is defined twice", e.Name(), key)
+				t.Errorf("%s/%s: %s is defined twice", m.dir, e.Name(), key)
 			}
 			m.byKey[key] = o
 			m.objects = append(m.objects, o)
@@ -119,11 +128,11 @@ func k8sGet[T any](t *testing.T, m *k8sManifests, kind, name string) T {
 	t.Helper()
 	o, ok := m.byKey[kind+"/"+name]
 	if !ok {
-		t.Fatalf("deploy/reference/k8s has no %s %s", kind, name)
+		t.Fatalf("%s has no %s %s", m.dir, kind, name)
 	}
 	v, ok := o.obj.(T)
 	if !ok {
-		t.Fatalf("deploy/reference/k8s/%s: %s %s is a %T", o.file, kind, name, o.obj)
+		t.Fatalf("%s/%s: %s %s is a %T", m.dir, o.file, kind, name, o.obj)
 	}
 	return v
 }

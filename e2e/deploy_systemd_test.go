@@ -108,7 +108,7 @@ func TestDeploySystemdUnits(t *testing.T) {
 	// The environment file example, with /var/lib/smithers and
 	// /etc/smithers moved into a temporary directory.
 	known := gatewayEnvVars(t)
-	caddyVars := caddyfileVars(t)
+	caddyVars := caddyfileVars(t, referenceFile("Caddyfile"))
 	example, order := parseEnvFile(t, referenceFile("smithers-gateway.env.example"))
 	for _, name := range order {
 		opt, isGateway := known[name]
