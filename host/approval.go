@@ -39,6 +39,9 @@ type decision struct {
 // waiting for approval, INVALID_REQUEST when a select/rank decision is
 // malformed.
 func (g *Gateway) SubmitApproval(ctx context.Context, in DecisionInput) error {
+	if err := checkTexts(map[string]string{"note": in.Note, "userId": in.By.UserID}); err != nil {
+		return err
+	}
 	d, err := decodeDecision(in)
 	if err != nil {
 		return err

@@ -70,6 +70,9 @@ func (g *Gateway) CreateCron(ctx context.Context, in CronInput) (Cron, error) {
 	if _, ok := g.workflows[in.Workflow]; !ok {
 		return Cron{}, Errorf(CodeNotFound, "Unknown workflow: %s", in.Workflow)
 	}
+	if err := checkTexts(map[string]string{"cronId": in.CronID, "pattern": in.Pattern}); err != nil {
+		return Cron{}, err
+	}
 	now := g.now()
 	next, err := NextCronTime(in.Pattern, now)
 	if err != nil {

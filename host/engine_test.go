@@ -426,3 +426,22 @@ func TestRetentionDeletesOldTerminalRuns(t *testing.T) {
 		t.Errorf("nodes of a deleted run remain: %d", len(nodes))
 	}
 }
+
+func TestNULInStoredTextIsRefused(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, func(s *host.Session) { _, _ = s.Park() }, engineOpts{})
+	now := time.Now().UnixMilli()
+	insertRun(t, e.store, host.Run{RunID: "live", Status: host.RunWaitingEvent, CreatedAtMs: now})
+	for name, err := range map[string]error{
+		"signal name": func() error { _, err := e.gw.SubmitSignal(ctx, host.SignalInput{RunID: "live", Name: "a\x00b"}); return err }(),
+		"note":        e.gw.SubmitApproval(ctx, host.DecisionInput{RunID: "live", NodeID: "x", Approved: true, Note: "\x00"}),
+		"idempotency key": func() error {
+			_, _, err := e.gw.LaunchRun(ctx, host.LaunchInput{Workflow: "wf", IdempotencyKey: "k\x00"})
+			return err
+		}(),
+	} {
+		if host.ErrorCode(err) != host.CodeInvalidInput {
+			t.Errorf("%s with a NUL: %v, want INVALID_INPUT", name, err)
+		}
+	}
+}

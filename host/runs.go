@@ -33,6 +33,9 @@ func (g *Gateway) LaunchRun(ctx context.Context, in LaunchInput) (run Run, creat
 	if in.RunID != "" && !ValidRunID(in.RunID) {
 		return Run{}, false, Errorf(CodeInvalidInput, "runId must match ^[a-z0-9_-]{1,64}$.")
 	}
+	if err := checkTexts(map[string]string{"idempotencyKey": in.IdempotencyKey, "userId": in.Auth.UserID}); err != nil {
+		return Run{}, false, err
+	}
 	now := g.now()
 	err = g.update(ctx, func(tx Tx) error {
 		run, created, err = g.insertLaunch(tx, wf, in, now)

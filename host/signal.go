@@ -31,6 +31,9 @@ func (g *Gateway) SubmitSignal(ctx context.Context, in SignalInput) (Signal, err
 	if in.PayloadJSON == "" {
 		in.PayloadJSON = "{}"
 	}
+	if err := checkTexts(map[string]string{"signalName": in.Name, "correlationId": deref(in.CorrelationID), "receivedBy": in.ReceivedBy}); err != nil {
+		return Signal{}, err
+	}
 	if len(in.PayloadJSON) > g.maxOutput {
 		return Signal{}, Errorf(CodeOutputTooLarge, "signal payload is %d bytes of JSON, over the gateway's limit of %d", len(in.PayloadJSON), g.maxOutput)
 	}
