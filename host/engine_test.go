@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
+	"github.com/smithers-orchestrator/smithers-go/host/postgres"
 	"github.com/smithers-orchestrator/smithers-go/host/sqlite"
 )
 
@@ -55,7 +56,7 @@ func (f *fakeExec) Close() error                                 { return nil }
 // way a full disk makes them fail, and whose exclusivity can be denied (as
 // a store shared by several gateway processes).
 type faultyStore struct {
-	*sqlite.Store
+	host.Store
 	full   atomic.Bool
 	shared bool
 }
@@ -123,22 +124,33 @@ type engineOpts struct {
 	// names the process.
 	replicaOf *engine
 	instance  string
+	// pgURL, when set, puts the engine on that PostgreSQL database, with a
+	// store of its own (as a separate gateway process has).
+	pgURL string
 }
 
 func newEngine(t *testing.T, script func(s *host.Session), o engineOpts) *engine {
 	t.Helper()
 	ctx := context.Background()
 	e := &engine{t: t, logs: &syncBuffer{}, commits: &commitFanout{}}
-	var st *sqlite.Store
-	if o.replicaOf != nil {
-		st, e.commits = o.replicaOf.store.Store, o.replicaOf.commits
-		o.shared = true
-	} else {
-		var err error
-		st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "smithers.db"), sqlite.Options{OnCommit: e.commits.publish})
+	var st host.Store
+	owned := true
+	switch {
+	case o.pgURL != "":
+		pst, err := postgres.Open(ctx, o.pgURL, postgres.Options{OnCommit: e.commits.publish})
 		if err != nil {
 			t.Fatal(err)
 		}
+		st, o.shared = pst, true
+	case o.replicaOf != nil:
+		st, e.commits, owned = o.replicaOf.store.Store, o.replicaOf.commits, false
+		o.shared = true
+	default:
+		sst, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "smithers.db"), sqlite.Options{OnCommit: e.commits.publish})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = sst
 	}
 	e.store = &faultyStore{Store: st, shared: o.shared}
 	if o.instance == "" {
@@ -166,7 +178,7 @@ func newEngine(t *testing.T, script func(s *host.Session), o engineOpts) *engine
 	t.Cleanup(func() {
 		e.store.full.Store(false)
 		_ = e.gw.Close()
-		if o.replicaOf == nil {
+		if owned {
 			_ = st.Close()
 		}
 	})
@@ -433,8 +445,11 @@ func TestNULInStoredTextIsRefused(t *testing.T) {
 	now := time.Now().UnixMilli()
 	insertRun(t, e.store, host.Run{RunID: "live", Status: host.RunWaitingEvent, CreatedAtMs: now})
 	for name, err := range map[string]error{
-		"signal name": func() error { _, err := e.gw.SubmitSignal(ctx, host.SignalInput{RunID: "live", Name: "a\x00b"}); return err }(),
-		"note":        e.gw.SubmitApproval(ctx, host.DecisionInput{RunID: "live", NodeID: "x", Approved: true, Note: "\x00"}),
+		"signal name": func() error {
+			_, err := e.gw.SubmitSignal(ctx, host.SignalInput{RunID: "live", Name: "a\x00b"})
+			return err
+		}(),
+		"note": e.gw.SubmitApproval(ctx, host.DecisionInput{RunID: "live", NodeID: "x", Approved: true, Note: "\x00"}),
 		"idempotency key": func() error {
 			_, _, err := e.gw.LaunchRun(ctx, host.LaunchInput{Workflow: "wf", IdempotencyKey: "k\x00"})
 			return err

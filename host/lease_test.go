@@ -33,11 +33,44 @@ func gatedTask(gate <-chan struct{}, output string) func(s *host.Session) {
 	}
 }
 
-func TestLostLeaseIsTakenOverAndFenced(t *testing.T) {
+// replicas starts two gateway processes, a and b, on one database: a SQLite
+// store both share (not exclusive), or a PostgreSQL database each opens.
+type replicas func(t *testing.T, scriptA, scriptB func(*host.Session), o engineOpts) (a, b *engine)
+
+func onSQLite(t *testing.T, scriptA, scriptB func(*host.Session), o engineOpts) (*engine, *engine) {
+	oa, ob := o, o
+	oa.shared, oa.instance = true, "a"
+	a := newEngine(t, scriptA, oa)
+	ob.replicaOf, ob.instance = a, "b"
+	return a, newEngine(t, scriptB, ob)
+}
+
+func onPostgres(t *testing.T, scriptA, scriptB func(*host.Session), o engineOpts) (*engine, *engine) {
+	url := pg.Cluster(t).NewDatabase(t)
+	oa, ob := o, o
+	oa.pgURL, oa.instance = url, "a"
+	ob.pgURL, ob.instance = url, "b"
+	return newEngine(t, scriptA, oa), newEngine(t, scriptB, ob)
+}
+
+// TestLeases runs the lease, fencing and takeover scenarios on both kinds
+// of shared store.
+func TestLeases(t *testing.T) {
+	for name, start := range map[string]replicas{"sqlite": onSQLite, "postgres": onPostgres} {
+		t.Run(name, func(t *testing.T) {
+			t.Run("lost lease is taken over and fenced", func(t *testing.T) { testLostLeaseIsTakenOverAndFenced(t, start) })
+			t.Run("decision wakes a parked run", func(t *testing.T) { testDecisionOnAnotherProcessReachesTheParkedRun(t, start) })
+			t.Run("decision reaches a live activation", func(t *testing.T) { testDecisionOnAnotherProcessReachesALiveActivation(t, start) })
+			t.Run("a cron slot starts one run", func(t *testing.T) { testCronSlotStartsOneRunAcrossProcesses(t, start) })
+			t.Run("a timer fires once", func(t *testing.T) { testTimerFiresOnceAcrossProcesses(t, start) })
+		})
+	}
+}
+
+func testLostLeaseIsTakenOverAndFenced(t *testing.T, start replicas) {
 	const lease, beat = 400 * time.Millisecond, 100 * time.Millisecond
 	gateA, gateB := make(chan struct{}), make(chan struct{})
-	a := newEngine(t, gatedTask(gateA, `"from a"`), engineOpts{shared: true, instance: "a", lease: lease, heartbeat: beat})
-	b := newEngine(t, gatedTask(gateB, `"from b"`), engineOpts{replicaOf: a, instance: "b", lease: lease, heartbeat: beat})
+	a, b := start(t, gatedTask(gateA, `"from a"`), gatedTask(gateB, `"from b"`), engineOpts{lease: lease, heartbeat: beat})
 	ctx := context.Background()
 	r, _, err := a.gw.LaunchRun(ctx, host.LaunchInput{Workflow: "wf"})
 	if err != nil {
@@ -78,12 +111,11 @@ func TestLostLeaseIsTakenOverAndFenced(t *testing.T) {
 	}
 }
 
-func TestDecisionOnAnotherProcessReachesTheLiveRun(t *testing.T) {
+func testDecisionOnAnotherProcessReachesTheParkedRun(t *testing.T, start replicas) {
 	// a runs the workflow; b only serves the decision, as a replica
 	// answering an RPC would.
 	spec := gateSpec(`{"mode":"gate"}`)
-	a := newEngine(t, approvalFlow(nil, spec), engineOpts{shared: true, instance: "a", heartbeat: 50 * time.Millisecond})
-	b := newEngine(t, approvalFlow(nil, spec), engineOpts{replicaOf: a, instance: "b", heartbeat: 50 * time.Millisecond})
+	a, b := start(t, approvalFlow(nil, spec), approvalFlow(nil, spec), engineOpts{heartbeat: 50 * time.Millisecond})
 	ctx := context.Background()
 	r, _, err := a.gw.LaunchRun(ctx, host.LaunchInput{Workflow: "wf"})
 	if err != nil {
@@ -96,7 +128,7 @@ func TestDecisionOnAnotherProcessReachesTheLiveRun(t *testing.T) {
 	a.waitStatus(r.RunID, host.RunFinished)
 }
 
-func TestDecisionOnAnotherProcessReachesALiveActivation(t *testing.T) {
+func testDecisionOnAnotherProcessReachesALiveActivation(t *testing.T, start replicas) {
 	// The activation on a stays live while it waits (as one with other
 	// work in flight does): only the commit feed can tell it of b's
 	// decision.
@@ -115,8 +147,7 @@ func TestDecisionOnAnotherProcessReachesALiveActivation(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
-	a := newEngine(t, live, engineOpts{shared: true, instance: "a"})
-	b := newEngine(t, live, engineOpts{replicaOf: a, instance: "b"})
+	a, b := start(t, live, live, engineOpts{})
 	ctx := context.Background()
 	r, _, err := a.gw.LaunchRun(ctx, host.LaunchInput{Workflow: "wf"})
 	if err != nil {
@@ -129,5 +160,56 @@ func TestDecisionOnAnotherProcessReachesALiveActivation(t *testing.T) {
 	done := a.waitStatus(r.RunID, host.RunFinished)
 	if done.RuntimeOwnerID != "a" {
 		t.Fatalf("the run finished under %q, want its live owner a", done.RuntimeOwnerID)
+	}
+}
+
+func testCronSlotStartsOneRunAcrossProcesses(t *testing.T, start replicas) {
+	a, _ := start(t, oneTask(nil), oneTask(nil), engineOpts{schedule: "* * * * * *", heartbeat: 100 * time.Millisecond})
+	began := time.Now()
+	time.Sleep(3 * time.Second)
+	runs := a.runs()
+	perSlot := map[int64]int{}
+	for _, r := range runs {
+		perSlot[r.CreatedAtMs/1000]++
+	}
+	for slot, n := range perSlot {
+		if n > 1 {
+			t.Errorf("the slot at %d s started %d runs across two processes", slot, n)
+		}
+	}
+	if max := int(time.Since(began)/time.Second) + 2; len(runs) == 0 || len(runs) > max {
+		t.Errorf("%d runs over %v of an every-second schedule on two processes", len(runs), time.Since(began))
+	}
+}
+
+func testTimerFiresOnceAcrossProcesses(t *testing.T, start replicas) {
+	sleeper := func(s *host.Session) {
+		if _, ok := s.Lookup("nap", 0); !ok {
+			if _, err := s.StartTimer("nap", 0, "", s.NowMs()+300); err != nil {
+				return
+			}
+		}
+		if n, _ := s.Lookup("nap", 0); !n.State.Settled() {
+			_, _ = s.Park()
+			return
+		}
+		s.Complete(`"rested"`)
+	}
+	a, b := start(t, sleeper, sleeper, engineOpts{heartbeat: 50 * time.Millisecond})
+	ctx := context.Background()
+	r, _, err := a.gw.LaunchRun(ctx, host.LaunchInput{Workflow: "wf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitStatus(r.RunID, host.RunFinished)
+	evs, _ := a.store.ListEvents(ctx, r.RunID, 0, 0)
+	fired := 0
+	for _, ev := range evs {
+		if ev.Name == host.EventNodeFinished && strings.Contains(string(ev.Payload), `"nodeId":"nap"`) {
+			fired++
+		}
+	}
+	if fired != 1 {
+		t.Fatalf("the timer finished %d times across two processes, want once", fired)
 	}
 }
