@@ -18,6 +18,7 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 	"github.com/smithers-orchestrator/smithers-go/host/sqlite"
 	"github.com/smithers-orchestrator/smithers-go/jsruntime"
+	"github.com/smithers-orchestrator/smithers-go/testkit"
 )
 
 // testModule registers the workflows the API tests drive.
@@ -228,17 +229,10 @@ func (g *testGateway) waitRun(runID string, statuses ...string) map[string]any {
 	return nil
 }
 
-// eventually polls cond until it holds.
+// eventually polls cond until it holds (testkit.Eventually).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testkit.Eventually(t, 15*time.Second, what, cond)
 }
 
 // errorOf returns the error object of a failed frame after checking the

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/smithers-orchestrator/smithers-go/testkit"
 )
 
 const (
@@ -335,23 +337,9 @@ func revokeToken(t *testing.T, store, token string) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the exec copier and readers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// lockedBuffer is a process's output, written by its goroutines and read by
+// the test.
+type lockedBuffer = testkit.Buffer
 
 // lineBuffer collects a process's output as lines.
 type lineBuffer struct {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/smithers-orchestrator/smithers-go/testkit"
 )
 
 // runTimeout bounds how long a run may take to reach an awaited status.
@@ -206,13 +208,7 @@ func assertJSON(t *testing.T, what string, got json.RawMessage, want string) {
 // timeout.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, timeout, what, cond)
 }
 
 // writeModule writes src as gateway.mjs in a new temp dir and returns its

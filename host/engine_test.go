@@ -1,7 +1,6 @@
 package host_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 	"github.com/smithers-orchestrator/smithers-go/host/postgres"
 	"github.com/smithers-orchestrator/smithers-go/host/sqlite"
+	"github.com/smithers-orchestrator/smithers-go/testkit"
 )
 
 // fakeExec is a host.Executor whose workflow is a Go function: it replays
@@ -86,24 +86,7 @@ type engine struct {
 	store   *faultyStore
 	exec    *fakeExec
 	gw      *host.Gateway
-	logs    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	logs    *testkit.Buffer
 }
 
 type engineOpts struct {
@@ -132,7 +115,7 @@ type engineOpts struct {
 func newEngine(t *testing.T, script func(s *host.Session), o engineOpts) *engine {
 	t.Helper()
 	ctx := context.Background()
-	e := &engine{t: t, logs: &syncBuffer{}, commits: &commitFanout{}}
+	e := &engine{t: t, logs: &testkit.Buffer{}, commits: &commitFanout{}}
 	var st host.Store
 	owned := true
 	switch {

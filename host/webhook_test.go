@@ -11,6 +11,7 @@ import (
 
 	"github.com/smithers-orchestrator/smithers-go/host"
 	"github.com/smithers-orchestrator/smithers-go/host/sqlite"
+	"github.com/smithers-orchestrator/smithers-go/testkit"
 )
 
 // TestBlankWebhookSecretRefusesStart: a webhook whose secret is blank (or
@@ -63,7 +64,7 @@ func newWebhookEngine(t *testing.T, clk *clock) *engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &engine{t: t, store: &faultyStore{Store: st}, logs: &syncBuffer{}}
+	e := &engine{t: t, store: &faultyStore{Store: st}, logs: &testkit.Buffer{}}
 	e.exec = &fakeExec{script: oneTask(nil), wfs: []host.WorkflowDef{{Key: "wf", Webhook: &host.WebhookConfig{Secret: "s"}}}}
 	e.gw, err = host.New(host.Config{Store: e.store, Executor: e.exec, InstanceID: "me", Now: clk.now,
 		Logger: slog.New(slog.NewJSONHandler(e.logs, nil))})

@@ -13,6 +13,7 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 	"github.com/smithers-orchestrator/smithers-go/host/sqlite"
 	"github.com/smithers-orchestrator/smithers-go/jsruntime"
+	"github.com/smithers-orchestrator/smithers-go/testkit"
 )
 
 // harness runs a workflow module on the real engine and a temp SQLite store.
@@ -240,17 +241,10 @@ func (h *harness) signal(id, name string, corr *string, payload any) {
 	}
 }
 
-// eventually polls cond until it holds.
+// eventually polls cond until it holds (testkit.Eventually).
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testkit.Eventually(t, 15*time.Second, what, cond)
 }
 
 func jsonEqual(t *testing.T, got any, want string) {

@@ -1,46 +1,17 @@
 package jsruntime_test
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
-	"sync"
 	"testing"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
+	"github.com/smithers-orchestrator/smithers-go/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines() []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // TestLogsCarryRunAndAreMutedDuringReplay: ctx.log.* and console.* reach the
 // gateway's structured log with the run id, and lines of journaled steps are
 // not logged again when the run replays after a restart.
 func TestLogsCarryRunAndAreMutedDuringReplay(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	h := newHarnessOpts(t, `
 export default function (gateway) {
   gateway.register("wf", async (ctx) => {
@@ -59,7 +30,7 @@ export default function (gateway) {
 	}
 	jsonEqual(t, h.output(id), `"ok"`)
 	count := map[string]int{}
-	for _, l := range logs.lines() {
+	for _, l := range logs.JSONLines() {
 		msg, _ := l["msg"].(string)
 		switch msg {
 		case "before approval", "after approval", `console line {"n":2}`:
@@ -88,7 +59,7 @@ export default function (gateway) {
 // workflow and, in a task body, the node id; rejections that are handled,
 // late in the same turn included, are not.
 func TestUnhandledRejectionsAreLogged(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	h := newHarnessOpts(t, `
 export default function (gateway) {
   gateway.register("wf", async (ctx) => {
@@ -109,7 +80,7 @@ export default function (gateway) {
 	jsonEqual(t, h.output(id), `"done"`)
 	want := map[string]string{"Error: lost in workflow": "", "Error: lost in body": "body", "Error: lost after await": "body"}
 	seen := map[string]int{}
-	for _, l := range logs.lines() {
+	for _, l := range logs.JSONLines() {
 		if l["source"] != "unhandledRejection" {
 			continue
 		}

@@ -1,18 +1,16 @@
 package auth
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
+	"github.com/smithers-orchestrator/smithers-go/testkit"
 )
 
 // waitFor polls cond until it holds or timeout passes.
@@ -30,41 +28,8 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// logBuffer is a goroutine-safe log sink.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// count returns how many log lines contain every one of subs.
-func (b *logBuffer) count(subs ...string) int {
-	n := 0
-	for _, line := range strings.Split(b.String(), "\n") {
-		ok := line != ""
-		for _, s := range subs {
-			ok = ok && strings.Contains(line, s)
-		}
-		if ok {
-			n++
-		}
-	}
-	return n
-}
-
-func newTestLogger() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
+func newTestLogger() (*slog.Logger, *testkit.Buffer) {
+	b := &testkit.Buffer{}
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
 

@@ -356,7 +356,7 @@ func TestJWTJWKSURLUnavailableAtStart(t *testing.T) {
 	tok := sign(t, jwt.SigningMethodES256, k.ec, "e1", claims(nil))
 	_, err := a.Authenticate(Credentials{Token: tok})
 	wantUnauthorized(t, err, msgJWTSignature, false)
-	if logs.count("level=ERROR", "JWKS") == 0 {
+	if logs.Count("level=ERROR", "JWKS") == 0 {
 		t.Fatalf("no error logged for an unreachable JWKS:\n%s", logs)
 	}
 	up.Store(true)

@@ -8,12 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smithers-orchestrator/smithers-go/testkit"
 	"github.com/smithers-orchestrator/smithers-go/tokenstore"
 )
 
 const storeNowMs = 1_700_000_000_000
 
-func openTestStore(t *testing.T, path string, clock *fakeClock) (*TokenStore, *logBuffer) {
+func openTestStore(t *testing.T, path string, clock *fakeClock) (*TokenStore, *testkit.Buffer) {
 	t.Helper()
 	logger, logs := newTestLogger()
 	opts := TokenStoreOptions{Logger: logger}
@@ -148,7 +149,7 @@ func TestTokenStoreDeniesAllWhenUnusable(t *testing.T) {
 			if s.Err() == nil || !strings.Contains(s.Err().Error(), tt.reason) {
 				t.Fatalf("Err() = %v, want it to mention %q", s.Err(), tt.reason)
 			}
-			if n := logs.count("level=ERROR", path, strings.ReplaceAll(tt.reason, `"`, `\"`)); n != 1 {
+			if n := logs.Count("level=ERROR", path, strings.ReplaceAll(tt.reason, `"`, `\"`)); n != 1 {
 				t.Fatalf("want one error log line naming the file and %q, got %d in:\n%s", tt.reason, n, logs)
 			}
 			if strings.Contains(logs.String(), `"bad"`) {
@@ -168,7 +169,7 @@ func TestTokenStoreLogsOncePerStateChange(t *testing.T) {
 	for range 5 {
 		s.poll()
 	}
-	if n := logs.count("level=ERROR"); n != 1 {
+	if n := logs.Count("level=ERROR"); n != 1 {
 		t.Fatalf("a missing file was logged %d times, want once:\n%s", n, logs)
 	}
 	gen := s.Generation()
@@ -176,14 +177,14 @@ func TestTokenStoreLogsOncePerStateChange(t *testing.T) {
 	for range 5 {
 		s.poll()
 	}
-	if n := logs.count("level=ERROR"); n != 2 || s.Generation() != gen+1 {
+	if n := logs.Count("level=ERROR"); n != 2 || s.Generation() != gen+1 {
 		t.Fatalf("new failure: %d error lines, generation %d (was %d):\n%s", n, s.Generation(), gen, logs)
 	}
 	writeAtomic(t, path, `{"tokens":{}}`)
 	for range 5 {
 		s.poll()
 	}
-	if s.Err() != nil || logs.count("level=INFO", "recovered") != 1 || s.Generation() != gen+2 {
+	if s.Err() != nil || logs.Count("level=INFO", "recovered") != 1 || s.Generation() != gen+2 {
 		t.Fatalf("recovery: err %v generation %d:\n%s", s.Err(), s.Generation(), logs)
 	}
 }
@@ -262,7 +263,7 @@ func TestTokenStoreRecovers(t *testing.T) {
 				_, err := s.Authenticate(Credentials{Token: "fixed"})
 				return err == nil
 			})
-			if logs.count("recovered") != 1 {
+			if logs.Count("recovered") != 1 {
 				t.Fatalf("no recovery log:\n%s", logs)
 			}
 			// And back to failing closed when the file goes away.

@@ -1,17 +1,16 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
+	"github.com/smithers-orchestrator/smithers-go/testkit"
 )
 
 // feedLog collects what OnCommit receives.
@@ -93,30 +92,12 @@ func killListeners(t *testing.T, s *Store) int {
 	return n
 }
 
-// countingLog is a logger that counts the lines containing a text.
-type countingLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (c *countingLog) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.Write(p)
-}
-
-func (c *countingLog) count(text string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return strings.Count(c.buf.String(), text)
-}
-
 // TestEveryStoreSeesEveryCommit: two stores on one database (two gateway
 // processes) each receive every event either commits, once, in per-run
 // order, also while their listening connections are killed and come back.
 func TestEveryStoreSeesEveryCommit(t *testing.T) {
 	url := pg.Cluster(t).NewDatabase(t)
-	var logA, logB countingLog
+	var logA, logB testkit.Buffer
 	var feedA, feedB feedLog
 	a := openDB(t, url, Options{OnCommit: feedA.onCommit, Logger: slog.New(slog.NewTextHandler(&logA, nil))})
 	b := openDB(t, url, Options{OnCommit: feedB.onCommit, Logger: slog.New(slog.NewTextHandler(&logB, nil))})
@@ -159,7 +140,7 @@ func TestEveryStoreSeesEveryCommit(t *testing.T) {
 	back := func(n int) {
 		t.Helper()
 		waitFor(t, "both listeners to be back", func() bool {
-			return logA.count("listening again") >= n && logB.count("listening again") >= n
+			return logA.Count("listening again") >= n && logB.Count("listening again") >= n
 		})
 	}
 	for i, at := range []int64{60, 200, 350} {
