@@ -131,3 +131,36 @@ func TestUnknownRegisterOptionWarns(t *testing.T) {
 		t.Fatalf("a known option was reported:\n%s", logs.String())
 	}
 }
+
+// TestWebhookSecretFromTheEnvironment: webhook.secretEnv reads the secret
+// from the gateway's environment at start, so it stays out of the module;
+// an unset or blank variable, or both forms at once, stop start-up.
+func TestWebhookSecretFromTheEnvironment(t *testing.T) {
+	env := map[string]string{"GH_SECRET": "s3cret", "BLANK": "  "}
+	load := func(opts string) (*jsruntime.Executor, error) {
+		path := filepath.Join(t.TempDir(), "gateway.mjs")
+		src := "export default function (g) {\n  g.register(\"ci\", async () => 1, { webhook: " + opts + " });\n}\n"
+		if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return jsruntime.Load(jsruntime.Options{ModulePath: path, Logger: testLogger(),
+			LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	}
+	ex, err := load(`{ secretEnv: "GH_SECRET", signal: { name: "push" } }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	if wf := ex.Workflows()[0]; wf.Webhook == nil || wf.Webhook.Secret != "s3cret" {
+		t.Fatalf("webhook %+v, want the secret read from GH_SECRET", wf.Webhook)
+	}
+	for opts, want := range map[string]string{
+		`{ secretEnv: "NOPE", signal: { name: "push" } }`:                 "NOPE, which is not set",
+		`{ secretEnv: "BLANK", signal: { name: "push" } }`:                "BLANK, which is not set",
+		`{ secret: "x", secretEnv: "GH_SECRET", signal: { name: "push" } }`: "both set",
+	} {
+		if _, err := load(opts); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("webhook %s: %v, want an error saying %q", opts, err, want)
+		}
+	}
+}

@@ -230,7 +230,7 @@ func (w *worker) parseRegistration(call goja.FunctionCall) (host.WorkflowDef, go
 		def.VersionPolicy = s
 	}
 	if v := o.Get("webhook"); present(v) {
-		def.Webhook = parseWebhook(rt, v, where)
+		def.Webhook = parseWebhook(rt, v, where, w.ex.lookupEnv)
 	}
 	if v := o.Get("concurrency"); present(v) {
 		def.Concurrency = w.parseConcurrency(v, key, where)
@@ -294,11 +294,27 @@ func validInputPath(p string) bool {
 	return true
 }
 
-func parseWebhook(rt *goja.Runtime, v goja.Value, where func(string) string) *host.WebhookConfig {
+// parseWebhook reads the webhook option. The secret is given as secret (a
+// literal) or secretEnv (the name of an environment variable the gateway
+// reads at start, so the secret stays out of the module's source).
+func parseWebhook(rt *goja.Runtime, v goja.Value, where func(string) string, lookupEnv func(string) (string, bool)) *host.WebhookConfig {
 	o := optionsObject(rt, v, where("webhook"))
 	wh := &host.WebhookConfig{}
 	sub := func(f string) string { return where("webhook." + f) }
 	wh.Secret = optString(rt, o, "secret", sub)
+	if name := optString(rt, o, "secretEnv", sub); name != "" {
+		if wh.Secret != "" {
+			panic(rt.NewTypeError("%s and %s are both set: give the secret one way", sub("secret"), sub("secretEnv")))
+		}
+		if !envNamePattern.MatchString(name) {
+			panic(rt.NewTypeError("%s: %q is not an environment variable name", sub("secretEnv"), name))
+		}
+		secret, ok := lookupEnv(name)
+		if !ok || strings.TrimSpace(secret) == "" {
+			panic(rt.NewTypeError("%s names %s, which is not set in the gateway's environment (or is blank)", sub("secretEnv"), name))
+		}
+		wh.Secret = secret
+	}
 	wh.SignatureHeader = optString(rt, o, "signatureHeader", sub)
 	if pv := o.Get("signaturePrefix"); present(pv) {
 		// Present, even "", overrides the default "sha256=".

@@ -123,8 +123,16 @@ declare module "smithers-orchestrator" {
    * delivered twice.
    */
   export interface WebhookOptions {
-    /** The shared secret the sender signs its deliveries with. Required: a blank secret stops start-up. */
-    secret: string;
+    /**
+     * The shared secret the sender signs its deliveries with. Give it here or with `secretEnv`
+     * (one of the two): a blank secret stops start-up.
+     */
+    secret?: string;
+    /**
+     * The name of an environment variable of the gateway holding the secret, read at start: keeps
+     * the secret out of the module's source. Unset or blank stops start-up, naming it.
+     */
+    secretEnv?: string;
     /** The header carrying the signature (default `"x-hub-signature-256"`, as GitHub sends). */
     signatureHeader?: string;
     /**
