@@ -155,8 +155,8 @@ func TestWebhookSecretFromTheEnvironment(t *testing.T) {
 		t.Fatalf("webhook %+v, want the secret read from GH_SECRET", wf.Webhook)
 	}
 	for opts, want := range map[string]string{
-		`{ secretEnv: "NOPE", signal: { name: "push" } }`:                 "NOPE, which is not set",
-		`{ secretEnv: "BLANK", signal: { name: "push" } }`:                "BLANK, which is not set",
+		`{ secretEnv: "NOPE", signal: { name: "push" } }`:                   "NOPE, which is not set",
+		`{ secretEnv: "BLANK", signal: { name: "push" } }`:                  "BLANK, which is not set",
 		`{ secret: "x", secretEnv: "GH_SECRET", signal: { name: "push" } }`: "both set",
 	} {
 		if _, err := load(opts); err == nil || !strings.Contains(err.Error(), want) {
