@@ -628,7 +628,20 @@ export const runView: View = (root, ctx) => {
     if (f.live) {
       if (f.event === "run.completed") void loadRun();
       else refreshRunSoon();
+      // A run parks (its status becomes waiting-*) in a commit of its own,
+      // just after the wait's events: read the status again until it says
+      // so, rather than show "Running" until the next event.
+      if (typeof p.state === "string" && p.state.startsWith("waiting")) followParking(5);
     }
+  }
+
+  function followParking(tries: number): void {
+    window.setTimeout(async () => {
+      if (disposed || tries <= 0) return;
+      await loadRun();
+      const waiting = [...nodes.values()].some((n) => n.state.startsWith("waiting"));
+      if (run && run.status === "running" && waiting) followParking(tries - 1);
+    }, 400);
   }
 
   function setStreamStatus(s: SocketStatus): void {

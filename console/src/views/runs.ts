@@ -281,7 +281,14 @@ export const runsView: View = (root, ctx) => {
   const offEvents = session.events.on((f) => {
     const runId = f.payload?.runId;
     if (typeof runId !== "string") return;
-    if (!cursor || seen.has(runId)) refresh();
+    if (!cursor || seen.has(runId)) {
+      refresh();
+      // The run's status becomes waiting-* in a commit of its own, after
+      // the wait's events: look once more a little later.
+      if (typeof f.payload?.state === "string" && f.payload.state.startsWith("waiting")) {
+        window.setTimeout(() => !disposed && refresh(), 1500);
+      }
+    }
   });
   const offReconnect = session.reconnected.on(() => refresh());
   void load(true);
