@@ -1,7 +1,3 @@
-// Package bench is the load generator behind `smithers bench`. It speaks
-// the Gateway v1 protocol through api/client, so it measures any gateway,
-// this one or the upstream one: RPC throughput, launch-to-completion
-// throughput, event fan-out latency, and the memory cost of parked runs.
 package bench
 
 import (
@@ -26,9 +22,11 @@ type Options struct {
 	Concurrency int           // concurrent callers (default 32)
 	Workflow    string        // workflow to launch (default "quickstart")
 	Input       json.RawMessage
-	Subscribers int // sockets for the fan-out scenario (default 50)
-	Parked      int // runs to park for the memory scenario (0 skips it)
-	Scenarios   []string
+	Subscribers int // sockets for the fan-out and stream scenarios (default 50)
+	// Rate is the stream scenario's events per second (default 100).
+	Rate      int
+	Parked    int // runs to park for the memory scenario (0 skips it)
+	Scenarios []string
 }
 
 // Result is one row of the report.
@@ -65,6 +63,9 @@ func (o *Options) defaults() {
 	if o.Subscribers <= 0 {
 		o.Subscribers = 50
 	}
+	if o.Rate <= 0 {
+		o.Rate = 100
+	}
 	if len(o.Scenarios) == 0 {
 		o.Scenarios = []string{"rpc", "runs", "fanout"}
 		if o.Parked > 0 {
@@ -78,24 +79,29 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	o.defaults()
 	var out []Result
 	for _, s := range o.Scenarios {
-		var r Result
+		var rs []Result
 		var err error
+		one := func(r Result, e error) { rs, err = []Result{r}, e }
 		switch s {
 		case "rpc":
-			r, err = rpcThroughput(ctx, o)
+			rs, err = rpcThroughput(ctx, o)
 		case "runs":
-			r, err = runThroughput(ctx, o)
+			one(runThroughput(ctx, o))
+		case "launch":
+			one(launchThroughput(ctx, o))
 		case "fanout":
-			r, err = fanout(ctx, o)
+			one(fanout(ctx, o))
+		case "stream":
+			one(streamFanout(ctx, o))
 		case "parked":
-			r, err = parked(ctx, o)
+			one(parked(ctx, o))
 		default:
-			return out, fmt.Errorf("unknown scenario %q (rpc, runs, fanout, parked)", s)
+			return out, fmt.Errorf("unknown scenario %q (rpc, runs, launch, fanout, stream, parked)", s)
 		}
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", s, err)
 		}
-		out = append(out, r)
+		out = append(out, rs...)
 	}
 	return out, nil
 }
@@ -202,23 +208,41 @@ func timed(ctx context.Context, o Options, worker func(ctx context.Context, lat 
 	return nOps.Load(), nErr.Load(), time.Since(start), lat
 }
 
-// rpcThroughput calls getRun over HTTP on one existing run.
-func rpcThroughput(ctx context.Context, o Options) (Result, error) {
+// rpcThroughput measures GET /health, then getRun over HTTP on one
+// existing run, with the same callers on the same gateway: /health is the
+// yardstick (the HTTP stack and nothing else), so the getRun row says what
+// share of it a real read keeps.
+func rpcThroughput(ctx context.Context, o Options) ([]Result, error) {
 	c := client.New(o.URL, o.Token)
 	var launched struct {
 		RunID string `json:"runId"`
 	}
 	if err := c.Call(ctx, "launchRun", map[string]any{"workflow": o.Workflow, "input": o.Input}, &launched); err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	ops, errs, el, lat := timed(ctx, o, func(ctx context.Context, lat *latencies) error {
 		t := time.Now()
-		err := c.Call(ctx, "getRun", map[string]any{"runId": launched.RunID}, nil)
+		_, err := c.Get(ctx, "/health")
 		lat.add(time.Since(t))
 		return err
 	})
 	p50, p99 := lat.percentiles()
-	return Result{Name: fmt.Sprintf("rpc getRun over HTTP (c=%d)", o.Concurrency), Ops: ops, Errors: errs, Elapsed: el, P50: p50, P99: p99, Note: lat.errNote("")}, nil
+	health := Result{Name: fmt.Sprintf("GET /health (c=%d)", o.Concurrency), Ops: ops, Errors: errs, Elapsed: el, P50: p50, P99: p99, Note: lat.errNote("")}
+	params := map[string]any{"runId": launched.RunID}
+	ops, errs, el, lat = timed(ctx, o, func(ctx context.Context, lat *latencies) error {
+		t := time.Now()
+		err := c.Call(ctx, "getRun", params, nil)
+		lat.add(time.Since(t))
+		return err
+	})
+	p50, p99 = lat.percentiles()
+	get := Result{Name: fmt.Sprintf("rpc getRun over HTTP (c=%d)", o.Concurrency), Ops: ops, Errors: errs, Elapsed: el, P50: p50, P99: p99}
+	note := ""
+	if health.Rate() > 0 && health.P99 > 0 {
+		note = fmt.Sprintf("%.0f%% of /health's rate, p99 %.1fx /health's", 100*get.Rate()/health.Rate(), float64(get.P99)/float64(health.P99))
+	}
+	get.Note = lat.errNote(note)
+	return []Result{health, get}, nil
 }
 
 // runThroughput launches runs and drives each to completion: every worker
@@ -470,24 +494,4 @@ func parked(ctx context.Context, o Options) (Result, error) {
 	grow := after - before
 	return Result{Name: fmt.Sprintf("park %d runs", o.Parked), Ops: int64(o.Parked), Elapsed: el,
 		Note: fmt.Sprintf("RSS %.1f MiB -> %.1f MiB (%.0f bytes per parked run)", before/(1<<20), after/(1<<20), grow/float64(o.Parked))}, nil
-}
-
-func residentMemory(ctx context.Context, url string) (float64, error) {
-	c := client.New(url, "")
-	body, err := c.Get(ctx, "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	// This gateway exports the standard process_resident_memory_bytes;
-	// upstream 0.32.0 exports smithers_process_memory_rss_bytes.
-	for _, line := range strings.Split(body, "\n") {
-		for _, name := range []string{"process_resident_memory_bytes ", "smithers_process_memory_rss_bytes "} {
-			if strings.HasPrefix(line, name) {
-				var v float64
-				_, err := fmt.Sscanf(strings.TrimPrefix(line, name), "%g", &v)
-				return v, err
-			}
-		}
-	}
-	return 0, fmt.Errorf("/metrics has no resident memory metric")
 }

@@ -62,3 +62,22 @@ func TestExampleTimer(t *testing.T) {
 		t.Fatalf("output %v: the sleep must have lasted at least delayMs", out)
 	}
 }
+
+// TestExampleBench: the workflows of smithers bench do what bench/doc.go
+// says: one step, ten steps, a run that parks, and a run that settles one
+// wait per tick signal without parking.
+func TestExampleBench(t *testing.T) {
+	h := newHarness(t, exampleSource(t, "bench"))
+	jsonEqual(t, h.output(h.launch("one-task", nil)), `{"ok":true}`)
+	ten := h.launch("ten-tasks", nil)
+	jsonEqual(t, h.output(ten), `{"steps":10}`)
+	if n := len(h.nodes(ten)); n != 10 {
+		t.Fatalf("ten-tasks journaled %d nodes", n)
+	}
+	h.waitStatus(h.launch("park", nil), host.RunWaitingApproval)
+	ticks := h.launch("ticks", map[string]any{"count": 3})
+	for range 3 {
+		h.signal(ticks, "tick", nil, map[string]any{})
+	}
+	jsonEqual(t, h.output(ticks), `{"ticks":3}`)
+}

@@ -36,6 +36,9 @@ type harnessOpts struct {
 	// logs, when set, receives the engine's and the module's log lines as
 	// JSON.
 	logs io.Writer
+	// onCommit, when set, sees every committed batch of events (the
+	// store's commit hook).
+	onCommit func([]host.Event)
 }
 
 func newHarness(t *testing.T, src string) *harness {
@@ -82,7 +85,7 @@ func (h *harness) start() {
 	if err != nil {
 		t.Fatalf("load module: %v", err)
 	}
-	h.store, err = sqlite.Open(ctx, filepath.Join(h.dir, "smithers.db"), sqlite.Options{Logger: log})
+	h.store, err = sqlite.Open(ctx, filepath.Join(h.dir, "smithers.db"), sqlite.Options{Logger: log, OnCommit: h.opts.onCommit})
 	if err != nil {
 		t.Fatal(err)
 	}

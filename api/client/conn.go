@@ -147,12 +147,10 @@ func (c *Conn) readLoop() {
 			c.mu.Unlock()
 			return
 		}
-		var raw map[string]json.RawMessage
-		if json.Unmarshal(data, &raw) != nil {
+		var f frame
+		if json.Unmarshal(data, &f) != nil {
 			continue
 		}
-		var f frame
-		_ = json.Unmarshal(data, &f)
 		switch f.Type {
 		case "res":
 			c.mu.Lock()
@@ -163,7 +161,7 @@ func (c *Conn) readLoop() {
 				ch <- f
 			}
 		case "event":
-			c.events <- Event{Name: f.Event, Payload: raw["payload"], Seq: f.Seq, StateVersion: f.StateVersion, Received: time.Now()}
+			c.events <- Event{Name: f.Event, Payload: f.Payload, Seq: f.Seq, StateVersion: f.StateVersion, Received: time.Now()}
 		}
 	}
 }

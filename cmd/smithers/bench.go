@@ -23,9 +23,10 @@ func runBench(args []string, env func(string) string, stdout, stderr io.Writer) 
 	conc := fs.Int("concurrency", 32, "concurrent callers")
 	workflow := fs.String("workflow", "quickstart", "workflow to launch (approvals it asks for are approved)")
 	input := fs.String("input", `{"name":"bench"}`, "run input (JSON object)")
-	subs := fs.Int("subscribers", 50, "sockets in the fan-out scenario")
+	subs := fs.Int("subscribers", 50, "sockets in the fanout and stream scenarios")
+	rate := fs.Int("rate", 100, "signals per second the stream scenario sends")
 	parked := fs.Int("parked", 0, "runs to park in the memory scenario (0 skips it)")
-	scenarios := fs.String("scenarios", "", "comma-separated: rpc,runs,fanout,parked (default: all that apply)")
+	scenarios := fs.String("scenarios", "", "comma-separated: rpc,runs,launch,fanout,stream,parked (default: rpc,runs,fanout, and parked with --parked)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -34,7 +35,7 @@ func runBench(args []string, env func(string) string, stdout, stderr io.Writer) 
 		return 2
 	}
 	o := bench.Options{URL: *url, Token: *token, Duration: *duration, Concurrency: *conc, Workflow: *workflow,
-		Input: json.RawMessage(*input), Subscribers: *subs, Parked: *parked}
+		Input: json.RawMessage(*input), Subscribers: *subs, Rate: *rate, Parked: *parked}
 	if *scenarios != "" {
 		o.Scenarios = strings.Split(*scenarios, ",")
 	}
