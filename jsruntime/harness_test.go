@@ -139,7 +139,9 @@ func (h *harness) run(id string) host.Run {
 // waitStatus polls until the run has one of the statuses.
 func (h *harness) waitStatus(id string, statuses ...host.RunStatus) host.Run {
 	h.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	// Generous: under -race on a loaded 2-core machine a worker rebuild
+	// (after an interrupted turn) can take seconds.
+	deadline := time.Now().Add(45 * time.Second)
 	var r host.Run
 	for time.Now().Before(deadline) {
 		r = h.run(id)
