@@ -86,15 +86,35 @@ func wireMessage(err error) string {
 	return msg
 }
 
+// resFrame is a response frame. Its fields are in the order of their
+// names, the order in which encoding/json writes a map's keys, so a frame
+// reads the same as when it was one.
+type resFrame struct {
+	APIVersion string `json:"apiVersion"`
+	ID         string `json:"id"`
+	OK         bool   `json:"ok"`
+	Payload    any    `json:"payload"`
+	Type       string `json:"type"`
+}
+
+// errFrame is a failed response frame: it has no payload key.
+type errFrame struct {
+	APIVersion string         `json:"apiVersion"`
+	Error      map[string]any `json:"error"`
+	ID         string         `json:"id"`
+	OK         bool           `json:"ok"`
+	Type       string         `json:"type"`
+}
+
 // errorFrame renders a failed response frame.
-func errorFrame(id string, err error) (map[string]any, string) {
+func errorFrame(id string, err error) (errFrame, string) {
 	obj, code := wireError(err)
-	return map[string]any{"type": "res", "id": id, "ok": false, "apiVersion": "v1", "error": obj}, code
+	return errFrame{APIVersion: "v1", Error: obj, ID: id, Type: "res"}, code
 }
 
 // okFrame renders a successful response frame; payload is always present.
-func okFrame(id string, payload any) map[string]any {
-	return map[string]any{"type": "res", "id": id, "ok": true, "apiVersion": "v1", "payload": payload}
+func okFrame(id string, payload any) resFrame {
+	return resFrame{APIVersion: "v1", ID: id, OK: true, Payload: payload, Type: "res"}
 }
 
 func errInvalidRequest(format string, args ...any) error {

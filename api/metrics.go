@@ -55,6 +55,32 @@ type Metrics struct {
 	// and connect. Any other name a caller sends is labelled unknownMethod,
 	// so that inventing names cannot grow /metrics.
 	methods map[string]bool
+	// The series every request touches, looked up once (WithLabelValues
+	// hashes its labels and takes a lock on every call): per transport
+	// (0 http, 1 ws) the requests received and responses sent, and per
+	// method and transport the call counter and duration.
+	requests  [2]prometheus.Counter
+	responses [2][2]prometheus.Counter // [transport][0 ok, 1 error]
+	authSeen  [2][2]prometheus.Counter // [transport][0 success, 1 failure], of the configured mode
+	authMode  string
+	calls     map[rpcSeries]rpcHandles
+}
+
+// rpcSeries names one method's series on one transport.
+type rpcSeries struct{ method, transport string }
+
+// rpcHandles are the call counter and duration histogram of an rpcSeries.
+type rpcHandles struct {
+	calls    prometheus.Counter
+	duration prometheus.Observer
+}
+
+// transportIndex is the index of a transport in the handle arrays.
+func transportIndex(transport string) int {
+	if transport == "ws" {
+		return 1
+	}
+	return 0
 }
 
 // unknownMethod labels the calls of names that are not gateway methods.
@@ -142,6 +168,24 @@ func NewMetrics(reg *prometheus.Registry, workflows []string) *Metrics {
 		m.rpcCalls.WithLabelValues(method, "ws")
 		m.rpcDuration.WithLabelValues(method, "ws")
 	}
+	// Handles of the hot series. A handle's series appears in /metrics
+	// once it is looked up, so only series that existed before (above) are
+	// taken now; the others are looked up at their first call, as before.
+	for i, t := range []string{"http", "ws"} {
+		m.requests[i] = m.messagesReceived.WithLabelValues(t, "request", "")
+		for j, o := range []string{"ok", "error"} {
+			m.responses[i][j] = m.messagesSent.WithLabelValues(t, "response", o, "", "", "")
+		}
+	}
+	m.calls = map[rpcSeries]rpcHandles{}
+	for _, method := range []string{"launchRun", "getRun", "listRuns", "listWorkflows", "listApprovals", "submitApproval", "submitSignal", "cancelRun", "resumeRun"} {
+		for _, t := range []string{"http", "ws"} {
+			m.calls[rpcSeries{method, t}] = rpcHandles{m.rpcCalls.WithLabelValues(method, t), m.rpcDuration.WithLabelValues(method, t)}
+		}
+	}
+	for _, method := range []string{"connect", "streamRunEvents"} {
+		m.calls[rpcSeries{method, "ws"}] = rpcHandles{m.rpcCalls.WithLabelValues(method, "ws"), m.rpcDuration.WithLabelValues(method, "ws")}
+	}
 	m.errors.WithLabelValues("rpc", "http", "", "", "")
 	for _, wf := range workflows {
 		m.tasksWaiting.WithLabelValues(wf)
@@ -175,9 +219,10 @@ func (m *Metrics) initAuthMode(mode string) {
 	if m == nil {
 		return
 	}
+	m.authMode = mode
 	for _, t := range []string{"ws", "http"} {
-		for _, o := range []string{"success", "failure"} {
-			m.authEvents.WithLabelValues(t, mode, o)
+		for j, o := range []string{"success", "failure"} {
+			m.authSeen[transportIndex(t)][j] = m.authEvents.WithLabelValues(t, mode, o)
 		}
 	}
 }
@@ -303,6 +348,10 @@ func (m *Metrics) received(transport, frameType string) {
 	if m == nil {
 		return
 	}
+	if frameType == "request" && (transport == "http" || transport == "ws") {
+		m.requests[transportIndex(transport)].Inc()
+		return
+	}
 	m.messagesReceived.WithLabelValues(transport, frameType, "").Inc()
 }
 
@@ -323,6 +372,14 @@ func (m *Metrics) sentEvent(name string) {
 
 func (m *Metrics) sent(transport, frameType, outcome, event string) {
 	if m == nil {
+		return
+	}
+	if frameType == "response" && event == "" && (transport == "http" || transport == "ws") && (outcome == "ok" || outcome == "error") {
+		j := 0
+		if outcome == "error" {
+			j = 1
+		}
+		m.responses[transportIndex(transport)][j].Inc()
 		return
 	}
 	m.messagesSent.WithLabelValues(transport, frameType, outcome, event, "", "").Inc()
@@ -372,8 +429,12 @@ func (m *Metrics) rpc(method, transport string, start time.Time, err error) {
 	if !m.methods[method] {
 		method = unknownMethod
 	}
-	m.rpcCalls.WithLabelValues(method, transport).Inc()
-	m.rpcDuration.WithLabelValues(method, transport).Observe(float64(time.Since(start).Microseconds()) / 1000)
+	h, ok := m.calls[rpcSeries{method, transport}]
+	if !ok {
+		h = rpcHandles{m.rpcCalls.WithLabelValues(method, transport), m.rpcDuration.WithLabelValues(method, transport)}
+	}
+	h.calls.Inc()
+	h.duration.Observe(float64(time.Since(start).Microseconds()) / 1000)
 	if err != nil {
 		_, code := wireError(err)
 		m.errors.WithLabelValues("rpc", transport, method, code, "").Inc()
@@ -406,9 +467,13 @@ func (m *Metrics) authEvent(transport, mode string, ok bool) {
 	if m == nil {
 		return
 	}
-	outcome := "failure"
+	outcome, j := "failure", 1
 	if ok {
-		outcome = "success"
+		outcome, j = "success", 0
+	}
+	if m.authMode != "" && mode == m.authMode && (transport == "http" || transport == "ws") {
+		m.authSeen[transportIndex(transport)][j].Inc()
+		return
 	}
 	m.authEvents.WithLabelValues(transport, mode, outcome).Inc()
 }

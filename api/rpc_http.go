@@ -127,8 +127,15 @@ func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 		}
 		return fail(id, err)
 	}
-	b, err := json.Marshal(okFrame(id, payload))
-	if err != nil {
+	var b []byte
+	if a, ok := payload.(jsonAppender); ok {
+		buf := s.frameBufs.Get().(*[]byte)
+		defer s.frameBufs.Put(buf)
+		b = appendOKFrame((*buf)[:0], id, a)
+		if cap(b) <= maxPooledFrame {
+			*buf = b
+		}
+	} else if b, err = json.Marshal(okFrame(id, payload)); err != nil {
 		s.log.Error("rpc response could not be encoded", "method", name, "requestId", requestID, "err", err)
 		return fail(requestID, err)
 	}
@@ -138,6 +145,10 @@ func (s *Server) httpRPC(c echo.Context, seg string, v1 bool) (err error) {
 	s.metrics.sent("http", "response", "ok", "")
 	return err
 }
+
+// maxPooledFrame bounds the encoding buffers kept for reuse: a frame that
+// carried a large output is not kept.
+const maxPooledFrame = 64 << 10
 
 // responseIDIsRequestID reports whether a failed call answers with the
 // request id instead of body.id: upstream throws these errors rather than

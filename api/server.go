@@ -86,6 +86,8 @@ type Server struct {
 	connsMu sync.Mutex
 	conns   map[*wsConn]struct{}
 	console *console // nil when disabled
+	// frameBufs holds *[]byte buffers for encoding HTTP RPC answers.
+	frameBufs sync.Pool
 }
 
 // NewServer builds the API server and its route table.
@@ -116,6 +118,7 @@ func NewServer(cfg Config) *Server {
 		s.hub = stream.NewHub()
 	}
 	s.conns = map[*wsConn]struct{}{}
+	s.frameBufs.New = func() any { b := make([]byte, 0, 2048); return &b }
 	maxConns, maxPending := cfg.MaxConnections, cfg.MaxUnauthenticated
 	if maxConns <= 0 {
 		maxConns = 1000

@@ -57,6 +57,13 @@ func (f *faultyStore) GetRun(ctx context.Context, runID string) (host.Run, bool,
 	return f.Store.GetRun(ctx, runID)
 }
 
+func (f *faultyStore) GetRunView(ctx context.Context, runID string) (host.RunView, bool, error) {
+	if err := f.err(); err != nil {
+		return host.RunView{}, false, fmt.Errorf("get run %s: %w", runID, err)
+	}
+	return f.Store.GetRunView(ctx, runID)
+}
+
 func newFaultyGateway(t *testing.T) (*testGateway, *faultyStore) {
 	t.Helper()
 	var fs *faultyStore

@@ -257,7 +257,7 @@ func (c *wsConn) handle(req wsRequest, ident host.Identity) {
 
 // respond queues a response frame.
 func (c *wsConn) respond(id, method string, payload any, err error) {
-	var frame map[string]any
+	var frame any
 	outcome := "ok"
 	if err != nil {
 		frame, _ = errorFrame(id, err)

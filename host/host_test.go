@@ -9,44 +9,65 @@ import (
 
 func TestComputeRunState(t *testing.T) {
 	now := time.UnixMilli(1_000_000)
-	nodes := []Node{
-		{NodeID: "late", State: NodeWaitingApproval, CreatedAtMs: 900_000},
-		{NodeID: "early", State: NodeWaitingApproval, CreatedAtMs: 800_000},
-		{NodeID: "t2", State: NodeWaitingTimer, FiresAtMs: 2_000_000},
-		{NodeID: "t1", State: NodeWaitingTimer, FiresAtMs: 1_500_000},
-		{NodeID: "ev", State: NodeWaitingEvent, MetaJSON: `{"waitForEvent":{"signalName":"pay","correlationId":"o-1"}}`},
-	}
+	approval := &Node{NodeID: "early", State: NodeWaitingApproval, CreatedAtMs: 800_000}
+	timer := &Node{NodeID: "t1", State: NodeWaitingTimer, FiresAtMs: 1_500_000}
+	event := &Node{NodeID: "ev", State: NodeWaitingEvent, MetaJSON: `{"waitForEvent":{"signalName":"pay","correlationId":"o-1"}}`}
 	for _, tc := range []struct {
 		run       Run
+		waitingOn *Node
 		state     string
 		blockedID string
 		unhealthy bool
 	}{
-		{Run{Status: RunFinished}, "succeeded", "", false},
-		{Run{Status: RunContinued}, "succeeded", "", false},
-		{Run{Status: RunFailed}, "failed", "", false},
-		{Run{Status: RunCancelled}, "cancelled", "", false},
-		{Run{Status: RunWaitingApproval}, "waiting-approval", "early", false},
-		{Run{Status: RunWaitingTimer}, "waiting-timer", "t1", false},
-		{Run{Status: RunWaitingEvent}, "waiting-event", "ev", false},
-		{Run{Status: RunRunning, HeartbeatAtMs: 990_000, RuntimeOwnerID: "me"}, "running", "", false},
-		{Run{Status: RunRunning}, "unknown", "", false},
-		{Run{Status: RunRunning, StartedAtMs: 100, RuntimeOwnerID: "me"}, "stale", "", true},
-		{Run{Status: RunRunning, StartedAtMs: 100}, "orphaned", "", true},
+		{Run{Status: RunFinished}, nil, "succeeded", "", false},
+		{Run{Status: RunContinued}, nil, "succeeded", "", false},
+		{Run{Status: RunFailed}, nil, "failed", "", false},
+		{Run{Status: RunCancelled}, nil, "cancelled", "", false},
+		{Run{Status: RunWaitingApproval}, approval, "waiting-approval", "early", false},
+		{Run{Status: RunWaitingApproval}, nil, "waiting-approval", "", false},
+		// A node in another state blocks nothing.
+		{Run{Status: RunWaitingApproval}, timer, "waiting-approval", "", false},
+		{Run{Status: RunWaitingTimer}, timer, "waiting-timer", "t1", false},
+		{Run{Status: RunWaitingEvent}, event, "waiting-event", "ev", false},
+		{Run{Status: RunRunning, HeartbeatAtMs: 990_000, RuntimeOwnerID: "me"}, nil, "running", "", false},
+		{Run{Status: RunRunning}, nil, "unknown", "", false},
+		{Run{Status: RunRunning, StartedAtMs: 100, RuntimeOwnerID: "me"}, nil, "stale", "", true},
+		{Run{Status: RunRunning, StartedAtMs: 100}, nil, "orphaned", "", true},
 	} {
-		v := ComputeRunState(tc.run, nodes, now)
+		v := ComputeRunState(tc.run, tc.waitingOn, now)
 		if v.State != tc.state {
 			t.Fatalf("%s: state %s, want %s", tc.run.Status, v.State, tc.state)
 		}
-		if got, _ := v.Blocked["nodeId"].(string); got != tc.blockedID {
+		got := ""
+		if v.Blocked != nil {
+			got = v.Blocked.NodeID
+		}
+		if got != tc.blockedID {
 			t.Fatalf("%s: blocked %v, want node %q", tc.run.Status, v.Blocked, tc.blockedID)
 		}
 		if (v.Unhealthy != nil) != tc.unhealthy {
 			t.Fatalf("%s: unhealthy %v", tc.state, v.Unhealthy)
 		}
 	}
-	if v := ComputeRunState(Run{Status: RunWaitingEvent}, nodes, now); v.Blocked["correlationKey"] != "o-1" {
+	if v := ComputeRunState(Run{Status: RunWaitingEvent}, event, now); v.Blocked.CorrelationKey != "o-1" || v.Blocked.Kind != "event" {
 		t.Fatalf("event blocked %v", v.Blocked)
+	}
+	if v := ComputeRunState(Run{Status: RunWaitingTimer}, timer, now); v.Blocked.WakeAt != "1970-01-01T00:25:00.000Z" || v.Blocked.Kind != "timer" {
+		t.Fatalf("timer blocked %v", v.Blocked)
+	}
+}
+
+func TestNodeCountsSummary(t *testing.T) {
+	var c NodeCounts
+	c.Add(NodeFinished, 2)
+	c.Add(NodeWaitingApproval, 1)
+	c.Add(NodeFinished, -1)
+	c.Add(NodeState("unknown"), 5)
+	if got := c.Summary(); len(got) != 2 || got["finished"] != 1 || got["waiting-approval"] != 1 {
+		t.Fatalf("summary %v", got)
+	}
+	if c.Of(NodeFinished) != 1 || c.Of(NodePending) != 0 || len(NodeStates()) != len(c) {
+		t.Fatalf("counts %v", c)
 	}
 }
 

@@ -43,6 +43,70 @@ const (
 	NodeSkipped         NodeState = "skipped"
 )
 
+// NodeStates returns every node state, in the order of NodeCounts.
+func NodeStates() []NodeState {
+	return []NodeState{NodePending, NodeWaitingApproval, NodeWaitingEvent, NodeWaitingTimer, NodeInProgress,
+		NodeFinished, NodeFailed, NodeCancelled, NodeSkipped}
+}
+
+// NodeCounts is how many of a run's nodes are in each state, in the order
+// of NodeStates. The store keeps it on the run's row, changed in the
+// transaction that writes the nodes, so getRun's summary costs no read of
+// the nodes.
+type NodeCounts [9]int
+
+// index is s's position in NodeStates, or -1 for a state it does not know.
+func (s NodeState) index() int {
+	switch s {
+	case NodePending:
+		return 0
+	case NodeWaitingApproval:
+		return 1
+	case NodeWaitingEvent:
+		return 2
+	case NodeWaitingTimer:
+		return 3
+	case NodeInProgress:
+		return 4
+	case NodeFinished:
+		return 5
+	case NodeFailed:
+		return 6
+	case NodeCancelled:
+		return 7
+	case NodeSkipped:
+		return 8
+	}
+	return -1
+}
+
+// Of is the number of nodes in state s.
+func (c NodeCounts) Of(s NodeState) int {
+	if i := s.index(); i >= 0 {
+		return c[i]
+	}
+	return 0
+}
+
+// Add counts delta more nodes in state s (a state NodeStates does not list
+// is not counted).
+func (c *NodeCounts) Add(s NodeState, delta int) {
+	if i := s.index(); i >= 0 {
+		c[i] += delta
+	}
+}
+
+// Summary is getRun's summary: the count of each state that has nodes.
+func (c NodeCounts) Summary() map[string]int {
+	m := make(map[string]int, 4)
+	for i, s := range NodeStates() {
+		if c[i] > 0 {
+			m[string(s)] = c[i]
+		}
+	}
+	return m
+}
+
 // Settled reports whether a node in state s will not change any more.
 func (s NodeState) Settled() bool {
 	return s == NodeFinished || s == NodeFailed || s == NodeCancelled || s == NodeSkipped
@@ -98,6 +162,9 @@ type Run struct {
 	// activation claimed, so a process that lost the run (paused,
 	// partitioned) can never commit a step of it.
 	LeaseEpoch int64
+	// NodeCounts counts the run's nodes by state. The store maintains it
+	// as nodes are put and deleted; InsertRun and UpdateRun ignore it.
+	NodeCounts NodeCounts
 }
 
 // Node is one journal entry, keyed (RunID, NodeID, Iteration).

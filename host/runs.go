@@ -133,31 +133,25 @@ func nullable(s string) any {
 	return s
 }
 
-// RunDetail is a run with what getRun adds: node summary and RunStateView.
+// RunDetail is a run with what getRun adds: its RunStateView (the node
+// summary is Run.NodeCounts).
 type RunDetail struct {
-	Run     Run
-	Summary map[string]int
-	State   RunStateView
+	Run   Run
+	State RunStateView
 }
 
-// GetRun returns the run with its summary and state view, or NOT_FOUND.
+// GetRun returns the run with its summary and state view, or NOT_FOUND:
+// one read of the store (the counts of the summary are kept on the run's
+// row, and only a waiting run's blocking node is read besides).
 func (g *Gateway) GetRun(ctx context.Context, runID string) (RunDetail, error) {
-	r, ok, err := g.store.GetRun(ctx, runID)
+	v, ok, err := g.store.GetRunView(ctx, runID)
 	if err != nil {
 		return RunDetail{}, fmt.Errorf("get run %s: %w", runID, err)
 	}
 	if !ok {
 		return RunDetail{}, Errorf(CodeNotFound, "Run not found: %s", runID)
 	}
-	nodes, err := g.store.ListNodes(ctx, runID)
-	if err != nil {
-		return RunDetail{}, fmt.Errorf("list nodes of %s: %w", runID, err)
-	}
-	summary := map[string]int{}
-	for _, n := range nodes {
-		summary[string(n.State)]++
-	}
-	return RunDetail{Run: r, Summary: summary, State: ComputeRunState(r, nodes, g.now())}, nil
+	return RunDetail{Run: v.Run, State: ComputeRunState(v.Run, v.WaitingOn, g.now())}, nil
 }
 
 // ListRuns returns runs newest first; status "running" also matches

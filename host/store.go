@@ -28,6 +28,9 @@ type Store interface {
 	Update(ctx context.Context, fn func(tx Tx) error) ([]Event, error)
 
 	GetRun(ctx context.Context, runID string) (Run, bool, error)
+	// GetRunView reads a run and, while it waits, the node it waits on, in
+	// one consistent read (getRun's hot path).
+	GetRunView(ctx context.Context, runID string) (RunView, bool, error)
 	// ListRuns returns runs newest first (createdAtMs, then runId).
 	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
 	ListNodes(ctx context.Context, runID string) ([]Node, error)
@@ -141,6 +144,17 @@ type Tx interface {
 	// DeleteWebhookDeliveries deletes up to limit delivery records
 	// received before beforeMs, oldest first, and returns how many.
 	DeleteWebhookDeliveries(beforeMs int64, limit int) (int, error)
+}
+
+// RunView is a run as getRun shows it.
+type RunView struct {
+	Run Run
+	// WaitingOn is nil unless the run's status is waiting-approval,
+	// waiting-event or waiting-timer; then it is the run's first node in
+	// the state of that name (nil if none is): the soonest to fire
+	// (FiresAtMs) for waiting-timer, else the oldest (CreatedAtMs); ties go
+	// to the older node, then the lower node id, then the lower iteration.
+	WaitingOn *Node
 }
 
 // RunFilter selects runs for ListRuns. Zero values select everything;

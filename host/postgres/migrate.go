@@ -180,6 +180,80 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_received ON webhook_deliveries (received_at_ms);
 `,
+	// 2: the count of each run's nodes by state, kept on its row by a
+	// trigger in the transaction that writes the nodes (getRun's summary
+	// reads no node), and the waiting nodes of a run by state (the node a
+	// waiting run waits on, found without reading the others).
+	`
+ALTER TABLE runs
+	ADD COLUMN nodes_pending INTEGER NOT NULL DEFAULT 0,
+	ADD COLUMN nodes_waiting_approval INTEGER NOT NULL DEFAULT 0,
+	ADD COLUMN nodes_waiting_event INTEGER NOT NULL DEFAULT 0,
+	ADD COLUMN nodes_waiting_timer INTEGER NOT NULL DEFAULT 0,
+	ADD COLUMN nodes_in_progress INTEGER NOT NULL DEFAULT 0,
+	ADD COLUMN nodes_finished INTEGER NOT NULL DEFAULT 0,
+	ADD COLUMN nodes_failed INTEGER NOT NULL DEFAULT 0,
+	ADD COLUMN nodes_cancelled INTEGER NOT NULL DEFAULT 0,
+	ADD COLUMN nodes_skipped INTEGER NOT NULL DEFAULT 0;
+UPDATE runs SET
+	nodes_pending = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'pending'),
+	nodes_waiting_approval = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'waiting-approval'),
+	nodes_waiting_event = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'waiting-event'),
+	nodes_waiting_timer = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'waiting-timer'),
+	nodes_in_progress = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'in-progress'),
+	nodes_finished = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'finished'),
+	nodes_failed = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'failed'),
+	nodes_cancelled = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'cancelled'),
+	nodes_skipped = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'skipped');
+CREATE FUNCTION nodes_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP = 'INSERT' THEN
+		UPDATE runs SET
+			nodes_pending = nodes_pending + (NEW.state = 'pending')::int,
+			nodes_waiting_approval = nodes_waiting_approval + (NEW.state = 'waiting-approval')::int,
+			nodes_waiting_event = nodes_waiting_event + (NEW.state = 'waiting-event')::int,
+			nodes_waiting_timer = nodes_waiting_timer + (NEW.state = 'waiting-timer')::int,
+			nodes_in_progress = nodes_in_progress + (NEW.state = 'in-progress')::int,
+			nodes_finished = nodes_finished + (NEW.state = 'finished')::int,
+			nodes_failed = nodes_failed + (NEW.state = 'failed')::int,
+			nodes_cancelled = nodes_cancelled + (NEW.state = 'cancelled')::int,
+			nodes_skipped = nodes_skipped + (NEW.state = 'skipped')::int
+		WHERE run_id = NEW.run_id;
+	ELSIF TG_OP = 'UPDATE' THEN
+		UPDATE runs SET
+			nodes_pending = nodes_pending + (NEW.state = 'pending')::int - (OLD.state = 'pending')::int,
+			nodes_waiting_approval = nodes_waiting_approval + (NEW.state = 'waiting-approval')::int - (OLD.state = 'waiting-approval')::int,
+			nodes_waiting_event = nodes_waiting_event + (NEW.state = 'waiting-event')::int - (OLD.state = 'waiting-event')::int,
+			nodes_waiting_timer = nodes_waiting_timer + (NEW.state = 'waiting-timer')::int - (OLD.state = 'waiting-timer')::int,
+			nodes_in_progress = nodes_in_progress + (NEW.state = 'in-progress')::int - (OLD.state = 'in-progress')::int,
+			nodes_finished = nodes_finished + (NEW.state = 'finished')::int - (OLD.state = 'finished')::int,
+			nodes_failed = nodes_failed + (NEW.state = 'failed')::int - (OLD.state = 'failed')::int,
+			nodes_cancelled = nodes_cancelled + (NEW.state = 'cancelled')::int - (OLD.state = 'cancelled')::int,
+			nodes_skipped = nodes_skipped + (NEW.state = 'skipped')::int - (OLD.state = 'skipped')::int
+		WHERE run_id = NEW.run_id;
+	ELSE
+		UPDATE runs SET
+			nodes_pending = nodes_pending - (OLD.state = 'pending')::int,
+			nodes_waiting_approval = nodes_waiting_approval - (OLD.state = 'waiting-approval')::int,
+			nodes_waiting_event = nodes_waiting_event - (OLD.state = 'waiting-event')::int,
+			nodes_waiting_timer = nodes_waiting_timer - (OLD.state = 'waiting-timer')::int,
+			nodes_in_progress = nodes_in_progress - (OLD.state = 'in-progress')::int,
+			nodes_finished = nodes_finished - (OLD.state = 'finished')::int,
+			nodes_failed = nodes_failed - (OLD.state = 'failed')::int,
+			nodes_cancelled = nodes_cancelled - (OLD.state = 'cancelled')::int,
+			nodes_skipped = nodes_skipped - (OLD.state = 'skipped')::int
+		WHERE run_id = OLD.run_id;
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER nodes_count AFTER INSERT OR DELETE ON nodes
+	FOR EACH ROW EXECUTE FUNCTION nodes_count();
+CREATE TRIGGER nodes_count_state AFTER UPDATE OF state ON nodes
+	FOR EACH ROW WHEN (OLD.state <> NEW.state) EXECUTE FUNCTION nodes_count();
+CREATE INDEX nodes_waiting ON nodes (run_id, state, created_at_ms, node_id, iteration)
+	WHERE state IN ('waiting-approval', 'waiting-event', 'waiting-timer');
+`,
 }
 
 // Advisory lock keys, in the two-int4 form (key, subkey) so that they

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,22 +11,79 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
-const runColumns = `run_id, parent_run_id, workflow_key, workflow_path, workflow_hash, status,
-	created_at_ms, started_at_ms, finished_at_ms, heartbeat_at_ms, runtime_owner_id,
-	cancel_requested_at_ms, error_json, config_json, input_json, output_json, idempotency_key,
-	deadline_at_ms, last_seq, lease_epoch`
+// runColumns are qualified: getRunViewSQL joins nodes.
+const runColumns = `runs.run_id, runs.parent_run_id, runs.workflow_key, runs.workflow_path,
+	runs.workflow_hash, runs.status, runs.created_at_ms, runs.started_at_ms, runs.finished_at_ms,
+	runs.heartbeat_at_ms, runs.runtime_owner_id, runs.cancel_requested_at_ms, runs.error_json,
+	runs.config_json, runs.input_json, runs.output_json, runs.idempotency_key, runs.deadline_at_ms,
+	runs.last_seq, runs.lease_epoch, runs.nodes_pending, runs.nodes_waiting_approval,
+	runs.nodes_waiting_event, runs.nodes_waiting_timer, runs.nodes_in_progress, runs.nodes_finished,
+	runs.nodes_failed, runs.nodes_cancelled, runs.nodes_skipped`
+
+// runDest returns the scan destinations of runColumns in r; the status is
+// scanned into *status.
+func runDest(r *host.Run, status *string) []any {
+	c := &r.NodeCounts
+	return []any{&r.RunID, &r.ParentRunID, &r.WorkflowKey, &r.WorkflowPath, &r.WorkflowHash,
+		status, &r.CreatedAtMs, &r.StartedAtMs, &r.FinishedAtMs, &r.HeartbeatAtMs,
+		&r.RuntimeOwnerID, &r.CancelRequestedAtMs, &r.ErrorJSON, &r.ConfigJSON, &r.InputJSON,
+		&r.OutputJSON, &r.IdempotencyKey, &r.DeadlineAtMs, &r.LastSeq, &r.LeaseEpoch,
+		&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7], &c[8]}
+}
 
 func scanRun(row pgx.Row) (host.Run, error) {
 	var (
 		r      host.Run
 		status string
 	)
-	err := row.Scan(&r.RunID, &r.ParentRunID, &r.WorkflowKey, &r.WorkflowPath, &r.WorkflowHash,
-		&status, &r.CreatedAtMs, &r.StartedAtMs, &r.FinishedAtMs, &r.HeartbeatAtMs,
-		&r.RuntimeOwnerID, &r.CancelRequestedAtMs, &r.ErrorJSON, &r.ConfigJSON, &r.InputJSON,
-		&r.OutputJSON, &r.IdempotencyKey, &r.DeadlineAtMs, &r.LastSeq, &r.LeaseEpoch)
+	err := row.Scan(runDest(&r, &status)...)
 	r.Status = host.RunStatus(status)
 	return r, err
+}
+
+// getRunViewSQL reads a run and the node it waits on in one statement: the
+// run's row, then (all NULL unless the run is waiting) that node, found
+// through the small nodes_waiting index among the run's nodes in the state
+// its status names.
+const getRunViewSQL = `SELECT ` + runColumns + `, w.node_id IS NOT NULL,
+	COALESCE(w.node_id, ''), COALESCE(w.iteration, 0), COALESCE(w.kind, ''), COALESCE(w.state, ''),
+	COALESCE(w.label, ''), COALESCE(w.output_json, ''), COALESCE(w.error_json, ''),
+	COALESCE(w.meta_json, ''), COALESCE(w.attempts, 0), COALESCE(w.created_at_ms, 0),
+	COALESCE(w.updated_at_ms, 0), COALESCE(w.fires_at_ms, 0)
+	FROM runs
+	LEFT JOIN LATERAL (
+		SELECT x.* FROM nodes x
+		WHERE x.run_id = runs.run_id AND x.state = runs.status
+			AND x.state IN ('waiting-approval', 'waiting-event', 'waiting-timer')
+		ORDER BY CASE WHEN x.state = 'waiting-timer' THEN x.fires_at_ms END,
+			x.created_at_ms, x.node_id, x.iteration
+		LIMIT 1) w ON true
+	WHERE runs.run_id = $1`
+
+// GetRunView reads one committed run with the node it waits on.
+func (s *Store) GetRunView(ctx context.Context, runID string) (host.RunView, bool, error) {
+	var (
+		v            host.RunView
+		status       string
+		waiting      bool
+		n            host.Node
+		kind, nstate string
+	)
+	dest := append(runDest(&v.Run, &status), &waiting, &n.NodeID, &n.Iteration, &kind, &nstate, &n.Label,
+		&n.OutputJSON, &n.ErrorJSON, &n.MetaJSON, &n.Attempts, &n.CreatedAtMs, &n.UpdatedAtMs, &n.FiresAtMs)
+	err := s.pool.QueryRow(ctx, getRunViewSQL, runID).Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return host.RunView{}, false, nil
+	}
+	if err != nil {
+		return host.RunView{}, false, fmt.Errorf("get run %s: %w", runID, s.readError(err))
+	}
+	v.Run.Status = host.RunStatus(status)
+	if waiting {
+		n.RunID, n.Kind, n.State = v.Run.RunID, host.NodeKind(kind), host.NodeState(nstate)
+		v.WaitingOn = &n
+	}
+	return v, true, nil
 }
 
 // runArgs are r's columns in the order of insertRunSQL and updateRunSQL

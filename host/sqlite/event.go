@@ -48,6 +48,7 @@ const (
 // next stateVersion, deletes the run's events that fell out of the window,
 // and returns the event. Appending to a run that does not exist is an error.
 func (t *tx) AppendEvent(runID, name string, payload json.RawMessage, atMs int64) (host.Event, error) {
+	t.touch(runID)
 	e := host.Event{RunID: runID, Name: name, Payload: payload, AtMs: atMs}
 	err := t.queryRow(nextSeqSQL, runID).Scan(&e.Seq)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -171,6 +171,72 @@ ALTER TABLE processes ADD COLUMN owner TEXT;
 CREATE INDEX runs_deadline ON runs (deadline_at_ms)
 	WHERE deadline_at_ms > 0 AND status IN ('running', 'waiting-approval', 'waiting-event', 'waiting-timer');
 `,
+	// 6: the count of each run's nodes by state, kept on its row by
+	// triggers in the transaction that writes the nodes (getRun's summary
+	// reads no node), and the waiting nodes of a run by state (the node a
+	// waiting run waits on, found without reading the others).
+	`
+ALTER TABLE runs ADD COLUMN nodes_pending INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN nodes_waiting_approval INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN nodes_waiting_event INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN nodes_waiting_timer INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN nodes_in_progress INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN nodes_finished INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN nodes_failed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN nodes_cancelled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN nodes_skipped INTEGER NOT NULL DEFAULT 0;
+UPDATE runs SET
+	nodes_pending = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'pending'),
+	nodes_waiting_approval = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'waiting-approval'),
+	nodes_waiting_event = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'waiting-event'),
+	nodes_waiting_timer = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'waiting-timer'),
+	nodes_in_progress = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'in-progress'),
+	nodes_finished = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'finished'),
+	nodes_failed = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'failed'),
+	nodes_cancelled = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'cancelled'),
+	nodes_skipped = (SELECT count(*) FROM nodes n WHERE n.run_id = runs.run_id AND n.state = 'skipped');
+CREATE TRIGGER nodes_count_insert AFTER INSERT ON nodes BEGIN
+	UPDATE runs SET
+		nodes_pending = nodes_pending + (NEW.state = 'pending'),
+		nodes_waiting_approval = nodes_waiting_approval + (NEW.state = 'waiting-approval'),
+		nodes_waiting_event = nodes_waiting_event + (NEW.state = 'waiting-event'),
+		nodes_waiting_timer = nodes_waiting_timer + (NEW.state = 'waiting-timer'),
+		nodes_in_progress = nodes_in_progress + (NEW.state = 'in-progress'),
+		nodes_finished = nodes_finished + (NEW.state = 'finished'),
+		nodes_failed = nodes_failed + (NEW.state = 'failed'),
+		nodes_cancelled = nodes_cancelled + (NEW.state = 'cancelled'),
+		nodes_skipped = nodes_skipped + (NEW.state = 'skipped')
+	WHERE run_id = NEW.run_id;
+END;
+CREATE TRIGGER nodes_count_update AFTER UPDATE OF state ON nodes WHEN OLD.state <> NEW.state BEGIN
+	UPDATE runs SET
+		nodes_pending = nodes_pending + (NEW.state = 'pending') - (OLD.state = 'pending'),
+		nodes_waiting_approval = nodes_waiting_approval + (NEW.state = 'waiting-approval') - (OLD.state = 'waiting-approval'),
+		nodes_waiting_event = nodes_waiting_event + (NEW.state = 'waiting-event') - (OLD.state = 'waiting-event'),
+		nodes_waiting_timer = nodes_waiting_timer + (NEW.state = 'waiting-timer') - (OLD.state = 'waiting-timer'),
+		nodes_in_progress = nodes_in_progress + (NEW.state = 'in-progress') - (OLD.state = 'in-progress'),
+		nodes_finished = nodes_finished + (NEW.state = 'finished') - (OLD.state = 'finished'),
+		nodes_failed = nodes_failed + (NEW.state = 'failed') - (OLD.state = 'failed'),
+		nodes_cancelled = nodes_cancelled + (NEW.state = 'cancelled') - (OLD.state = 'cancelled'),
+		nodes_skipped = nodes_skipped + (NEW.state = 'skipped') - (OLD.state = 'skipped')
+	WHERE run_id = NEW.run_id;
+END;
+CREATE TRIGGER nodes_count_delete AFTER DELETE ON nodes BEGIN
+	UPDATE runs SET
+		nodes_pending = nodes_pending - (OLD.state = 'pending'),
+		nodes_waiting_approval = nodes_waiting_approval - (OLD.state = 'waiting-approval'),
+		nodes_waiting_event = nodes_waiting_event - (OLD.state = 'waiting-event'),
+		nodes_waiting_timer = nodes_waiting_timer - (OLD.state = 'waiting-timer'),
+		nodes_in_progress = nodes_in_progress - (OLD.state = 'in-progress'),
+		nodes_finished = nodes_finished - (OLD.state = 'finished'),
+		nodes_failed = nodes_failed - (OLD.state = 'failed'),
+		nodes_cancelled = nodes_cancelled - (OLD.state = 'cancelled'),
+		nodes_skipped = nodes_skipped - (OLD.state = 'skipped')
+	WHERE run_id = OLD.run_id;
+END;
+CREATE INDEX nodes_waiting ON nodes (run_id, state, created_at_ms, node_id, iteration)
+	WHERE state IN ('waiting-approval', 'waiting-event', 'waiting-timer');
+`,
 }
 
 // migrate brings the schema to len(migrations), one transaction per step, on

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"strings"
 	"testing"
+
+	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
 func TestMigrationsRunOnceAndRefuseNewerSchema(t *testing.T) {
@@ -78,5 +80,44 @@ func TestOpenSetsPragmas(t *testing.T) {
 	}
 	if _, err := s.rdb.ExecContext(ctx, "DELETE FROM runs"); err == nil {
 		t.Error("the read pool accepted a write")
+	}
+}
+
+// TestNodeCountsMigrationCountsExistingNodes: a database of schema 5, whose
+// runs already have nodes, gets their counts when migration 6 adds them.
+func TestNodeCountsMigrationCountsExistingNodes(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/old.db"
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, m := range migrations[:5] {
+		if _, err := db.ExecContext(ctx, m); err != nil {
+			t.Fatalf("migration %d: %v", v+1, err)
+		}
+	}
+	for _, q := range []string{
+		"PRAGMA user_version = 5",
+		`INSERT INTO runs (run_id, workflow_key, status, created_at_ms) VALUES ('r1', 'w', 'waiting-approval', 1), ('r2', 'w', 'running', 2)`,
+		`INSERT INTO nodes (run_id, node_id, iteration, kind, state) VALUES
+			('r1', 'a', 0, 'task', 'finished'), ('r1', 'b', 0, 'task', 'finished'), ('r1', 'c', 0, 'approval', 'waiting-approval'),
+			('r2', 'a', 0, 'task', 'in-progress')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s := openAt(t, path, Options{})
+	var want host.NodeCounts
+	want.Add(host.NodeFinished, 2)
+	want.Add(host.NodeWaitingApproval, 1)
+	v, ok, err := s.GetRunView(ctx, "r1")
+	if err != nil || !ok || v.Run.NodeCounts != want || v.WaitingOn == nil || v.WaitingOn.NodeID != "c" {
+		t.Fatalf("r1 after migration: %+v, %v, %v", v, ok, err)
+	}
+	if r, _, _ := s.GetRun(ctx, "r2"); r.NodeCounts.Of(host.NodeInProgress) != 1 || r.NodeCounts.Summary()["in-progress"] != 1 || len(r.NodeCounts.Summary()) != 1 {
+		t.Fatalf("r2 after migration: %v", r.NodeCounts)
 	}
 }

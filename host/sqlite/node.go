@@ -70,6 +70,7 @@ func (t *tx) ListNodes(runID string) ([]host.Node, error) {
 
 // PutNode inserts or overwrites the node. The run must exist.
 func (t *tx) PutNode(n host.Node) error {
+	t.touch(n.RunID)
 	_, err := t.exec(putNodeSQL, n.RunID, n.NodeID, n.Iteration, string(n.Kind), string(n.State),
 		nullString(n.Label), nullString(n.OutputJSON), nullString(n.ErrorJSON),
 		nullString(n.MetaJSON), n.Attempts, nullInt(n.CreatedAtMs), nullInt(n.UpdatedAtMs),
@@ -84,6 +85,7 @@ const deleteNodeSQL = `DELETE FROM nodes WHERE run_id = ? AND node_id = ? AND it
 
 // DeleteNode removes one node; its attempts stay.
 func (t *tx) DeleteNode(runID, nodeID string, iteration int) error {
+	t.touch(runID)
 	if _, err := t.exec(deleteNodeSQL, runID, nodeID, iteration); err != nil {
 		return fmt.Errorf("delete node %s/%s#%d: %w", runID, nodeID, iteration, err)
 	}

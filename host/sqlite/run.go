@@ -2,26 +2,38 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
 
-const runColumns = `run_id, COALESCE(parent_run_id, ''), workflow_key,
-	COALESCE(workflow_path, ''), COALESCE(workflow_hash, ''), status, created_at_ms,
-	COALESCE(started_at_ms, 0), COALESCE(finished_at_ms, 0), COALESCE(heartbeat_at_ms, 0),
-	COALESCE(runtime_owner_id, ''), COALESCE(cancel_requested_at_ms, 0),
-	COALESCE(error_json, ''), COALESCE(config_json, ''), COALESCE(input_json, ''),
-	COALESCE(output_json, ''), COALESCE(idempotency_key, ''), COALESCE(deadline_at_ms, 0),
-	last_seq, lease_epoch`
+// runColumns are qualified: getRunViewSQL joins nodes.
+const runColumns = `runs.run_id, COALESCE(runs.parent_run_id, ''), runs.workflow_key,
+	COALESCE(runs.workflow_path, ''), COALESCE(runs.workflow_hash, ''), runs.status, runs.created_at_ms,
+	COALESCE(runs.started_at_ms, 0), COALESCE(runs.finished_at_ms, 0), COALESCE(runs.heartbeat_at_ms, 0),
+	COALESCE(runs.runtime_owner_id, ''), COALESCE(runs.cancel_requested_at_ms, 0),
+	COALESCE(runs.error_json, ''), COALESCE(runs.config_json, ''), COALESCE(runs.input_json, ''),
+	COALESCE(runs.output_json, ''), COALESCE(runs.idempotency_key, ''), COALESCE(runs.deadline_at_ms, 0),
+	runs.last_seq, runs.lease_epoch, runs.nodes_pending, runs.nodes_waiting_approval, runs.nodes_waiting_event,
+	runs.nodes_waiting_timer, runs.nodes_in_progress, runs.nodes_finished, runs.nodes_failed, runs.nodes_cancelled,
+	runs.nodes_skipped`
+
+// runDest returns the scan destinations of runColumns in r.
+func runDest(r *host.Run) []any {
+	c := &r.NodeCounts
+	return []any{&r.RunID, &r.ParentRunID, &r.WorkflowKey, &r.WorkflowPath, &r.WorkflowHash,
+		&r.Status, &r.CreatedAtMs, &r.StartedAtMs, &r.FinishedAtMs, &r.HeartbeatAtMs,
+		&r.RuntimeOwnerID, &r.CancelRequestedAtMs, &r.ErrorJSON, &r.ConfigJSON, &r.InputJSON,
+		&r.OutputJSON, &r.IdempotencyKey, &r.DeadlineAtMs, &r.LastSeq, &r.LeaseEpoch,
+		&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7], &c[8]}
+}
 
 func scanRun(sc scanner) (host.Run, error) {
 	var r host.Run
-	err := sc.Scan(&r.RunID, &r.ParentRunID, &r.WorkflowKey, &r.WorkflowPath, &r.WorkflowHash,
-		&r.Status, &r.CreatedAtMs, &r.StartedAtMs, &r.FinishedAtMs, &r.HeartbeatAtMs,
-		&r.RuntimeOwnerID, &r.CancelRequestedAtMs, &r.ErrorJSON, &r.ConfigJSON, &r.InputJSON,
-		&r.OutputJSON, &r.IdempotencyKey, &r.DeadlineAtMs, &r.LastSeq, &r.LeaseEpoch)
+	err := sc.Scan(runDest(&r)...)
 	return r, err
 }
 
@@ -69,6 +81,7 @@ func (t *tx) GetRun(runID string) (host.Run, bool, error) {
 // InsertRun creates the run row; a run with the same id, or the same
 // workflow key and idempotency key, is an error. LastSeq starts at 0.
 func (t *tx) InsertRun(r host.Run) error {
+	t.touch(r.RunID)
 	if _, err := t.exec(insertRunSQL, runArgs(r)...); err != nil {
 		return fmt.Errorf("insert run %s: %w", r.RunID, err)
 	}
@@ -78,6 +91,7 @@ func (t *tx) InsertRun(r host.Run) error {
 // UpdateRun overwrites every column of the run except last_seq. Updating a
 // run that does not exist is an error.
 func (t *tx) UpdateRun(r host.Run) error {
+	t.touch(r.RunID)
 	res, err := t.exec(updateRunSQL, runArgs(r)...)
 	if err != nil {
 		return fmt.Errorf("update run %s: %w", r.RunID, err)
@@ -110,6 +124,64 @@ func (s *Store) GetRun(ctx context.Context, runID string) (host.Run, bool, error
 		return r, false, fmt.Errorf("get run %s: %w", runID, err)
 	}
 	return r, ok, nil
+}
+
+// getRunViewSQL reads a run and the node it waits on in one statement: the
+// run's row, then (all NULL unless the run is waiting) that node, found
+// through the small nodes_waiting index among the run's nodes in the state
+// its status names.
+const getRunViewSQL = `SELECT ` + runColumns + `, w.node_id IS NOT NULL,
+	COALESCE(w.node_id, ''), COALESCE(w.iteration, 0), COALESCE(w.kind, ''), COALESCE(w.state, ''),
+	COALESCE(w.label, ''), COALESCE(w.output_json, ''), COALESCE(w.error_json, ''),
+	COALESCE(w.meta_json, ''), COALESCE(w.attempts, 0), COALESCE(w.created_at_ms, 0),
+	COALESCE(w.updated_at_ms, 0), COALESCE(w.fires_at_ms, 0)
+	FROM runs
+	LEFT JOIN nodes w ON w.run_id = runs.run_id
+		AND runs.status IN ('waiting-approval', 'waiting-event', 'waiting-timer')
+		AND (w.node_id, w.iteration) = (
+			SELECT x.node_id, x.iteration FROM nodes x INDEXED BY nodes_waiting
+			WHERE x.run_id = runs.run_id AND x.state = runs.status
+				AND x.state IN ('waiting-approval', 'waiting-event', 'waiting-timer')
+			ORDER BY CASE WHEN x.state = 'waiting-timer' THEN COALESCE(x.fires_at_ms, 0) END,
+				COALESCE(x.created_at_ms, 0), x.node_id, x.iteration
+			LIMIT 1)
+	WHERE runs.run_id = ?`
+
+// GetRunView reads one committed run with the node it waits on, from the
+// view cache when no commit touched the run since it was last read.
+func (s *Store) GetRunView(ctx context.Context, runID string) (host.RunView, bool, error) {
+	v, gen, ok := s.views.get(runID)
+	if ok {
+		return v, true, nil
+	}
+	v, ok, err := s.readRunView(ctx, runID)
+	if ok && err == nil {
+		s.views.put(runID, v, gen)
+	}
+	return v, ok, err
+}
+
+// readRunView is GetRunView's read of the database.
+func (s *Store) readRunView(ctx context.Context, runID string) (host.RunView, bool, error) {
+	var (
+		v       host.RunView
+		waiting bool
+		n       host.Node
+	)
+	dest := append(runDest(&v.Run), &waiting, &n.NodeID, &n.Iteration, &n.Kind, &n.State, &n.Label,
+		&n.OutputJSON, &n.ErrorJSON, &n.MetaJSON, &n.Attempts, &n.CreatedAtMs, &n.UpdatedAtMs, &n.FiresAtMs)
+	err := s.rqueryRow(ctx, getRunViewSQL, runID).Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return host.RunView{}, false, nil
+	}
+	if err != nil {
+		return host.RunView{}, false, fmt.Errorf("get run %s: %w", runID, err)
+	}
+	if waiting {
+		n.RunID = v.Run.RunID
+		v.WaitingOn = &n
+	}
+	return v, true, nil
 }
 
 // ListRuns returns the runs selected by f, newest first (createdAtMs, then
@@ -186,6 +258,7 @@ const (
 // DeleteRun deletes the run; the foreign keys' ON DELETE CASCADE takes its
 // nodes, attempts, approvals, signals, events and values with it.
 func (t *tx) DeleteRun(runID string) (bool, error) {
+	t.touch(runID)
 	if _, err := t.exec(deleteRunProcessesSQL, runID); err != nil {
 		return false, fmt.Errorf("delete processes of run %s: %w", runID, err)
 	}

@@ -76,6 +76,8 @@ type Store struct {
 	// and ListApprovals), so reads skip SQLite's parser.
 	rmu    sync.Mutex
 	rstmts map[string]*sql.Stmt
+	// views caches GetRunView's reads, invalidated by the writer's commits.
+	views viewCache
 
 	// owner is the lock that makes this process the database's only
 	// gateway; health says whether commits can succeed.

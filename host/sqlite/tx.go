@@ -21,7 +21,13 @@ type tx struct {
 	events []host.Event
 	// done is set when the function returned; later calls fail.
 	done bool
+	// touched collects the runs whose row or nodes the function wrote
+	// (shared by the batch), whose cached views the commit invalidates.
+	touched map[string]struct{}
 }
+
+// touch records that the function writes the run's row or nodes.
+func (t *tx) touch(runID string) { t.touched[runID] = struct{}{} }
 
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface {

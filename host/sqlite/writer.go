@@ -133,6 +133,7 @@ func (s *Store) runBatch(batch []*request, res []result) error {
 		return err
 	}
 	var storageErr error
+	touched := map[string]struct{}{}
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			res[i].err = fmt.Errorf("update: %w", err)
@@ -141,7 +142,7 @@ func (s *Store) runBatch(batch []*request, res []result) error {
 		if err := s.wexec("SAVEPOINT fn"); err != nil {
 			return s.abort(res, fmt.Errorf("update: savepoint: %w", err))
 		}
-		t := &tx{s: s}
+		t := &tx{s: s, touched: touched}
 		out := callFn(r.fn, t)
 		t.done = true
 		if out.err != nil || out.panicked {
@@ -172,6 +173,11 @@ func (s *Store) runBatch(batch []*request, res []result) error {
 	}
 	if err := s.wexec("COMMIT"); err != nil {
 		return s.abort(res, fmt.Errorf("update: commit: %w", err))
+	}
+	// Before anyone hears of the commit: a caller or a client told of it
+	// must read what it wrote, not a cached view from before.
+	if len(touched) > 0 {
+		s.views.invalidate(touched)
 	}
 	if s.onCommit != nil {
 		var all []host.Event

@@ -35,6 +35,9 @@ func Run(t *testing.T, open Opener) {
 	}{
 		{"RunRoundTrip", testRunRoundTrip},
 		{"UpdateRunKeepsLastSeq", testUpdateRunKeepsLastSeq},
+		{"NodeCountsFollowTheNodes", testNodeCountsFollowTheNodes},
+		{"GetRunView", testGetRunView},
+		{"GetRunViewSeesEveryCommit", testGetRunViewSeesEveryCommit},
 		{"ListRuns", testListRuns},
 		{"ListRunsPagesThroughEveryRunOnce", testListRunsPagesThroughEveryRunOnce},
 		{"RunByIdempotencyKey", testRunByIdempotencyKey},
