@@ -96,7 +96,15 @@ func (g *Gateway) activate(s *Session) {
 	}
 	if run.CancelRequestedAtMs > 0 {
 		g.release(s)
-		g.finishRun(s.runID, 0, RunCancelled, "", cancelledErrorJSON())
+		g.finishRun(s.runID, finishGuard{}, RunCancelled, "", cancelledErrorJSON())
+		return
+	}
+	if g.ownedElsewhere(run, g.nowMs()) {
+		// Another live process runs it (a decision or timer handled here
+		// woke it): that process hears of the settle through the commit
+		// feed. Nothing to do, and nothing to stamp on its run.
+		g.log.Debug("run is owned by another live gateway process; leaving it to it", "runId", run.RunID, "owner", run.RuntimeOwnerID)
+		g.release(s)
 		return
 	}
 	wf, ok := g.workflows[run.WorkflowKey]
@@ -164,6 +172,14 @@ func (g *Gateway) activate(s *Session) {
 	}
 }
 
+// ownedElsewhere reports whether another live gateway process runs the run:
+// it is running under another owner whose lease is fresh, on a store shared
+// by several processes.
+func (g *Gateway) ownedElsewhere(r Run, now int64) bool {
+	return !g.store.Exclusive() && r.Status == RunRunning && r.RuntimeOwnerID != "" && r.RuntimeOwnerID != g.instance &&
+		now-r.HeartbeatAtMs < g.ownerLease.Milliseconds()
+}
+
 // errOwnedElsewhere: the run is marked running by another gateway process
 // whose heartbeat is fresh; taking it over would run its tasks twice.
 var errOwnedElsewhere = errors.New("run is owned by another live gateway process")
@@ -188,8 +204,7 @@ func (g *Gateway) claim(s *Session, run Run) (Run, error) {
 		if !ok || r.Status.Terminal() {
 			return ErrRunTerminal
 		}
-		if r.Status == RunRunning && r.RuntimeOwnerID != "" && r.RuntimeOwnerID != g.instance &&
-			!g.store.Exclusive() && now-r.HeartbeatAtMs < g.ownerLease.Milliseconds() {
+		if g.ownedElsewhere(r, now) {
 			run = r
 			return errOwnedElsewhere
 		}
@@ -249,11 +264,24 @@ func (g *Gateway) detach(runID string, reason error, then func()) <-chan struct{
 	g.mu.Lock()
 	s := g.active[runID]
 	g.mu.Unlock()
-	if s == nil || !s.markDetaching() {
+	if s == nil {
+		return nil
+	}
+	return g.detachSession(s, reason, then)
+}
+
+// detachSession abandons session s (and no successor activation of its
+// run) and then calls then; nil when s had already ended or the gateway
+// has closed.
+func (g *Gateway) detachSession(s *Session, reason error, then func()) <-chan struct{} {
+	if !g.owned() {
+		return nil
+	}
+	if !s.markDetaching() {
+		g.wg.Done()
 		return nil
 	}
 	done := make(chan struct{})
-	g.wg.Add(1)
 	g.exec.Detach(s, reason, func() {
 		defer g.wg.Done()
 		defer close(done)
@@ -263,19 +291,42 @@ func (g *Gateway) detach(runID string, reason error, then func()) <-chan struct{
 	return done
 }
 
+// owned counts one more piece of work in flight (g.wg) unless the gateway
+// has closed; the caller calls g.wg.Done when it ends. Work started after
+// Close would touch a closed store and executor.
+func (g *Gateway) owned() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.wg.Add(1)
+	return true
+}
+
 // loseLease abandons an activation whose run another process claimed: its
 // JavaScript state is dropped and its in-flight task bodies are aborted,
 // without writing anything (the new owner replays the run).
 func (g *Gateway) loseLease(s *Session) {
-	g.log.Warn("run taken over by another gateway process; dropping this activation", "runId", s.runID)
-	go g.detach(s.runID, Errorf(CodeCancelled, "run taken over by another gateway process"), func() {})
+	if g.detachSession(s, Errorf(CodeCancelled, "run taken over by another gateway process"), func() {}) != nil {
+		g.log.Warn("run taken over by another gateway process; dropping this activation", "runId", s.runID)
+	}
+}
+
+// endFinished abandons a live activation of a run that has ended
+// elsewhere (cancelled, timed out or finished by another process): its task
+// bodies stop at once.
+func (g *Gateway) endFinished(s *Session) {
+	if g.detachSession(s, Errorf(CodeCancelled, "the run ended"), func() {}) != nil {
+		g.log.Info("run ended by another gateway process; stopping its activation here", "runId", s.runID)
+	}
 }
 
 // replayAfresh drops an activation whose journal turned out to be older
 // than the store and activates the run again, from the store's journal.
 func (g *Gateway) replayAfresh(s *Session) {
 	g.log.Warn("a step was already settled in the store; replaying the run from its journal", "runId", s.runID)
-	go g.detach(s.runID, Errorf(CodeCancelled, "replaying from the stored journal"), func() {
+	g.detachSession(s, Errorf(CodeCancelled, "replaying from the stored journal"), func() {
 		s.mu.Lock()
 		s.rewake = true
 		s.mu.Unlock()

@@ -41,7 +41,7 @@ func approvalFlow(gate <-chan struct{}, spec func(s *host.Session) host.Approval
 				return
 			}
 			// Park fails when a decision is on its way: look again.
-			if parked, err := s.Park(); parked || err != nil {
+			if parked, _, err := s.Park(nil); parked || err != nil {
 				return
 			}
 			time.Sleep(time.Millisecond)

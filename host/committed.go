@@ -13,7 +13,7 @@ import (
 // called on the store's commit path.
 func (g *Gateway) Committed(events []Event) {
 	for _, e := range events {
-		if e.Name != EventNodeFinished && e.Name != EventNodeFailed {
+		if e.Name != EventNodeFinished && e.Name != EventNodeFailed && e.Name != EventRunCompleted {
 			continue
 		}
 		g.mu.Lock()
@@ -22,16 +22,24 @@ func (g *Gateway) Committed(events []Event) {
 		if s == nil {
 			continue
 		}
+		if e.Name == EventRunCompleted {
+			// The run ended (a cancel or a timeout handled by another
+			// process, or this activation's own finish, which has ended it
+			// already): nothing of it may keep running here.
+			if !s.isEnded() {
+				g.endFinished(s)
+			}
+			continue
+		}
 		var p struct {
 			NodeID string `json:"nodeId"`
 		}
 		if json.Unmarshal(e.Payload, &p) != nil || p.NodeID == "" {
 			continue
 		}
-		if !s.waitsOn(p.NodeID) {
+		if !s.waitsOn(p.NodeID) || !g.owned() {
 			continue
 		}
-		g.wg.Add(1)
 		go func(runID, nodeID string) {
 			defer g.wg.Done()
 			g.deliverSettled(runID, nodeID)
@@ -40,11 +48,16 @@ func (g *Gateway) Committed(events []Event) {
 }
 
 // waitsOn reports whether the activation's journal holds nodeID as an
-// unsettled wait (approval, signal, timer): the only nodes settled outside
-// the executor.
+// unsettled wait (approval, signal, timer), the only nodes settled outside
+// the executor, or whether the activation has not started yet.
 func (s *Session) waitsOn(nodeID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.started {
+		// Still loading its journal, which may predate this settle: wake
+		// queues the node for the activation when it starts.
+		return true
+	}
 	for k, n := range s.journal {
 		if k.id == nodeID && n.Kind != KindTask && !n.State.Settled() {
 			return true

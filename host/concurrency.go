@@ -342,6 +342,9 @@ func (s *Session) ReleaseTaskSlot() {
 func (s *Session) releaseSlots() {
 	k, limit, ok := s.pool()
 	if !ok {
+		// No pool known (the activation ended before it loaded its run):
+		// it holds nothing, but the queues may still wait for its run.
+		s.g.slots.dropSession(s)
 		return
 	}
 	s.mu.Lock()

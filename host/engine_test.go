@@ -357,7 +357,7 @@ func TestOversizedWorkflowOutputFailsTheRun(t *testing.T) {
 
 func TestSignalRules(t *testing.T) {
 	ctx := context.Background()
-	e := newEngine(t, func(s *host.Session) { _, _ = s.Park() }, engineOpts{maxOutput: 100})
+	e := newEngine(t, func(s *host.Session) { _, _, _ = s.Park(nil) }, engineOpts{maxOutput: 100})
 	now := time.Now().UnixMilli()
 	insertRun(t, e.store, host.Run{RunID: "done", Status: host.RunFinished, CreatedAtMs: now, FinishedAtMs: now})
 	insertRun(t, e.store, host.Run{RunID: "live", Status: host.RunWaitingEvent, CreatedAtMs: now})
@@ -424,7 +424,7 @@ func TestRetentionDeletesOldTerminalRuns(t *testing.T) {
 
 func TestNULInStoredTextIsRefused(t *testing.T) {
 	ctx := context.Background()
-	e := newEngine(t, func(s *host.Session) { _, _ = s.Park() }, engineOpts{})
+	e := newEngine(t, func(s *host.Session) { _, _, _ = s.Park(nil) }, engineOpts{})
 	now := time.Now().UnixMilli()
 	insertRun(t, e.store, host.Run{RunID: "live", Status: host.RunWaitingEvent, CreatedAtMs: now})
 	for name, err := range map[string]error{

@@ -6,16 +6,25 @@ import (
 	"strings"
 )
 
+// finishGuard says when finishRun must leave the run as it is: epoch, when
+// not 0, is the lease epoch of the activation finishing it (a run claimed
+// since, by another process, is not its to finish); deadlineBy, when not
+// 0, finishes the run only if its timeoutMs deadline is set and at or
+// before it (a retry may have moved it).
+type finishGuard struct {
+	epoch      int64
+	deadlineBy int64
+}
+
 // finishRun commits a terminal status for the run (when it is not terminal
 // yet): settles the nodes still unsettled as cancelled, and appends
-// run.completed, the run's last event. epoch, when not 0, is the lease
-// epoch of the activation that finishes the run: if the run has been
-// claimed since (by another process), nothing is written.
-func (g *Gateway) finishRun(runID string, epoch int64, status RunStatus, outputJSON, errJSON string) {
+// run.completed, the run's last event. The guard says when the run must be
+// left as it is (see finishGuard).
+func (g *Gateway) finishRun(runID string, guard finishGuard, status RunStatus, outputJSON, errJSON string) {
 	now := g.nowMs()
 	workflow := ""
 	err := g.updateHeld(runID, nil, func(tx Tx) error {
-		return g.commitFinish(tx, runID, epoch, status, outputJSON, errJSON, now, &workflow)
+		return g.commitFinish(tx, runID, guard, status, outputJSON, errJSON, now, &workflow)
 	})
 	if err != nil {
 		// The run stays "running" without a session; the reconciler
@@ -42,13 +51,17 @@ func (g *Gateway) finishRun(runID string, epoch int64, status RunStatus, outputJ
 }
 
 // commitFinish is finishRun's transaction.
-func (g *Gateway) commitFinish(tx Tx, runID string, epoch int64, status RunStatus, outputJSON, errJSON string, now int64, workflow *string) error {
+func (g *Gateway) commitFinish(tx Tx, runID string, guard finishGuard, status RunStatus, outputJSON, errJSON string, now int64, workflow *string) error {
+	*workflow = ""
 	r, ok, err := tx.GetRun(runID)
 	if err != nil || !ok || r.Status.Terminal() {
 		return err
 	}
-	if epoch != 0 && (r.RuntimeOwnerID != g.instance || r.LeaseEpoch != epoch) {
+	if guard.epoch != 0 && (r.RuntimeOwnerID != g.instance || r.LeaseEpoch != guard.epoch) {
 		return errLeaseLost
+	}
+	if guard.deadlineBy != 0 && (r.DeadlineAtMs == 0 || r.DeadlineAtMs > guard.deadlineBy) {
+		return nil // the deadline moved since the timer fired
 	}
 	*workflow = r.WorkflowKey
 	r.Status = status

@@ -190,7 +190,7 @@ func testTimerFiresOnceAcrossProcesses(t *testing.T, start replicas) {
 			}
 		}
 		if n, _ := s.Lookup("nap", 0); !n.State.Settled() {
-			_, _ = s.Park()
+			_, _, _ = s.Park(nil)
 			return
 		}
 		s.Complete(`"rested"`)

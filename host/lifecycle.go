@@ -170,19 +170,35 @@ func (g *Gateway) refreshLeases() {
 		return
 	}
 	now := g.nowMs()
-	var lost []*Session
+	var lost, ended []*Session
 	err := g.update(context.Background(), func(tx Tx) error {
-		lost = lost[:0]
+		lost, ended = lost[:0], ended[:0]
 		for _, s := range sessions {
+			// Only a started activation has claimed the run; one that has
+			// ended (parked, finished, detached) may already have a
+			// successor, which is not this check's to judge.
+			started, epoch := s.claimed()
+			if !started || s.isEnded() {
+				continue
+			}
 			r, ok, err := tx.GetRun(s.runID)
 			if err != nil {
 				return err
 			}
-			if !ok || r.Status != RunRunning {
+			if !ok || r.Status.Terminal() {
+				ended = append(ended, s)
 				continue
 			}
-			if started, epoch := s.claimed(); r.RuntimeOwnerID != g.instance || (started && r.LeaseEpoch != epoch) {
+			if r.Status != RunRunning {
+				continue
+			}
+			if r.RuntimeOwnerID != g.instance {
 				lost = append(lost, s)
+				continue
+			}
+			if r.LeaseEpoch != epoch {
+				// Claimed again by this process (woken just as this
+				// activation parked): a successor's, not a loss.
 				continue
 			}
 			r.HeartbeatAtMs = now
@@ -198,6 +214,9 @@ func (g *Gateway) refreshLeases() {
 	for _, s := range lost {
 		g.loseLease(s)
 	}
+	for _, s := range ended {
+		g.endFinished(s)
+	}
 }
 
 // reconcile activates "running" runs that no live process is running: a
@@ -206,11 +225,29 @@ func (g *Gateway) refreshLeases() {
 // from the journal is always safe; claim checks the lease again in the
 // transaction that takes the run.
 func (g *Gateway) reconcile() {
-	runs, err := g.store.ListRuns(context.Background(), RunFilter{Statuses: []RunStatus{RunRunning}, Limit: 1000})
-	if err != nil {
-		g.log.Error("reconcile running runs", "err", err)
-		return
+	// Every running run, page by page: an old run whose owner died must be
+	// reached however many newer ones run.
+	f := RunFilter{Statuses: []RunStatus{RunRunning}, Limit: reconcilePageSize}
+	for {
+		runs, err := g.store.ListRuns(context.Background(), f)
+		if err != nil {
+			g.log.Error("reconcile running runs", "err", err)
+			return
+		}
+		g.reconcilePage(runs)
+		if len(runs) < reconcilePageSize {
+			return
+		}
+		last := runs[len(runs)-1]
+		f.After = &RunCursor{CreatedAtMs: last.CreatedAtMs, RunID: last.RunID}
 	}
+}
+
+// reconcilePageSize is how many running runs reconcile reads at a time.
+const reconcilePageSize = 500
+
+// reconcilePage wakes the runs of one page that need it.
+func (g *Gateway) reconcilePage(runs []Run) {
 	now := g.nowMs()
 	for _, r := range runs {
 		if _, ok := g.workflows[r.WorkflowKey]; !ok {
@@ -222,7 +259,7 @@ func (g *Gateway) reconcile() {
 			continue
 		}
 		// Another live process's run is its own.
-		if !g.store.Exclusive() && r.RuntimeOwnerID != g.instance && now-r.HeartbeatAtMs < g.ownerLease.Milliseconds() {
+		if g.ownedElsewhere(r, now) {
 			continue
 		}
 		g.mu.Lock()

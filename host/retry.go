@@ -18,6 +18,7 @@ func (g *Gateway) RetryFailedRun(ctx context.Context, runID string) (string, err
 	var status string
 	var retried Run
 	err := g.update(ctx, func(tx Tx) error {
+		status, retried = "", Run{} // fn may run again after a conflict
 		r, err := getRunTx(tx, runID)
 		if err != nil {
 			return err
@@ -63,6 +64,9 @@ func (g *Gateway) RetryFailedRun(ctx context.Context, runID string) (string, err
 		r.CancelRequestedAtMs = 0
 		r.HeartbeatAtMs = ms
 		r.RuntimeOwnerID = g.instance
+		// A new claim: an activation of the failed run still around
+		// anywhere can commit nothing of the retried one.
+		r.LeaseEpoch++
 		r.WorkflowHash = g.exec.BundleHash()
 		r.DeadlineAtMs = 0
 		if wf.TimeoutMs > 0 {

@@ -55,7 +55,7 @@ func TestRunLifecycleIsLoggedAndRetriesReachTheStream(t *testing.T) {
 			}
 		}
 		if n, _ := s.Lookup("ok", 0); !n.State.Settled() {
-			_, _ = s.Park()
+			_, _, _ = s.Park(nil)
 			return
 		}
 		s.Complete(`"done"`)

@@ -189,7 +189,7 @@ func (g *Gateway) CancelRun(ctx context.Context, runID string) error {
 	if err != nil {
 		return err
 	}
-	finish := func() { g.finishRun(runID, 0, RunCancelled, "", cancelledErrorJSON()) }
+	finish := func() { g.finishRun(runID, finishGuard{}, RunCancelled, "", cancelledErrorJSON()) }
 	done := g.detach(runID, Errorf(CodeCancelled, "Run was cancelled"), finish)
 	if done == nil {
 		finish()
@@ -264,11 +264,18 @@ func (g *Gateway) ResumeRun(ctx context.Context, runID string, force bool) (stri
 // timeoutRun fails a run whose timeoutMs ran out (RUN_TIMEOUT).
 func (g *Gateway) timeoutRun(runID string) {
 	r, ok, err := g.store.GetRun(context.Background(), runID)
-	if err != nil || !ok || r.Status.Terminal() {
+	if err != nil || !ok || r.Status.Terminal() || r.DeadlineAtMs == 0 {
+		return
+	}
+	if now := g.nowMs(); r.DeadlineAtMs > now {
+		// The deadline moved (the run was retried): fire at the new one.
+		g.timers.arm(timerEntry{at: r.DeadlineAtMs, runID: runID, deadline: true})
 		return
 	}
 	errJSON := errorJSON(CodeRunTimeout, "Run exceeded its timeoutMs")
-	finish := func() { g.finishRun(runID, 0, RunFailed, "", errJSON) }
+	// The finishing transaction checks the deadline again: a retry that
+	// moved it meanwhile wins.
+	finish := func() { g.finishRun(runID, finishGuard{deadlineBy: g.nowMs()}, RunFailed, "", errJSON) }
 	if g.detach(runID, Errorf(CodeRunTimeout, "Run exceeded its timeoutMs"), finish) == nil {
 		finish()
 	}

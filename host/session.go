@@ -286,12 +286,12 @@ func (s *Session) Complete(outputJSON string) {
 		return
 	}
 	if len(outputJSON) > s.g.maxOutput {
-		s.g.finishRun(s.runID, s.epoch(), RunFailed, "", errorJSON(CodeOutputTooLarge,
+		s.g.finishRun(s.runID, finishGuard{epoch: s.epoch()}, RunFailed, "", errorJSON(CodeOutputTooLarge,
 			fmt.Sprintf("the workflow's return value is %d bytes of JSON, over the gateway's limit of %d (SMITHERS_GATEWAY_MAX_OUTPUT_BYTES)", len(outputJSON), s.g.maxOutput)))
 		s.g.release(s)
 		return
 	}
-	s.g.finishRun(s.runID, s.epoch(), RunFinished, outputJSON, "")
+	s.g.finishRun(s.runID, finishGuard{epoch: s.epoch()}, RunFinished, outputJSON, "")
 	s.g.release(s)
 }
 
@@ -300,7 +300,7 @@ func (s *Session) Fail(errJSON string) {
 	if !s.endOnce() {
 		return
 	}
-	s.g.finishRun(s.runID, s.epoch(), RunFailed, "", errJSON)
+	s.g.finishRun(s.runID, finishGuard{epoch: s.epoch()}, RunFailed, "", errJSON)
 	s.g.release(s)
 }
 
@@ -314,24 +314,43 @@ func (s *Session) endOnce() bool {
 	return true
 }
 
+// NodeRef names a node of a run's journal.
+type NodeRef struct {
+	NodeID    string
+	Iteration int
+}
+
 // Park ends an activation whose workflow waits only on approvals, signals or
 // timers: the run's status becomes waiting-approval, waiting-event or
-// waiting-timer and it leaves the executor. The status is derived from the
-// nodes in the store inside the park's transaction, so it can never
-// contradict a decision, signal or timer committed just before it (those
-// set the run back to running in their own transaction). Park reports
-// false, and the activation stays live, when no node is waiting any more (a
-// delivery is on its way to the executor).
-func (s *Session) Park() (bool, error) {
-	parked := false
+// waiting-timer and it leaves the executor. awaiting lists the waits the
+// workflow still awaits. The status is derived from the nodes in the store
+// inside the park's transaction, so it can never contradict a decision,
+// signal or timer committed just before it (those set the run back to
+// running in their own transaction).
+//
+// Park does not park, and the activation stays live, when a wait it awaits
+// is already settled in the store (a decision that landed while the park
+// was on its way, here or on another process): those nodes are returned
+// for the executor to deliver, since a delivery may be lost with the
+// activation otherwise. It does not park either when no node is waiting
+// any more (a delivery is on its way).
+func (s *Session) Park(awaiting []NodeRef) (parked bool, settled []Node, err error) {
 	var waitingFor RunStatus
-	err := s.commit(func(tx Tx, r *Run) error {
+	err = s.commit(func(tx Tx, r *Run) error {
+		parked, settled, waitingFor = false, nil, ""
 		nodes, err := tx.ListNodes(s.runID)
 		if err != nil {
 			return err
 		}
+		awaited := make(map[NodeRef]bool, len(awaiting))
+		for _, k := range awaiting {
+			awaited[k] = true
+		}
 		status := RunStatus("")
 		for _, n := range nodes {
+			if awaited[NodeRef{n.NodeID, n.Iteration}] && n.State.Settled() {
+				settled = append(settled, n)
+			}
 			switch {
 			case n.State == NodeWaitingApproval:
 				status = RunWaitingApproval
@@ -341,7 +360,7 @@ func (s *Session) Park() (bool, error) {
 				status = RunWaitingTimer
 			}
 		}
-		if status == "" {
+		if status == "" || len(settled) > 0 {
 			return nil
 		}
 		parked, waitingFor = true, status
@@ -349,16 +368,19 @@ func (s *Session) Park() (bool, error) {
 		return tx.UpdateRun(*r)
 	})
 	if errors.Is(err, ErrRunTerminal) {
-		err, parked = nil, true
+		err, parked, settled = nil, true, nil
 	}
 	if err != nil || !parked {
-		return false, err
+		if err != nil {
+			settled = nil
+		}
+		return false, settled, err
 	}
 	if waitingFor != "" {
 		s.Logger().Info("run parked", "waiting", waitingFor)
 	}
 	s.g.release(s)
-	return true, nil
+	return true, nil, nil
 }
 
 // Rewake asks the engine to activate the run again; the executor calls it

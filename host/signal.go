@@ -41,6 +41,7 @@ func (g *Gateway) SubmitSignal(ctx context.Context, in SignalInput) (Signal, err
 	var sig Signal
 	var settled *Node
 	err := g.update(ctx, func(tx Tx) error {
+		settled = nil // fn may run again after a conflict
 		r, err := getRunTx(tx, in.RunID)
 		if err != nil {
 			return err

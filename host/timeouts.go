@@ -18,6 +18,7 @@ func (g *Gateway) onTimer(e timerEntry) {
 	now := g.nowMs()
 	var settled *Node
 	err := g.update(context.Background(), func(tx Tx) error {
+		settled = nil // fn may run again after a conflict
 		r, ok, err := tx.GetRun(e.runID)
 		if err != nil || !ok || r.Status.Terminal() {
 			return err

@@ -325,14 +325,21 @@ func (a *activation) afterTurn() {
 // journal showed nothing waiting), they are delivered here.
 func (a *activation) park() {
 	a.parking = true
+	// The waits the workflow awaits: Park does not park a run one of them
+	// is already settled for in the store, and hands those back.
+	awaiting := make([]host.NodeRef, 0, len(a.waits))
+	for k := range a.waits {
+		awaiting = append(awaiting, host.NodeRef{NodeID: k.id, Iteration: k.iteration})
+	}
 	var parked bool
+	var settled []host.Node
 	a.commit(func() error {
 		var err error
-		parked, err = a.s.Park()
+		parked, settled, err = a.s.Park(awaiting)
 		return err
 	}, func(err error) {
 		a.parking = false
-		held := a.held
+		held := append(a.held, settled...)
 		a.held = nil
 		if err != nil && !errors.Is(err, host.ErrSessionEnded) && !errors.Is(err, host.ErrRunTerminal) {
 			// Try again in a second (the turn after the delay parks anew)
