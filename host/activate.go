@@ -10,7 +10,13 @@ import (
 // delivered (when n is non-nil); a parked or interrupted run is activated
 // and replays its journal. A wake that meets an activation which is ending
 // (parking, finishing, detaching) is remembered and replayed by release.
-func (g *Gateway) wake(runID string, n *Node) {
+func (g *Gateway) wake(runID string, n *Node) { g.wakeWith(runID, n, nil) }
+
+// wakeNew activates a run this process has just created (its row is fresh,
+// its journal empty), without reading either back from the store.
+func (g *Gateway) wakeNew(run Run) { g.wakeWith(run.RunID, nil, &run) }
+
+func (g *Gateway) wakeWith(runID string, n *Node, fresh *Run) {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -52,6 +58,7 @@ func (g *Gateway) wake(runID string, n *Node) {
 	if n != nil {
 		s.wokenBy = n.NodeID
 	}
+	s.fresh = fresh
 	g.active[runID] = s
 	g.wg.Add(1)
 	g.mu.Unlock()
@@ -86,7 +93,19 @@ func (g *Gateway) release(s *Session) {
 // released instead.
 func (g *Gateway) activate(s *Session) {
 	ctx := context.Background()
-	run, ok, err := g.store.GetRun(ctx, s.runID)
+	var (
+		run Run
+		ok  bool
+		err error
+	)
+	if s.fresh != nil {
+		// Just created here: the row as committed, and no journal yet.
+		// A cancel that lands meanwhile finds this session and detaches
+		// it; its steps' commits check the lease.
+		run, ok = *s.fresh, true
+	} else {
+		run, ok, err = g.store.GetRun(ctx, s.runID)
+	}
 	if err != nil || !ok || run.Status.Terminal() {
 		if err != nil {
 			g.log.Error("activate run: load", "runId", s.runID, "err", err)
@@ -135,9 +154,12 @@ func (g *Gateway) activate(s *Session) {
 	// can commit a step of the run (its epoch is stale), so what is read
 	// is what the replay must follow. Read before, a step the previous
 	// owner finished in between would be run again.
-	nodes, err := g.store.ListNodes(ctx, run.RunID)
-	if err == nil {
-		s.values, err = g.store.ListValues(ctx, run.RunID)
+	var nodes []Node
+	if s.fresh == nil {
+		nodes, err = g.store.ListNodes(ctx, run.RunID)
+		if err == nil {
+			s.values, err = g.store.ListValues(ctx, run.RunID)
+		}
 	}
 	if err != nil {
 		g.log.Error("activate run: load journal", "runId", run.RunID, "err", err)

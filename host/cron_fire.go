@@ -209,7 +209,7 @@ func (g *Gateway) fireCron(cronID string, wf WorkflowDef) (int64, error) {
 		if g.observer != nil {
 			g.observer.CronFired(wf.Key)
 		}
-		g.started(run)
+		g.started(run, true)
 	}
 	return next, nil
 }

@@ -73,8 +73,10 @@ func (g *Gateway) commitFinish(tx Tx, runID string, guard finishGuard, status Ru
 	}
 	// Waits nothing will settle any more (a cancelled or failed run, or
 	// a wait the workflow abandoned, e.g. the loser of a Promise.race)
-	// are closed so that listApprovals no longer offers them.
-	{
+	// are closed so that listApprovals no longer offers them. The run's
+	// node counts say whether there are any, so that a run whose nodes
+	// all settled (most) does not read them.
+	if c := r.NodeCounts; c.Of(NodePending)+c.Of(NodeWaitingApproval)+c.Of(NodeWaitingEvent)+c.Of(NodeWaitingTimer)+c.Of(NodeInProgress) > 0 {
 		nodes, err := tx.ListNodes(runID)
 		if err != nil {
 			return err

@@ -80,7 +80,7 @@ func (g *Gateway) RetryFailedRun(ctx context.Context, runID string) (string, err
 	}
 	if retried.RunID != "" {
 		g.log.Info("retrying a failed run from its failed step", "runId", runID, "workflow", retried.WorkflowKey)
-		g.started(retried)
+		g.started(retried, false)
 	} else if status == ResumeRequested {
 		g.wake(runID, nil)
 	}

@@ -45,7 +45,7 @@ func (g *Gateway) LaunchRun(ctx context.Context, in LaunchInput) (run Run, creat
 		return Run{}, false, err
 	}
 	if created {
-		g.started(run)
+		g.started(run, true)
 	}
 	return run, created, nil
 }
@@ -113,11 +113,16 @@ func (g *Gateway) newRunRow(wf WorkflowDef, in LaunchInput, runID string, now ti
 	return run
 }
 
-// started arms a new run's deadline and activates it, once its row is
-// committed.
-func (g *Gateway) started(run Run) {
+// started arms a run's deadline and activates it, once its row is
+// committed. created says insertLaunch created the run, so its journal is
+// empty and run is its row as committed: the activation need not read them.
+func (g *Gateway) started(run Run, created bool) {
 	if run.DeadlineAtMs > 0 {
 		g.timers.arm(timerEntry{at: run.DeadlineAtMs, runID: run.RunID, deadline: true})
+	}
+	if created {
+		g.wakeNew(run)
+		return
 	}
 	g.wake(run.RunID, nil)
 }

@@ -42,6 +42,9 @@ type Session struct {
 	// slotsClosed: the activation ended; a slot granted late goes back.
 	slotsClosed bool
 	slotPool    *slotKey // the run's concurrency pool, once computed
+	// fresh is the row of a run this process has just created, which
+	// activate uses instead of reading it and its (empty) journal back.
+	fresh *Run
 
 	// Private holds the executor's state for this activation.
 	Private any
@@ -188,23 +191,23 @@ func (s *Session) isEnded() bool {
 	return s.ended
 }
 
-// commit runs fn in one transaction against the run's current row; it fails
-// with ErrSessionEnded after the activation ended and with ErrRunTerminal
-// when the run has finished.
-func (s *Session) commit(fn func(tx Tx, r *Run) error) error {
+// commit runs fn in one transaction, once the run's lease says the step is
+// this activation's to commit; it fails with ErrSessionEnded after the
+// activation ended and with ErrRunTerminal when the run has finished.
+func (s *Session) commit(fn func(tx Tx) error) error {
 	if s.isEnded() {
 		return ErrSessionEnded
 	}
 	idx, vals := s.takeUnsaved()
 	err := s.g.updateHeld(s.runID, s.isEnded, func(tx Tx) error {
-		r, ok, err := tx.GetRun(s.runID)
+		l, ok, err := tx.RunLease(s.runID)
 		if err != nil {
 			return err
 		}
-		if !ok || r.Status.Terminal() {
+		if !ok || l.Status.Terminal() {
 			return ErrRunTerminal
 		}
-		if r.RuntimeOwnerID != s.g.instance || r.LeaseEpoch != s.epoch() {
+		if l.RuntimeOwnerID != s.g.instance || l.LeaseEpoch != s.epoch() {
 			return errLeaseLost
 		}
 		for i, n := range idx {
@@ -212,7 +215,7 @@ func (s *Session) commit(fn func(tx Tx, r *Run) error) error {
 				return err
 			}
 		}
-		return fn(tx, &r)
+		return fn(tx)
 	})
 	if errors.Is(err, errAbandoned) {
 		// Storage stayed unavailable until the activation ended or the
@@ -242,10 +245,10 @@ func (s *Session) commit(fn func(tx Tx, r *Run) error) error {
 
 // commitNode is commit for a step that ends by storing node n; the journal
 // is updated after the commit succeeded.
-func (s *Session) commitNode(fn func(tx Tx, r *Run) (Node, error)) (Node, error) {
+func (s *Session) commitNode(fn func(tx Tx) (Node, error)) (Node, error) {
 	var out Node
-	err := s.commit(func(tx Tx, r *Run) error {
-		n, err := fn(tx, r)
+	err := s.commit(func(tx Tx) error {
+		n, err := fn(tx)
 		out = n
 		return err
 	})
@@ -265,6 +268,16 @@ func (s *Session) commitNode(fn func(tx Tx, r *Run) (Node, error)) (Node, error)
 // createNode stores a new node (or returns the existing one, so a retried
 // step is idempotent) and appends node.pending.
 func (s *Session) createNode(tx Tx, n Node, now int64) (Node, bool, error) {
+	n, created, err := s.newNode(tx, n, now)
+	if err != nil || !created {
+		return n, false, err
+	}
+	return n, true, tx.PutNode(n)
+}
+
+// newNode is createNode without the write of a new node, for a caller that
+// changes the node further in the same transaction and writes it once.
+func (s *Session) newNode(tx Tx, n Node, now int64) (Node, bool, error) {
 	if old, ok, err := tx.GetNode(n.RunID, n.NodeID, n.Iteration); err != nil || ok {
 		return old, false, err
 	}
@@ -276,7 +289,7 @@ func (s *Session) createNode(tx Tx, n Node, now int64) (Node, bool, error) {
 		return n, false, err
 	}
 	n.State = state
-	return n, true, tx.PutNode(n)
+	return n, true, nil
 }
 
 // Complete ends the activation: the run finished with outputJSON as its
@@ -336,7 +349,7 @@ type NodeRef struct {
 // any more (a delivery is on its way).
 func (s *Session) Park(awaiting []NodeRef) (parked bool, settled []Node, err error) {
 	var waitingFor RunStatus
-	err = s.commit(func(tx Tx, r *Run) error {
+	err = s.commit(func(tx Tx) error {
 		parked, settled, waitingFor = false, nil, ""
 		nodes, err := tx.ListNodes(s.runID)
 		if err != nil {
@@ -363,9 +376,13 @@ func (s *Session) Park(awaiting []NodeRef) (parked bool, settled []Node, err err
 		if status == "" || len(settled) > 0 {
 			return nil
 		}
+		r, ok, err := tx.GetRun(s.runID)
+		if err != nil || !ok {
+			return err
+		}
 		parked, waitingFor = true, status
 		r.Status = status
-		return tx.UpdateRun(*r)
+		return tx.UpdateRun(r)
 	})
 	if errors.Is(err, ErrRunTerminal) {
 		err, parked, settled = nil, true, nil

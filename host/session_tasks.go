@@ -5,7 +5,7 @@ import "encoding/json"
 // CreateTask journals a new task node in state pending (node.pending).
 func (s *Session) CreateTask(nodeID string, iteration int, label, metaJSON string) (Node, error) {
 	now := s.g.nowMs()
-	return s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+	return s.commitNode(func(tx Tx) (Node, error) {
 		n, _, err := s.createNode(tx, Node{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Kind: KindTask, State: NodePending, Label: label, MetaJSON: metaJSON}, now)
 		return n, err
 	})
@@ -15,7 +15,7 @@ func (s *Session) CreateTask(nodeID string, iteration int, label, metaJSON strin
 // node in-progress, node.started. It returns the node and attempt number.
 func (s *Session) StartAttempt(nodeID string, iteration int) (Node, int, error) {
 	now := s.g.nowMs()
-	n, err := s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+	n, err := s.commitNode(func(tx Tx) (Node, error) {
 		return s.startAttempt(tx, nodeID, iteration, now)
 	})
 	return n, n.Attempts, err
@@ -26,11 +26,15 @@ func (s *Session) StartAttempt(nodeID string, iteration int) (Node, int, error) 
 // a task that need not wait for a concurrency slot.
 func (s *Session) BeginTask(nodeID string, iteration int, label, metaJSON string) (Node, int, error) {
 	now := s.g.nowMs()
-	n, err := s.commitNode(func(tx Tx, _ *Run) (Node, error) {
-		if _, _, err := s.createNode(tx, Node{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Kind: KindTask, State: NodePending, Label: label, MetaJSON: metaJSON}, now); err != nil {
+	n, err := s.commitNode(func(tx Tx) (Node, error) {
+		// A new node is written once, already started (node.pending,
+		// then node.started); one the journal already has starts its
+		// next attempt.
+		n, _, err := s.newNode(tx, Node{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Kind: KindTask, State: NodePending, Label: label, MetaJSON: metaJSON}, now)
+		if err != nil {
 			return Node{}, err
 		}
-		return s.startAttempt(tx, nodeID, iteration, now)
+		return s.startAttemptOf(tx, n, now)
 	})
 	return n, n.Attempts, err
 }
@@ -43,6 +47,13 @@ func (s *Session) startAttempt(tx Tx, nodeID string, iteration int, now int64) (
 	if !ok {
 		return n, Errorf(CodeNodeNotFound, "node %s not found", nodeID)
 	}
+	return s.startAttemptOf(tx, n, now)
+}
+
+// startAttemptOf starts the next attempt of n, the node as the journal (or
+// this transaction) has it.
+func (s *Session) startAttemptOf(tx Tx, n Node, now int64) (Node, error) {
+	nodeID, iteration := n.NodeID, n.Iteration
 	if n.State.Settled() {
 		// The activation's journal is older than the store: a step that
 		// is settled must never run again.
@@ -78,7 +89,7 @@ func (s *Session) startAttempt(tx Tx, nodeID string, iteration int, now int64) (
 // FinishTask settles the task with its output (node.finished).
 func (s *Session) FinishTask(nodeID string, iteration, attempt int, outputJSON string) (Node, error) {
 	now := s.g.nowMs()
-	return s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+	return s.commitNode(func(tx Tx) (Node, error) {
 		n, ok, err := tx.GetNode(s.runID, nodeID, iteration)
 		if err != nil || !ok || n.State.Settled() {
 			return n, err
@@ -101,7 +112,7 @@ func (s *Session) FinishTask(nodeID string, iteration, attempt int, outputJSON s
 // (node.failed); otherwise it goes back to pending until the next attempt.
 func (s *Session) FailAttempt(nodeID string, iteration, attempt int, errJSON string, final bool) (Node, error) {
 	now := s.g.nowMs()
-	n, err := s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+	n, err := s.commitNode(func(tx Tx) (Node, error) {
 		n, ok, err := tx.GetNode(s.runID, nodeID, iteration)
 		if err != nil || !ok || n.State.Settled() {
 			return n, err
@@ -154,7 +165,7 @@ func (s *Session) settleAttempt(tx Tx, nodeID string, iteration, attempt int, st
 // finished, in one transaction.
 func (s *Session) StaticTask(nodeID string, iteration int, label, metaJSON, outputJSON string) (Node, error) {
 	now := s.g.nowMs()
-	return s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+	return s.commitNode(func(tx Tx) (Node, error) {
 		n, created, err := s.createNode(tx, Node{NodeID: nodeID, Iteration: iteration, Kind: KindTask, State: NodePending, Label: label, MetaJSON: metaJSON}, now)
 		if err != nil || !created {
 			return n, err
@@ -179,7 +190,7 @@ func (s *Session) StaticTask(nodeID string, iteration int, label, metaJSON, outp
 // Emit appends a task.output event with a chunk of a task's output.
 func (s *Session) Emit(nodeID string, text, stream string) error {
 	now := s.g.nowMs()
-	return s.commit(func(tx Tx, _ *Run) error {
+	return s.commit(func(tx Tx) error {
 		return appendEvent(tx, s.runID, EventTaskOutput, taskOutputPayload{RunID: s.runID, NodeID: nodeID, Output: text, Stream: stream}, now)
 	})
 }
@@ -188,7 +199,7 @@ func (s *Session) Emit(nodeID string, text, stream string) error {
 // task.heartbeat.
 func (s *Session) Heartbeat(nodeID string, iteration, attempt int, dataJSON string) error {
 	now := s.g.nowMs()
-	return s.commit(func(tx Tx, _ *Run) error {
+	return s.commit(func(tx Tx) error {
 		a, ok, err := tx.GetAttempt(s.runID, nodeID, iteration, attempt)
 		if err != nil {
 			return err

@@ -26,7 +26,7 @@ type ApprovalMeta struct {
 // settled.
 func (s *Session) RequestApproval(nodeID string, iteration int, spec ApprovalSpec) (Node, error) {
 	now := s.g.nowMs()
-	n, err := s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+	n, err := s.commitNode(func(tx Tx) (Node, error) {
 		n := Node{NodeID: nodeID, Iteration: iteration, Kind: KindApproval, State: NodeWaitingApproval, Label: spec.Label,
 			MetaJSON: string(mustJSON(ApprovalMeta{OnDeny: spec.OnDeny, TimeoutMs: spec.TimeoutMs}))}
 		if spec.TimeoutMs > 0 {
@@ -85,7 +85,7 @@ func (s *Session) WaitForEvent(nodeID string, iteration int, spec EventSpec) (No
 	meta.WaitForEvent.CorrelationID = spec.CorrelationID
 	meta.OnTimeout = spec.OnTimeout
 	meta.TimeoutMs = spec.TimeoutMs
-	n, err := s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+	n, err := s.commitNode(func(tx Tx) (Node, error) {
 		n := Node{NodeID: nodeID, Iteration: iteration, Kind: KindEvent, State: NodeWaitingEvent, Label: spec.Label, MetaJSON: string(mustJSON(meta))}
 		if spec.TimeoutMs > 0 {
 			n.FiresAtMs = now + spec.TimeoutMs
@@ -125,7 +125,7 @@ func consumeSignal(tx Tx, n Node, sig Signal, now int64) (Node, error) {
 // already due finishes at once.
 func (s *Session) StartTimer(nodeID string, iteration int, label string, firesAtMs int64) (Node, error) {
 	now := s.g.nowMs()
-	n, err := s.commitNode(func(tx Tx, _ *Run) (Node, error) {
+	n, err := s.commitNode(func(tx Tx) (Node, error) {
 		n := Node{NodeID: nodeID, Iteration: iteration, Kind: KindTimer, State: NodeWaitingTimer, Label: label,
 			FiresAtMs: firesAtMs, MetaJSON: string(mustJSON(map[string]any{"timer": map[string]any{"firesAtMs": firesAtMs}}))}
 		n, created, err := s.createNode(tx, n, now)

@@ -81,6 +81,10 @@ type Store interface {
 // for storage failures; "not found" is the bool result.
 type Tx interface {
 	GetRun(runID string) (Run, bool, error)
+	// RunLease reads what a step commit checks of its run (status, owner,
+	// lease epoch), as GetRun would and with the same lock, without the
+	// rest of the row.
+	RunLease(runID string) (RunLease, bool, error)
 	InsertRun(r Run) error
 	// DeleteRun deletes the run with everything that belongs to it (nodes,
 	// attempts, approvals, signals, events, values); false if unknown.
@@ -155,6 +159,13 @@ type RunView struct {
 	// (FiresAtMs) for waiting-timer, else the oldest (CreatedAtMs); ties go
 	// to the older node, then the lower node id, then the lower iteration.
 	WaitingOn *Node
+}
+
+// RunLease is the part of a run's row that says who may commit its steps.
+type RunLease struct {
+	Status         RunStatus
+	RuntimeOwnerID string
+	LeaseEpoch     int64
 }
 
 // RunFilter selects runs for ListRuns. Zero values select everything;

@@ -242,7 +242,7 @@ func (g *Gateway) DeliverWebhook(ctx context.Context, in WebhookDelivery) (Webho
 	}
 	if created {
 		g.log.Info("webhook started a run", "workflow", wf.Key, "runId", run.RunID)
-		g.started(run)
+		g.started(run, true)
 	}
 	return res, nil
 }

@@ -7,6 +7,7 @@
 //   smithers bench --scenarios launch --workflow ten-tasks --concurrency 64
 //   smithers bench --scenarios stream --subscribers 1000 --rate 100
 //   smithers bench --scenarios rpc,parked --workflow park
+//   smithers bench --scenarios launch --workflow big-output --concurrency 1
 /** @param {import("smithers-orchestrator").Gateway} gateway */
 export default function register(gateway) {
   // One durable step, then the run completes.
@@ -28,6 +29,15 @@ export default function register(gateway) {
     await ctx.task("before", async () => ({ ok: true }));
     const d = await ctx.approval("gate", { request: { title: "bench" } });
     return { approved: d.approved };
+  });
+
+  // A run whose task returns input.bytes characters (default: just under
+  // the 4 MiB output limit) and whose workflow returns them again: what a
+  // large output costs the gateway's memory.
+  gateway.register("big-output", async (ctx) => {
+    const bytes = Number(ctx.input.bytes ?? 4 * 1024 * 1024 - 64);
+    const text = await ctx.task("big", async () => "x".repeat(bytes));
+    return { length: text.length, text };
   });
 
   // The stream scenario's emitter: waits for input.count "tick" signals in

@@ -279,3 +279,24 @@ func (s *Store) ListExpiredRuns(ctx context.Context, finishedBeforeMs int64, lim
 	}
 	return ids, nil
 }
+
+// runLeaseSQL locks the run as lockRunSQL does.
+const runLeaseSQL = `SELECT status, runtime_owner_id, lease_epoch FROM runs WHERE run_id = $1 FOR NO KEY UPDATE`
+
+// RunLease reads the run's status, owner and lease epoch, and locks the run
+// until the transaction ends, as GetRun does.
+func (t *tx) RunLease(runID string) (host.RunLease, bool, error) {
+	l, ok, err := queryRow(t, func(row pgx.Row) (host.RunLease, error) {
+		var (
+			l      host.RunLease
+			status string
+		)
+		err := row.Scan(&status, &l.RuntimeOwnerID, &l.LeaseEpoch)
+		l.Status = host.RunStatus(status)
+		return l, err
+	}, runLeaseSQL, runID)
+	if err != nil {
+		return l, false, fmt.Errorf("run lease of %s: %w", runID, err)
+	}
+	return l, ok, nil
+}

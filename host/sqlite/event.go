@@ -23,13 +23,17 @@ func scanEvent(sc scanner) (host.Event, error) {
 }
 
 const (
-	// nextSeqSQL moves the run's last_seq; no row means no such run.
-	nextSeqSQL = `UPDATE runs SET last_seq = last_seq + 1 WHERE run_id = ? RETURNING last_seq`
+	// lastSeqSQL reads the run's last_seq; no row means no such run.
+	lastSeqSQL = `SELECT last_seq FROM runs WHERE run_id = ?`
+
+	// setLastSeqSQL writes what the function's AppendEvents moved
+	// last_seq to (tx.flush).
+	setLastSeqSQL = `UPDATE runs SET last_seq = ? WHERE run_id = ?`
 
 	// The AUTOINCREMENT id is the stateVersion: never reused, also after
 	// the rows it numbered were trimmed.
 	insertEventSQL = `INSERT INTO events (run_id, seq, name, payload, at_ms)
-	VALUES (?, ?, ?, ?, ?) RETURNING id`
+	VALUES (?, ?, ?, ?, ?)`
 
 	trimEventsSQL = `DELETE FROM events WHERE run_id = ? AND seq <= ?`
 
@@ -47,23 +51,34 @@ const (
 // AppendEvent persists one event of the run with the run's next seq and the
 // next stateVersion, deletes the run's events that fell out of the window,
 // and returns the event. Appending to a run that does not exist is an error.
+// The run's last_seq is counted in the transaction and written once, when
+// the function returns (flush), however many events it appended.
 func (t *tx) AppendEvent(runID, name string, payload json.RawMessage, atMs int64) (host.Event, error) {
 	t.touch(runID)
 	e := host.Event{RunID: runID, Name: name, Payload: payload, AtMs: atMs}
-	err := t.queryRow(nextSeqSQL, runID).Scan(&e.Seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return host.Event{}, fmt.Errorf("append event %s to %s: no such run", name, runID)
+	last, ok := t.seqs[runID]
+	if !ok {
+		err := t.queryRow(lastSeqSQL, runID).Scan(&last.seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return host.Event{}, fmt.Errorf("append event %s to %s: no such run", name, runID)
+		}
+		if err != nil {
+			return host.Event{}, fmt.Errorf("append event %s to %s: last seq: %w", name, runID, err)
+		}
 	}
-	if err != nil {
-		return host.Event{}, fmt.Errorf("append event %s to %s: next seq: %w", name, runID, err)
-	}
+	e.Seq = last.seq + 1
 	var payloadArg any
 	if payload != nil {
 		payloadArg = string(payload)
 	}
-	if err := t.queryRow(insertEventSQL, runID, e.Seq, name, payloadArg, atMs).Scan(&e.StateVersion); err != nil {
+	res, err := t.exec(insertEventSQL, runID, e.Seq, name, payloadArg, atMs)
+	if err == nil {
+		e.StateVersion, err = res.LastInsertId()
+	}
+	if err != nil {
 		return host.Event{}, fmt.Errorf("append event %s to %s: insert: %w", name, runID, err)
 	}
+	t.seqs[runID] = seqState{seq: e.Seq, dirty: true}
 	if e.Seq > t.s.window {
 		if _, err := t.exec(trimEventsSQL, runID, e.Seq-t.s.window); err != nil {
 			return host.Event{}, fmt.Errorf("append event %s to %s: trim window: %w", name, runID, err)

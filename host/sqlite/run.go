@@ -75,6 +75,9 @@ func (t *tx) GetRun(runID string) (host.Run, bool, error) {
 	if err != nil {
 		return r, false, fmt.Errorf("get run %s: %w", runID, err)
 	}
+	if ok {
+		r = t.sawRun(r)
+	}
 	return r, ok, nil
 }
 
@@ -113,6 +116,9 @@ func (t *tx) RunByIdempotencyKey(workflowKey, key string) (host.Run, bool, error
 	r, ok, err := getOne(t.queryRow(runByIdempotencySQL, workflowKey, key), scanRun)
 	if err != nil {
 		return r, false, fmt.Errorf("run by idempotency key %s/%s: %w", workflowKey, key, err)
+	}
+	if ok {
+		r = t.sawRun(r)
 	}
 	return r, ok, nil
 }
@@ -259,6 +265,7 @@ const (
 // nodes, attempts, approvals, signals, events and values with it.
 func (t *tx) DeleteRun(runID string) (bool, error) {
 	t.touch(runID)
+	delete(t.seqs, runID)
 	if _, err := t.exec(deleteRunProcessesSQL, runID); err != nil {
 		return false, fmt.Errorf("delete processes of run %s: %w", runID, err)
 	}
@@ -293,4 +300,19 @@ func (s *Store) ListExpiredRuns(ctx context.Context, finishedBeforeMs int64, lim
 		return nil, fmt.Errorf("list expired runs: %w", err)
 	}
 	return ids, nil
+}
+
+const runLeaseSQL = `SELECT status, COALESCE(runtime_owner_id, ''), lease_epoch FROM runs WHERE run_id = ?`
+
+// RunLease reads the run's status, owner and lease epoch.
+func (t *tx) RunLease(runID string) (host.RunLease, bool, error) {
+	var l host.RunLease
+	err := t.queryRow(runLeaseSQL, runID).Scan(&l.Status, &l.RuntimeOwnerID, &l.LeaseEpoch)
+	if errors.Is(err, sql.ErrNoRows) {
+		return host.RunLease{}, false, nil
+	}
+	if err != nil {
+		return host.RunLease{}, false, fmt.Errorf("run lease of %s: %w", runID, err)
+	}
+	return l, true, nil
 }

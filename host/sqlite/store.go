@@ -187,6 +187,13 @@ func (s *Store) Health() error {
 // the same pragmas when it is opened. synchronous=NORMAL in WAL mode never
 // corrupts the database and loses nothing on a process crash, but a power
 // loss may lose the last commits; FULL syncs the WAL at every commit.
+// temp_store=MEMORY keeps the statement journals of the writer's
+// savepoints (what rolls one function of a batch back) in memory instead of
+// temporary files: they are never needed after a crash. A checkpoint
+// every 4000 pages (16 MiB of WAL) rather than SQLite's 1000 writes a page
+// that many commits changed once instead of several times, and syncs the
+// database file a quarter as often; on the commit path, since the
+// connection that crosses the threshold runs it.
 func dsn(path string, readOnly, syncFull bool) string {
 	sync := "NORMAL"
 	if syncFull {
@@ -197,6 +204,8 @@ func dsn(path string, readOnly, syncFull bool) string {
 		"_pragma=journal_mode(WAL)",
 		"_pragma=synchronous(" + sync + ")",
 		"_pragma=foreign_keys(1)",
+		"_pragma=temp_store(MEMORY)",
+		"_pragma=wal_autocheckpoint(4000)",
 	}
 	if readOnly {
 		q = append(q, "_pragma=query_only(1)")

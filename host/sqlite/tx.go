@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
@@ -24,6 +25,41 @@ type tx struct {
 	// touched collects the runs whose row or nodes the function wrote
 	// (shared by the batch), whose cached views the commit invalidates.
 	touched map[string]struct{}
+	// seqs holds the last_seq of the runs the function read or appended
+	// events to; dirty ones are written by flush.
+	seqs map[string]seqState
+}
+
+// seqState is a run's last_seq as the function sees it.
+type seqState struct {
+	seq   int64
+	dirty bool // moved by AppendEvent, not yet written
+}
+
+// sawRun records the last_seq of a run read from its row, and returns the
+// row with the last_seq the function's own appends moved it to.
+func (t *tx) sawRun(r host.Run) host.Run {
+	if st, ok := t.seqs[r.RunID]; ok {
+		r.LastSeq = st.seq
+		return r
+	}
+	t.seqs[r.RunID] = seqState{seq: r.LastSeq}
+	return r
+}
+
+// flush writes the last_seq of every run the function appended events to.
+// The writer calls it when the function returned without error, inside
+// its savepoint.
+func (t *tx) flush() error {
+	for runID, st := range t.seqs {
+		if !st.dirty {
+			continue
+		}
+		if _, err := t.exec(setLastSeqSQL, st.seq, runID); err != nil {
+			return fmt.Errorf("set last seq of %s: %w", runID, err)
+		}
+	}
+	return nil
 }
 
 // touch records that the function writes the run's row or nodes.

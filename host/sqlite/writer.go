@@ -142,8 +142,11 @@ func (s *Store) runBatch(batch []*request, res []result) error {
 		if err := s.wexec("SAVEPOINT fn"); err != nil {
 			return s.abort(res, fmt.Errorf("update: savepoint: %w", err))
 		}
-		t := &tx{s: s, touched: touched}
+		t := &tx{s: s, touched: touched, seqs: map[string]seqState{}}
 		out := callFn(r.fn, t)
+		if out.err == nil && !out.panicked {
+			out.err = t.flush()
+		}
 		t.done = true
 		if out.err != nil || out.panicked {
 			res[i] = out

@@ -42,6 +42,11 @@ func testRunRoundTrip(t *testing.T, open Opener) {
 					t.Errorf("tx.GetRun = %v, %v", ok, err)
 				}
 				inTx = r
+				l, ok, err := tx.RunLease(tt.run.RunID)
+				want := host.RunLease{Status: tt.run.Status, RuntimeOwnerID: tt.run.RuntimeOwnerID, LeaseEpoch: tt.run.LeaseEpoch}
+				if err != nil || !ok || l != want {
+					t.Errorf("tx.RunLease = %+v, %v, %v; want %+v", l, ok, err, want)
+				}
 				return nil
 			})
 			got, ok, err := s.GetRun(ctx, tt.run.RunID)
@@ -62,6 +67,9 @@ func testRunRoundTrip(t *testing.T, open Opener) {
 	update(t, s, func(tx host.Tx) error {
 		if _, ok, err := tx.GetRun("missing"); ok || err != nil {
 			t.Errorf("tx.GetRun(missing) = %v, %v; want false, nil", ok, err)
+		}
+		if _, ok, err := tx.RunLease("missing"); ok || err != nil {
+			t.Errorf("tx.RunLease(missing) = %v, %v; want false, nil", ok, err)
 		}
 		return nil
 	})
