@@ -63,17 +63,19 @@ func (g *Gateway) insertLaunch(tx Tx, wf WorkflowDef, in LaunchInput, now time.T
 	}
 	runID := in.RunID
 	if runID == "" {
+		// A fresh random id names no run: nothing to look up.
 		runID = uuid.NewString()
-	}
-	r, ok, err := tx.GetRun(runID)
-	if err != nil {
-		return Run{}, false, err
-	}
-	if ok {
-		if r.WorkflowKey != wf.Key {
-			return Run{}, false, Errorf(CodeBusy, "Run %s already exists for workflow %s", runID, r.WorkflowKey)
+	} else {
+		r, ok, err := tx.GetRun(runID)
+		if err != nil {
+			return Run{}, false, err
 		}
-		return r, false, nil
+		if ok {
+			if r.WorkflowKey != wf.Key {
+				return Run{}, false, Errorf(CodeBusy, "Run %s already exists for workflow %s", runID, r.WorkflowKey)
+			}
+			return r, false, nil
+		}
 	}
 	run := g.newRunRow(wf, in, runID, now)
 	return run, true, tx.InsertRun(run)
