@@ -475,21 +475,70 @@ func (c *wsConn) credentialsRevoked() (string, bool) {
 	return "token no longer valid", true
 }
 
+// Encodings of a committed event shared by every socket it is written to
+// (stream.Queued.Encoded).
+const (
+	encBroadcast = iota // broadcastHead
+	encRunEvent         // runEventTail
+)
+
 // deliver writes a committed event: as a broadcast when the filter passes,
 // and as run.event on every stream of its run that has not seen it yet.
-func (c *wsConn) deliver(e host.Event) {
+// What every socket writes alike is encoded once (frames differ only in
+// the socket's seq and its streams' ids).
+func (c *wsConn) deliver(e *stream.Queued) {
 	c.mu.Lock()
 	broadcast := c.ident != nil && c.passesFilterLocked(e.RunID)
 	c.mu.Unlock()
 	if broadcast {
-		c.event(e.Name, e.Payload, e.StateVersion)
+		c.connSeq++
+		b := append(c.frameBuf[:0], e.Encoded(encBroadcast, broadcastHead)...)
+		c.writeRaw(frameTail(b, c.connSeq, e.StateVersion))
+		c.s.metrics.sentEvent(e.Name)
 	}
 	for _, st := range c.streams {
 		if st.runID == e.RunID && e.Seq > st.lastSeq {
 			st.lastSeq = e.Seq
-			c.event("run.event", runEventPayload(st, e), e.StateVersion)
+			c.connSeq++
+			b := append(c.frameBuf[:0], `{"type":"event","event":"run.event","payload":{"streamId":`...)
+			b = strconv.AppendQuote(b, st.id)
+			b = append(b, e.Encoded(encRunEvent, runEventTail)...)
+			c.writeRaw(frameTail(b, c.connSeq, e.StateVersion))
+			c.s.metrics.sentEvent("run.event")
 		}
 	}
+}
+
+// broadcastHead is what an event's broadcast frame (eventFrame) has before
+// the socket's seq: {"type":"event","event":name,"payload":payload,"seq":
+func broadcastHead(e host.Event) []byte {
+	b := make([]byte, 0, len(e.Payload)+len(e.Name)+48)
+	b = append(b, `{"type":"event","event":`...)
+	b = strconv.AppendQuote(b, e.Name)
+	b = append(b, `,"payload":`...)
+	if len(e.Payload) == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, e.Payload...)
+	}
+	return append(b, `,"seq":`...)
+}
+
+// runEventTail is the RunEvent record of a run.event frame
+// (runEventPayload) after its streamId, then the frame's "seq" key.
+func runEventTail(e host.Event) []byte {
+	b := runEventPayload(&runStream{}, e)
+	b = b[len(`{"streamId":""`):]
+	return append(b, `,"seq":`...)
+}
+
+// frameTail ends an event frame begun up to its "seq" key: the socket's
+// seq, the stateVersion and the apiVersion (eventFrame's order).
+func frameTail(b []byte, seq, stateVersion int64) []byte {
+	b = strconv.AppendInt(b, seq, 10)
+	b = append(b, `,"stateVersion":`...)
+	b = strconv.AppendInt(b, stateVersion, 10)
+	return append(b, `,"apiVersion":"v1"}`...)
 }
 
 // runEventPayload encodes the RunEvent record of a run.event frame:

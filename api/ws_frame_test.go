@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -45,4 +47,26 @@ func FuzzDecodeFrame(f *testing.F) {
 			t.Fatalf("error without a code: %v", err)
 		}
 	})
+}
+
+// TestSharedEventEncodings: the frames assembled from the encodings shared
+// by every socket (a broadcast's head, a run event's tail) are the frames
+// eventFrame writes for one socket.
+func TestSharedEventEncodings(t *testing.T) {
+	for _, e := range []host.Event{
+		{RunID: "r-1", Seq: 7, StateVersion: 42, Name: "node.finished", Payload: json.RawMessage(`{"runId":"r-1","nodeId":"a \"b\"","state":"finished"}`)},
+		{RunID: "r-2", Seq: 1, StateVersion: 3, Name: "run.completed"},
+	} {
+		want := eventFrame(nil, e.Name, e.Payload, 11, e.StateVersion)
+		if got := frameTail(broadcastHead(e), 11, e.StateVersion); string(got) != string(want) {
+			t.Errorf("broadcast\n got %s\nwant %s", got, want)
+		}
+		st := &runStream{id: "stream-\"1\"", runID: e.RunID}
+		want = eventFrame(nil, "run.event", runEventPayload(st, e), 12, e.StateVersion)
+		got := append([]byte(`{"type":"event","event":"run.event","payload":{"streamId":`), strconv.Quote(st.id)...)
+		got = frameTail(append(got, runEventTail(e)...), 12, e.StateVersion)
+		if string(got) != string(want) {
+			t.Errorf("run.event\n got %s\nwant %s", got, want)
+		}
+	}
 }

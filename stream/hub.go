@@ -68,12 +68,16 @@ func (h *Hub) Publish(events []host.Event) {
 			}
 		}
 	}
+	queued := make([]*Queued, len(events))
+	for i := range events {
+		queued[i] = &Queued{Event: events[i]}
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for s := range h.subs {
 		backlog := -1 // measured when the first wanted event is offered
-		for _, e := range events {
-			if s.wants == nil || s.wants(e) {
+		for _, e := range queued {
+			if s.wants == nil || s.wants(e.Event) {
 				if !s.offer(e, &backlog) {
 					h.overflows.Add(1)
 					break

@@ -144,3 +144,28 @@ func TestPublishNeverBlocksAndIsRaceFree(t *testing.T) {
 		t.Fatalf("%d subscribers left", h.Subscribers())
 	}
 }
+
+// TestEventEncodedOnceForAllSubscribers: every subscriber drains the same
+// published value, whose encoding is computed by the first that asks.
+func TestEventEncodedOnceForAllSubscribers(t *testing.T) {
+	h := NewHub()
+	subs := []*Subscriber{h.Subscribe(Limits{}, nil), h.Subscribe(Limits{}, nil), h.Subscribe(Limits{}, nil)}
+	h.Publish([]host.Event{ev("r", 1)})
+	calls := 0
+	encode := func(e host.Event) []byte { calls++; return []byte(e.Name) }
+	var first []byte
+	for _, s := range subs {
+		q := s.Drain()
+		if len(q) != 1 || q[0].Seq != 1 {
+			t.Fatalf("drained %v", q)
+		}
+		b := q[0].Encoded(0, encode)
+		if first != nil && &b[0] != &first[0] {
+			t.Fatal("subscribers got different encodings")
+		}
+		first = b
+	}
+	if calls != 1 {
+		t.Fatalf("encoded %d times for 3 subscribers", calls)
+	}
+}

@@ -13,7 +13,7 @@ type Subscriber struct {
 	wants  func(host.Event) bool
 
 	mu         sync.Mutex
-	queue      []host.Event
+	queue      []*Queued
 	bytes      int
 	peakEvents int
 	peakBytes  int
@@ -40,7 +40,7 @@ func eventSize(e host.Event) int { return len(e.Payload) + len(e.Name) + len(e.R
 // them, while one that has fallen a budget behind is cut off at its next
 // commit. A queue holds at most MaxBytes plus one commit. The count bound
 // applies to every event.
-func (s *Subscriber) offer(e host.Event, backlog *int) bool {
+func (s *Subscriber) offer(e *Queued, backlog *int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.overflowed {
@@ -56,7 +56,7 @@ func (s *Subscriber) offer(e host.Event, backlog *int) bool {
 		close(s.gone)
 		return false
 	}
-	size := eventSize(e)
+	size := eventSize(e.Event)
 	s.queue = append(s.queue, e)
 	s.bytes += size
 	s.peakEvents = max(s.peakEvents, len(s.queue))
@@ -74,8 +74,9 @@ func (s *Subscriber) Ready() <-chan struct{} { return s.ready }
 // Gone is closed when the subscriber overflowed or was closed.
 func (s *Subscriber) Gone() <-chan struct{} { return s.gone }
 
-// Drain takes every queued event, oldest first.
-func (s *Subscriber) Drain() []host.Event {
+// Drain takes every queued event, oldest first. The events are shared with
+// the other subscribers: read them, do not change them.
+func (s *Subscriber) Drain() []*Queued {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.queue

@@ -69,6 +69,7 @@ type Conn struct {
 	err     error
 	// CloseCode is the close code the server sent (0 if none yet).
 	closeCode atomic.Int64
+	onEvent   func(Event)
 }
 
 // DialOptions tune Dial.
@@ -80,6 +81,11 @@ type DialOptions struct {
 	EventBuffer int
 	// SkipConnect leaves the handshake to the caller (Connect).
 	SkipConnect bool
+	// OnEvent, when set, receives each event frame on the connection's
+	// reader goroutine instead of the Events channel (which then only
+	// closes when the connection ends); it must not block. A load
+	// generator's subscriber spares a goroutine hand-off per frame.
+	OnEvent func(Event)
 }
 
 // Dial opens a WebSocket to baseURL (http:// or ws://) and completes the
@@ -97,7 +103,7 @@ func Dial(ctx context.Context, baseURL, token string, o DialOptions) (*Conn, *He
 	if o.EventBuffer <= 0 {
 		o.EventBuffer = 4096
 	}
-	c := &Conn{ws: ws, pending: map[string]chan frame{}, events: make(chan Event, o.EventBuffer), done: make(chan struct{})}
+	c := &Conn{ws: ws, pending: map[string]chan frame{}, events: make(chan Event, o.EventBuffer), done: make(chan struct{}), onEvent: o.OnEvent}
 	ws.SetCloseHandler(func(code int, text string) error {
 		c.closeCode.Store(int64(code))
 		return nil
@@ -161,7 +167,12 @@ func (c *Conn) readLoop() {
 				ch <- f
 			}
 		case "event":
-			c.events <- Event{Name: f.Event, Payload: f.Payload, Seq: f.Seq, StateVersion: f.StateVersion, Received: time.Now()}
+			ev := Event{Name: f.Event, Payload: f.Payload, Seq: f.Seq, StateVersion: f.StateVersion, Received: time.Now()}
+			if c.onEvent != nil {
+				c.onEvent(ev)
+				continue
+			}
+			c.events <- ev
 		}
 	}
 }
