@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 )
@@ -25,7 +26,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	for _, n := range due {
 		g.timers.arm(timerEntry{at: n.FiresAtMs, runID: n.RunID, nodeID: n.NodeID, iteration: n.Iteration})
 	}
-	live, err := g.store.ListRuns(ctx, RunFilter{Statuses: []RunStatus{RunRunning, RunWaitingApproval, RunWaitingEvent, RunWaitingTimer}})
+	live, err := g.liveRunsToStart(ctx)
 	if err != nil {
 		return fmt.Errorf("load live runs: %w", err)
 	}
@@ -80,6 +81,33 @@ func (g *Gateway) Start(ctx context.Context) error {
 		go g.retentionLoop()
 	}
 	return nil
+}
+
+// liveRunsToStart returns the live runs Start acts on: the running ones
+// (resumed), and the parked ones with a deadline (armed) or a cancel a
+// crash interrupted (finished). A parked run with neither needs nothing
+// until something wakes it, so thousands of them cost no read at start.
+func (g *Gateway) liveRunsToStart(ctx context.Context) ([]Run, error) {
+	parked := []RunStatus{RunWaitingApproval, RunWaitingEvent, RunWaitingTimer}
+	seen := map[string]bool{}
+	var out []Run
+	for _, f := range []RunFilter{
+		{Statuses: []RunStatus{RunRunning}},
+		{Statuses: parked, DeadlineBeforeMs: math.MaxInt64},
+		{Statuses: parked, CancelRequested: true},
+	} {
+		runs, err := g.store.ListRuns(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range runs {
+			if !seen[r.RunID] {
+				seen[r.RunID] = true
+				out = append(out, r)
+			}
+		}
+	}
+	return out, nil
 }
 
 // Close stops timers and the heartbeat, lets live runs finish or park for

@@ -181,6 +181,9 @@ type RunFilter struct {
 	CreatedFromMs, CreatedToMs int64
 	// RunIDPrefix keeps runs whose id starts with it (search by run id).
 	RunIDPrefix string
+	// CancelRequested keeps runs whose cancel was requested
+	// (CancelRequestedAtMs set).
+	CancelRequested bool
 	// After, when set, keeps runs strictly after it in the newest-first
 	// order: the cursor of the next page is the last run of this one.
 	After *RunCursor

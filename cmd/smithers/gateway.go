@@ -163,6 +163,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.srv.Serve(m.ln) }()
+	m.releaseMemoryLater()
 	url := "http://" + m.ln.Addr().String()
 	m.log.Info("gateway listening", "url", url, "module", cfg.Module, "workflows", len(exec.Workflows()), "db", m.databaseName(), "auth", m.authn.Mode())
 	fmt.Fprintf(m.stdout, "smithers %s listening on %s\n", m.mode, url)

@@ -254,6 +254,11 @@ CREATE TRIGGER nodes_count_state AFTER UPDATE OF state ON nodes
 CREATE INDEX nodes_waiting ON nodes (run_id, state, created_at_ms, node_id, iteration)
 	WHERE state IN ('waiting-approval', 'waiting-event', 'waiting-timer');
 `,
+	// 3: runs whose cancel was requested, which a start looks for among
+	// the parked runs (RunFilter.CancelRequested) without reading them all.
+	`
+CREATE INDEX runs_cancel_requested ON runs (cancel_requested_at_ms) WHERE cancel_requested_at_ms > 0;
+`,
 }
 
 // Advisory lock keys, in the two-int4 form (key, subkey) so that they

@@ -208,6 +208,9 @@ func (s *Store) ListRuns(ctx context.Context, f host.RunFilter) ([]host.Run, err
 	if f.CreatedToMs > 0 {
 		where = append(where, "created_at_ms < "+arg(f.CreatedToMs))
 	}
+	if f.CancelRequested {
+		where = append(where, "cancel_requested_at_ms > 0")
+	}
 	if f.RunIDPrefix != "" {
 		// A range on the primary key (byte order: the column's collation
 		// is "C"), not LIKE: the prefix is data, and the range uses the

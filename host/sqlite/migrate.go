@@ -237,6 +237,11 @@ END;
 CREATE INDEX nodes_waiting ON nodes (run_id, state, created_at_ms, node_id, iteration)
 	WHERE state IN ('waiting-approval', 'waiting-event', 'waiting-timer');
 `,
+	// 7: runs whose cancel was requested, which a start looks for among
+	// the parked runs (RunFilter.CancelRequested) without reading them all.
+	`
+CREATE INDEX runs_cancel_requested ON runs (cancel_requested_at_ms) WHERE cancel_requested_at_ms > 0;
+`,
 }
 
 // migrate brings the schema to len(migrations), one transaction per step, on

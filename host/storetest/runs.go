@@ -131,6 +131,8 @@ func testListRuns(t *testing.T, open Opener) {
 		mk("d", "audit", 300, host.RunFailed, 0), // same time as b: runId breaks the tie
 		mk("ca", "audit", 50, host.RunWaitingTimer, 6000),
 	}
+	runs[2].CancelRequestedAtMs = 7 // c
+	runs[3].CancelRequestedAtMs = 9 // d
 	insertRuns(t, s, runs...)
 	tests := []struct {
 		name string
@@ -151,6 +153,8 @@ func testListRuns(t *testing.T, open Opener) {
 		{"run id prefix matching one", host.RunFilter{RunIDPrefix: "ca"}, []string{"ca"}},
 		{"run id prefix matching none", host.RunFilter{RunIDPrefix: "e"}, []string{}},
 		{"deadline at or before", host.RunFilter{DeadlineBeforeMs: 5000}, []string{"b", "c"}},
+		{"cancel requested", host.RunFilter{CancelRequested: true}, []string{"d", "c"}},
+		{"cancel requested and status", host.RunFilter{CancelRequested: true, Statuses: []host.RunStatus{host.RunWaitingApproval}}, []string{"c"}},
 		{"deadline and status", host.RunFilter{DeadlineBeforeMs: 9000, Statuses: []host.RunStatus{host.RunWaitingTimer}}, []string{"ca"}},
 		{"after a cursor on a tie", host.RunFilter{After: &host.RunCursor{CreatedAtMs: 300, RunID: "d"}}, []string{"b", "c", "a", "ca"}},
 		{"page two of two", host.RunFilter{After: &host.RunCursor{CreatedAtMs: 200, RunID: "c"}, Limit: 2}, []string{"a", "ca"}},

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package main
+
+// releaseStartupPages has nothing to do off Linux.
+func releaseStartupPages() {}
