@@ -2,6 +2,8 @@ package host
 
 import (
 	"encoding/json"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -178,5 +180,30 @@ func TestRunSourceAndValidators(t *testing.T) {
 	}
 	if !ValidWorkflowKey("a.b:c-d_e") || ValidWorkflowKey("a/b") {
 		t.Fatal("workflow key pattern")
+	}
+}
+
+// TestIDValidatorsMatchTheirPatterns: the hand-written validators accept
+// exactly what the documented patterns accept.
+func TestIDValidatorsMatchTheirPatterns(t *testing.T) {
+	for _, tc := range []struct {
+		valid   func(string) bool
+		pattern string
+	}{
+		{ValidWorkflowKey, `^[A-Za-z0-9._:-]{1,128}$`},
+		{ValidRunID, `^[a-z0-9_-]{1,64}$`},
+		{ValidStepID, `^[A-Za-z0-9:_-]{1,128}$`},
+	} {
+		re := regexp.MustCompile(tc.pattern)
+		inputs := []string{"", "a", "A", "z9", "a.b", "a:b", "a_b", "a-b", "a b", "é", "a/b", "a\x00", strings.Repeat("a", 64),
+			strings.Repeat("a", 65), strings.Repeat("Z", 128), strings.Repeat("Z", 129), "run-1_x", "Run", "x.y:z-w_v"}
+		for c := 0; c < 256; c++ {
+			inputs = append(inputs, "k"+string(rune(c)), string([]byte{byte(c)}))
+		}
+		for _, in := range inputs {
+			if got, want := tc.valid(in), re.MatchString(in); got != want {
+				t.Errorf("%s: %q valid %v, pattern says %v", tc.pattern, in, got, want)
+			}
+		}
 	}
 }

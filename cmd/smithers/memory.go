@@ -25,7 +25,7 @@ const idleTrimBytes = 8 << 20
 // bundling the module (esbuild's syntax trees) and migrating, and the
 // binary's code and tables that only start-up ran (releaseStartupPages).
 // Nothing of it is lost: freed heap is reused or reallocated, and a code
-// page used again is read back from the page cache on its next touch.
+// page used again is mapped back from the page cache on its next touch.
 func releaseStartupMemory() {
 	debug.FreeOSMemory()
 	releaseStartupPages()

@@ -8,16 +8,15 @@ import (
 	"syscall"
 )
 
-// madvPageout is MADV_PAGEOUT (Linux 5.4): reclaim these pages now.
-const madvPageout = 21
-
-// releaseStartupPages asks the kernel to reclaim the resident pages of the
-// binary's read-only mappings (its code and constant tables). They are
-// clean file pages, dropped without I/O; the ones the gateway goes on
-// using fault back in from the page cache. Start-up touches much that is
-// never run again (esbuild bundling the module, the migrations), which
-// would otherwise stay counted in the process's resident memory. Errors
-// (an older kernel) leave things as they were.
+// releaseStartupPages unmaps from the process the resident pages of the
+// binary's read-only mappings (its code and constant tables), with
+// MADV_DONTNEED: they are private, never-written file pages, so nothing is
+// lost and the page cache keeps them (unlike MADV_PAGEOUT, which would
+// evict them and make the next start, or the next use, read the disk).
+// The ones the gateway goes on using fault back in from the page cache.
+// Start-up touches much that is never run again (esbuild bundling the
+// module, the migrations), which would otherwise stay counted in the
+// process's resident memory. Errors leave things as they were.
 func releaseStartupPages() {
 	exe, err := os.Executable()
 	if err != nil {
@@ -44,6 +43,6 @@ func releaseStartupPages() {
 		if err1 != nil || err2 != nil || hi <= lo {
 			continue
 		}
-		_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, uintptr(lo), uintptr(hi-lo), madvPageout)
+		_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, uintptr(lo), uintptr(hi-lo), syscall.MADV_DONTNEED)
 	}
 }
