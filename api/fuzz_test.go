@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf16"
@@ -167,6 +168,70 @@ func referenceBounds(t *testing.T, data []byte) bool {
 		}
 		if len(stack) == 0 {
 			return ok
+		}
+	}
+}
+
+// decodeGeneral is decodeRPCBody without its fast path.
+func decodeGeneral(body []byte) (map[string]any, error) {
+	var root any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	err := dec.Decode(&root)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	obj, ok := root.(map[string]any)
+	if !ok {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return obj, nil
+}
+
+// FuzzDecodeFlatStrings: what the fast path of decodeRPCBody accepts, the
+// general decoder accepts and decodes to the same object.
+func FuzzDecodeFlatStrings(f *testing.F) {
+	for _, seed := range []string{`{}`, ` { } `, `{"runId":"abc"}`, `{"a":"1","a":"2"}`, "{\"a\" :\t\"b\" ,\n\"c\":\"\"}\r\n",
+		`{"a":1}`, `{"a":"\u00e9"}`, `{"a":"b"`, `{"a":"b"}x`, `{"a":"b",}`, `{,}`, `{"a\\":"b"}`, "{\"a\":\"\x7f\"}"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := decodeFlatStrings(body)
+		if !ok {
+			return
+		}
+		general, err := decodeGeneral(body)
+		if err != nil {
+			t.Fatalf("%q: the fast path accepted what the decoder refuses: %v", body, err)
+		}
+		if len(fast) != len(general) {
+			t.Fatalf("%q: fast %v, general %v", body, fast, general)
+		}
+		for k, v := range general {
+			if fast[k] != v {
+				t.Fatalf("%q: key %q fast %v, general %v", body, k, fast[k], v)
+			}
+		}
+	})
+}
+
+// TestValidMethodChars: the loop accepts exactly what the documented
+// pattern accepts.
+func TestValidMethodChars(t *testing.T) {
+	re := regexp.MustCompile(`^[a-z][a-zA-Z0-9]*(\.[a-z][a-zA-Z0-9]*)*$`)
+	inputs := []string{"", "a", "getRun", "runs.get", "devtools.getNodeOutput", ".a", "a.", "a..b", "A", "aB9", "a.B", "a.9",
+		"a-b", "a_b", "a b", "é", "a.b.c", "9a"}
+	for c := 0; c < 128; c++ {
+		inputs = append(inputs, "a"+string(rune(c)), string(rune(c))+"a", "a."+string(rune(c)))
+	}
+	for _, in := range inputs {
+		if got, want := validMethodChars(in), re.MatchString(in); got != want {
+			t.Errorf("%q: %v, pattern says %v", in, got, want)
 		}
 	}
 }

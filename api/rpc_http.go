@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -17,8 +16,6 @@ import (
 	"github.com/smithers-orchestrator/smithers-go/api/auth"
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
-
-var methodNamePattern = regexp.MustCompile(`^[a-z][a-zA-Z0-9]*(\.[a-z][a-zA-Z0-9]*)*$`)
 
 const (
 	maxMethodLength = 64
@@ -170,6 +167,9 @@ func decodeRPCBody(body []byte) (map[string]any, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return map[string]any{}, nil
 	}
+	if obj, ok := decodeFlatStrings(body); ok {
+		return obj, nil
+	}
 	var root any
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -199,6 +199,81 @@ func decodeRPCBody(body []byte) (map[string]any, error) {
 	return obj, nil
 }
 
+// decodeFlatStrings decodes the most common body, an object whose values
+// are all strings of printable ASCII without escapes ({"runId":"..."}),
+// without the general decoder: it allocates a decoder and buffers for
+// every request. It reports false for anything else (the general decoder
+// then decides), so it accepts nothing the decoder would refuse and
+// decodes what it accepts as the decoder does (a repeated key: the last
+// one wins). Such strings are far below the bounds of checkBounds.
+func decodeFlatStrings(b []byte) (map[string]any, bool) {
+	i := 0
+	skip := func() {
+		for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+			i++
+		}
+	}
+	str := func() (string, bool) {
+		if i >= len(b) || b[i] != '"' {
+			return "", false
+		}
+		i++
+		start := i
+		for i < len(b) && b[i] != '"' {
+			if c := b[i]; c < 0x20 || c > 0x7e || c == '\\' {
+				return "", false
+			}
+			i++
+		}
+		if i >= len(b) {
+			return "", false
+		}
+		i++
+		return string(b[start : i-1]), true
+	}
+	skip()
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	i++
+	obj := make(map[string]any, 2)
+	skip()
+	if i < len(b) && b[i] == '}' {
+		i++
+	} else {
+		for {
+			skip()
+			k, ok := str()
+			if !ok {
+				return nil, false
+			}
+			skip()
+			if i >= len(b) || b[i] != ':' {
+				return nil, false
+			}
+			i++
+			skip()
+			v, ok := str()
+			if !ok {
+				return nil, false
+			}
+			obj[k] = v
+			skip()
+			if i < len(b) && b[i] == ',' {
+				i++
+				continue
+			}
+			if i < len(b) && b[i] == '}' {
+				i++
+				break
+			}
+			return nil, false
+		}
+	}
+	skip()
+	return obj, i == len(b)
+}
+
 // validMethodName checks an RPC method name (docs/rpc.md step 6); the
 // length is counted in UTF-16 code units as JavaScript does.
 func validMethodName(v any) (string, error) {
@@ -209,10 +284,30 @@ func validMethodName(v any) (string, error) {
 	if utf16Len(name) > maxMethodLength {
 		return "", errInvalidInput("method exceeds the maximum length of %d characters.", maxMethodLength)
 	}
-	if !methodNamePattern.MatchString(name) {
+	if !validMethodChars(name) {
 		return "", errInvalidInput("Gateway method name is invalid.")
 	}
 	return name, nil
+}
+
+// validMethodChars reports whether name matches
+// ^[a-z][a-zA-Z0-9]*(\.[a-z][a-zA-Z0-9]*)*$: dot-separated segments, each
+// a lower-case letter then letters and digits.
+func validMethodChars(name string) bool {
+	start := true // at the first byte of a segment
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case start && 'a' <= c && c <= 'z':
+			start = false
+		case !start && ('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'):
+		case !start && c == '.':
+			start = true
+		default:
+			return false
+		}
+	}
+	return !start
 }
 
 // readBody reads the request body within MaxBodyBytes (docs/rpc.md): a
@@ -236,6 +331,15 @@ func (s *Server) readBody(r *http.Request) ([]byte, error) {
 	}
 	if r.Body == nil {
 		return nil, nil
+	}
+	if r.ContentLength >= 0 {
+		// Known length, within the cap: one buffer of that size (the
+		// server ends the body there).
+		b := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, errInvalidInput("Gateway request body could not be read.")
+		}
+		return b, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, s.maxBody+1))
 	if err != nil {

@@ -38,7 +38,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, err := decodeFrame(data)
 		if err == nil {
-			if !methodNamePattern.MatchString(req.method) || len([]rune(req.id)) > maxIDLength {
+			if !validMethodChars(req.method) || len([]rune(req.id)) > maxIDLength {
 				t.Fatalf("accepted invalid frame %q %q", req.id, req.method)
 			}
 			return
