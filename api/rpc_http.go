@@ -168,6 +168,9 @@ func decodeRPCBody(body []byte) (map[string]any, error) {
 		return map[string]any{}, nil
 	}
 	if obj, ok := decodeFlatStrings(body); ok {
+		if err := checkBounds(obj); err != nil {
+			return nil, err
+		}
 		return obj, nil
 	}
 	var root any
@@ -205,7 +208,7 @@ func decodeRPCBody(body []byte) (map[string]any, error) {
 // every request. It reports false for anything else (the general decoder
 // then decides), so it accepts nothing the decoder would refuse and
 // decodes what it accepts as the decoder does (a repeated key: the last
-// one wins). Such strings are far below the bounds of checkBounds.
+// one wins).
 func decodeFlatStrings(b []byte) (map[string]any, bool) {
 	i := 0
 	skip := func() {
