@@ -700,7 +700,7 @@ declare var console: Console;
  * Calls `handler` after `timeout` ms. Not durable: it is gone after a restart or a park, and a
  * pending timer keeps the run from parking. Use `ctx.sleep` to wait in a workflow.
  */
-declare function setTimeout<A extends any[]>(handler: (...args: A) => void, timeout?: number, ...args: A): number;
+declare function setTimeout(handler: (...args: any[]) => void, timeout?: number, ...args: any[]): number;
 declare function clearTimeout(id: number | undefined): void;
 
 /** Decodes base64 to a binary string. */
