@@ -12,7 +12,8 @@
 //   - launch: each caller launches a run over HTTP and waits for its
 //     run.completed on one socket that watches every run; reports runs/s,
 //     durable steps/s (node.finished events) and the gateway's CPU per run
-//     (process_cpu_seconds_total of /metrics before and after).
+//     (process_cpu_seconds_total of /metrics before and after) and its
+//     peak resident memory (sampled every 200 ms).
 //   - fanout: --subscribers unfiltered sockets; one driver launches runs
 //     and approves them; each approval.decided received is one sample.
 //   - stream: --subscribers sockets subscribed to one run of the "ticks"

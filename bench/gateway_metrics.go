@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/smithers-orchestrator/smithers-go/api/client"
 )
@@ -40,4 +42,48 @@ func residentMemory(ctx context.Context, url string) (float64, error) {
 func processCPU(ctx context.Context, url string) (float64, bool) {
 	v, err := metricValue(ctx, url, "process_cpu_seconds_total")
 	return v, err == nil
+}
+
+// peakMemory samples the gateway's resident memory every 200 ms until stop
+// is called, which returns the highest sample (ok false when the gateway
+// exports no resident-memory figure).
+func peakMemory(ctx context.Context, url string) (stop func() (peak float64, ok bool)) {
+	var (
+		mu   sync.Mutex
+		max  float64
+		seen bool
+	)
+	sample := func() {
+		if v, err := residentMemory(ctx, url); err == nil {
+			mu.Lock()
+			if v > max {
+				max = v
+			}
+			seen = true
+			mu.Unlock()
+		}
+	}
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			sample()
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() (float64, bool) {
+		close(quit)
+		<-done
+		sample()
+		mu.Lock()
+		defer mu.Unlock()
+		return max, seen
+	}
 }

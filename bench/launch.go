@@ -87,6 +87,7 @@ func launchThroughput(ctx context.Context, o Options) (Result, error) {
 		<-watched
 	}()
 	cpu0, cpuOK := processCPU(ctx, o.URL)
+	stopSampling := peakMemory(ctx, o.URL)
 	steps.Store(0)
 	params := map[string]any{"workflow": o.Workflow, "input": o.Input}
 	ops, errs, el, lat := timed(ctx, o, func(ctx context.Context, lat *latencies) error {
@@ -113,10 +114,14 @@ func launchThroughput(ctx context.Context, o Options) (Result, error) {
 	})
 	nSteps := steps.Load()
 	cpu1, cpu1OK := processCPU(ctx, o.URL)
+	peak, peakOK := stopSampling()
 	p50, p99 := lat.percentiles()
 	note := fmt.Sprintf("%.0f steps/s", float64(nSteps)/el.Seconds())
 	if cpuOK && cpu1OK && ops > 0 {
 		note += fmt.Sprintf(", gateway CPU %.3f ms/run", (cpu1-cpu0)*1000/float64(ops))
+	}
+	if peakOK {
+		note += fmt.Sprintf(", gateway RSS peak %.1f MiB", peak/(1<<20))
 	}
 	return Result{Name: fmt.Sprintf("launch→completed %s (c=%d)", o.Workflow, o.Concurrency), Ops: ops, Errors: errs, Elapsed: el, P50: p50, P99: p99,
 		Note: lat.errNote(note)}, nil

@@ -55,10 +55,10 @@ func TestExampleSignal(t *testing.T) {
 
 func TestExampleTimer(t *testing.T) {
 	h := newHarness(t, exampleSource(t, "timer"))
-	id := h.launch("reminder", map[string]any{"delayMs": 100, "message": "stand up"})
+	id := h.launch("reminder", map[string]any{"delayMs": 1000, "message": "stand up"})
 	h.waitStatus(id, host.RunWaitingTimer)
 	out := h.output(id).(map[string]any)
-	if out["message"] != "stand up" || out["delayMs"] != float64(100) || out["waitedMs"].(float64) < 100 {
+	if out["message"] != "stand up" || out["delayMs"] != float64(1000) || out["waitedMs"].(float64) < 1000 {
 		t.Fatalf("output %v: the sleep must have lasted at least delayMs", out)
 	}
 }

@@ -167,29 +167,30 @@ func TestSleepAndTimer(t *testing.T) {
 export default function (gateway) {
   gateway.register("wf", async (ctx) => {
     const start = ctx.now();
-    await ctx.sleep("nap", 80);
-    await ctx.timer("until", { untilMs: start + 120 });
+    await ctx.sleep("nap", 1000);
+    await ctx.timer("until", { untilMs: start + 1100 });
     await ctx.timer("zero", { durationMs: 0 });
     return { waited: ctx.now() - start };
   });
 }`)
 	id := h.launch("wf", nil)
+	// The nap is long enough for a loaded CI machine to see the run parked.
 	h.waitStatus(id, host.RunWaitingTimer)
 	out := h.output(id).(map[string]any)
-	if out["waited"].(float64) < 120 {
-		t.Fatalf("waited %v, want >= 120", out["waited"])
+	if out["waited"].(float64) < 1100 {
+		t.Fatalf("waited %v, want >= 1100", out["waited"])
 	}
 }
 
 func TestTimerDueWhileDownFiresAfterRestart(t *testing.T) {
 	h := newHarness(t, `
 export default function (gateway) {
-  gateway.register("wf", async (ctx) => { await ctx.sleep("nap", 300); return "woke"; });
+  gateway.register("wf", async (ctx) => { await ctx.sleep("nap", 1000); return "woke"; });
 }`)
 	id := h.launch("wf", nil)
 	h.waitStatus(id, host.RunWaitingTimer)
 	h.stop()
-	time.Sleep(400 * time.Millisecond) // the timer comes due while the gateway is down
+	time.Sleep(1100 * time.Millisecond) // the timer comes due while the gateway is down
 	h.start()
 	jsonEqual(t, h.output(id), `"woke"`)
 }
