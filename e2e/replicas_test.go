@@ -129,7 +129,8 @@ func TestReplicasShareWorkAndSurviveKills(t *testing.T) {
 				key := fmt.Sprintf("replica-%03d", i)
 				params := map[string]any{"workflow": "mixed", "input": map[string]any{"kind": kinds[i%3], "log": bodyLog},
 					"options": map[string]any{"idempotencyKey": key}}
-				for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				ok := false
+				for deadline := time.Now().Add(60 * time.Second); !ok && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 					status, f, err := tryRPC(proxy, token, "launchRun", params)
 					if err == nil && status == http.StatusOK && f.OK {
 						var out struct {
@@ -138,8 +139,11 @@ func TestReplicasShareWorkAndSurviveKills(t *testing.T) {
 						_ = json.Unmarshal(f.Payload, &out)
 						launched.Store(key, out.RunID)
 						launches.Add(1)
-						break
+						ok = true
 					}
+				}
+				if !ok {
+					t.Errorf("launch %s was not answered within 60 s", key)
 				}
 			}
 		}()
@@ -150,6 +154,14 @@ func TestReplicasShareWorkAndSurviveKills(t *testing.T) {
 		}
 		close(keys)
 	}()
+
+	// The official client does not retry a launch (upstream's does not
+	// either): a replica killed while it answers the launch leaves the
+	// client with a 502 and no run. So every client has its run before the
+	// first kill; its stream then lives through both kills.
+	for i, p := range clients {
+		p.waitFor(fmt.Sprintf("official client %d's launch", i), func(l clientLine) bool { return l.Type == "launched" })
+	}
 
 	// Two replicas die while work is in flight, at different moments: one
 	// after about a fifth of the launches, the other after about half.
