@@ -13,7 +13,7 @@
 //     run.completed on one socket that watches every run; reports runs/s,
 //     durable steps/s (node.finished events) and the gateway's CPU per run
 //     (process_cpu_seconds_total of /metrics before and after) and its
-//     peak resident memory (sampled every 200 ms).
+//     peak resident memory (sampled every second).
 //   - fanout: --subscribers unfiltered sockets; one driver launches runs
 //     and approves them; each approval.decided received is one sample.
 //   - stream: --subscribers sockets subscribed to one run of the "ticks"

@@ -44,7 +44,7 @@ func processCPU(ctx context.Context, url string) (float64, bool) {
 	return v, err == nil
 }
 
-// peakMemory samples the gateway's resident memory every 200 ms until stop
+// peakMemory samples the gateway's resident memory every second until stop
 // is called, which returns the highest sample (ok false when the gateway
 // exports no resident-memory figure).
 func peakMemory(ctx context.Context, url string) (stop func() (peak float64, ok bool)) {
@@ -67,7 +67,7 @@ func peakMemory(ctx context.Context, url string) (stop func() (peak float64, ok 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(200 * time.Millisecond)
+		t := time.NewTicker(time.Second) // a scrape costs the gateway a few ms: rarely enough not to weigh on CPU per run
 		defer t.Stop()
 		for {
 			sample()

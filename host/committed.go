@@ -66,16 +66,17 @@ func (s *Session) waitsOn(nodeID string) bool {
 	return false
 }
 
-// deliverSettled reads the settled nodes of nodeID and wakes the run with
-// each.
+// deliverSettled reads the settled iterations of nodeID and wakes the run
+// with each. It reads that node only: a run with thousands of nodes costs
+// no more per settled wait than a small one.
 func (g *Gateway) deliverSettled(runID, nodeID string) {
-	nodes, err := g.store.ListNodes(context.Background(), runID)
+	nodes, err := g.store.ListNodeIterations(context.Background(), runID, nodeID)
 	if err != nil {
 		g.log.Error("deliver a wait settled elsewhere", "runId", runID, "nodeId", nodeID, "err", err)
 		return
 	}
 	for _, n := range nodes {
-		if n.NodeID == nodeID && n.State.Settled() {
+		if n.State.Settled() {
 			n := n
 			g.wake(runID, &n)
 		}

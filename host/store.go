@@ -34,6 +34,10 @@ type Store interface {
 	// ListRuns returns runs newest first (createdAtMs, then runId).
 	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
 	ListNodes(ctx context.Context, runID string) ([]Node, error)
+	// ListNodeIterations reads the iterations of one node of a run, in
+	// iteration order (a settled wait delivered to its activation: one
+	// node, not the run's whole journal).
+	ListNodeIterations(ctx context.Context, runID, nodeID string) ([]Node, error)
 	ListAttempts(ctx context.Context, runID, nodeID string, iteration int) ([]Attempt, error)
 	// ListApprovals returns approvals ordered by requestedAtMs ascending, with
 	// WorkflowKey filled from the run.

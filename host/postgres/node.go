@@ -36,6 +36,9 @@ const (
 	listNodesSQL = `SELECT ` + nodeColumns + ` FROM nodes n WHERE n.run_id = $1
 	ORDER BY n.created_at_ms, n.node_id, n.iteration`
 
+	listNodeIterationsSQL = `SELECT ` + nodeColumns + ` FROM nodes n
+	WHERE n.run_id = $1 AND n.node_id = $2 ORDER BY n.iteration`
+
 	putNodeSQL = `INSERT INTO nodes (run_id, node_id, iteration, kind, state, label,
 	output_json, error_json, meta_json, attempts, created_at_ms, updated_at_ms, fires_at_ms)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
@@ -99,6 +102,15 @@ func (s *Store) ListNodes(ctx context.Context, runID string) ([]host.Node, error
 	nodes, err := read(ctx, s, scanNode, listNodesSQL, runID)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes of %s: %w", runID, err)
+	}
+	return nodes, nil
+}
+
+// ListNodeIterations reads the iterations of one node of a run.
+func (s *Store) ListNodeIterations(ctx context.Context, runID, nodeID string) ([]host.Node, error) {
+	nodes, err := read(ctx, s, scanNode, listNodeIterationsSQL, runID, nodeID)
+	if err != nil {
+		return nil, fmt.Errorf("list iterations of node %s of %s: %w", nodeID, runID, err)
 	}
 	return nodes, nil
 }

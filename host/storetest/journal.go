@@ -65,6 +65,18 @@ func testNodeAndAttemptRoundTrip(t *testing.T, open Opener) {
 	if err != nil || !reflect.DeepEqual(gotNodes, nodes) {
 		t.Errorf("ListNodes = %+v, %v; want %+v", gotNodes, err, nodes)
 	}
+	// One node's iterations, in iteration order, and nothing of the others.
+	second := host.Node{RunID: "r1", NodeID: "build", Iteration: 1, Kind: host.KindTask, State: host.NodePending, CreatedAtMs: 12}
+	update(t, s, func(tx host.Tx) error { return tx.PutNode(second) })
+	iters, err := s.ListNodeIterations(ctx, "r1", "build")
+	if err != nil || !reflect.DeepEqual(iters, []host.Node{nodes[0], second}) {
+		t.Errorf("ListNodeIterations(build) = %+v, %v; want %+v", iters, err, []host.Node{nodes[0], second})
+	}
+	if iters, err := s.ListNodeIterations(ctx, "r1", "nope"); err != nil || len(iters) != 0 {
+		t.Errorf("ListNodeIterations(missing) = %+v, %v", iters, err)
+	}
+	update(t, s, func(tx host.Tx) error { return tx.DeleteNode("r1", "build", 1) })
+
 	gotAttempts, err := s.ListAttempts(ctx, "r1", "build", 0)
 	if err != nil || !reflect.DeepEqual(gotAttempts, attempts) {
 		t.Errorf("ListAttempts = %+v, %v; want %+v", gotAttempts, err, attempts)
