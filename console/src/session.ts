@@ -7,7 +7,14 @@ import { Socket, type ApprovalSummary, type EventFrame, type Identity, type Sock
 import { configureRpc, rpc, RpcError, NETWORK_MESSAGE } from "./rpc";
 import { allows, requiredScope } from "./scopes";
 import type { Gate } from "./ui";
-import type { Decided } from "./views/approvalCard";
+
+// A decision this console made, kept for the inbox's "decided here" list.
+export interface Decided {
+  approval: ApprovalSummary;
+  approved: boolean;
+  note: string;
+  at: number;
+}
 
 export const TOKEN_KEY = "smithers.gateway.console.token";
 

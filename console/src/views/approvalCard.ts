@@ -8,15 +8,8 @@ import type { ApprovalSummary } from "../live";
 import { link } from "../nav";
 import { describeError, rpc } from "../rpc";
 import { approvalAllows } from "../scopes";
-import type { Session } from "../session";
+import type { Decided, Session } from "../session";
 import { actionButton } from "../ui";
-
-export interface Decided {
-  approval: ApprovalSummary;
-  approved: boolean;
-  note: string;
-  at: number;
-}
 
 const MODE_LABEL: Record<string, string> = {
   gate: "Approve or deny",

@@ -6,8 +6,9 @@ import { isTerminal, statusBadge, timeEl } from "../format";
 import type { ApprovalSummary } from "../live";
 import { link } from "../nav";
 import { rpc } from "../rpc";
+import type { Decided } from "../session";
 import { emptyState, errorState, loading, scopeNeeded, toast } from "../ui";
-import { approvalCard, type Decided } from "./approvalCard";
+import { approvalCard } from "./approvalCard";
 import type { View } from "./view";
 
 const key = (a: ApprovalSummary) => `${a.runId}\u0000${a.nodeId}\u0000${a.iteration}`;
