@@ -110,7 +110,25 @@ async function main() {
     throw new Error("streamRunEventsResilient ended before run.completed");
   }
   await commands;
-  emit("done", { run: await client.getRun({ runId }) });
+  emit("done", { run: await finalRun(client, runId) });
+}
+
+// finalRun is getRun, asked again for up to 5 s while a proxy in front of
+// several gateways answers 502 or 503: the replica this POST went to may
+// have just been killed, and a proxy that cannot resend a request's body
+// (Caddy before 2.11.2) answers 502 until its health check takes that
+// replica out. The stream under test has already ended; this read is the
+// test's, not the client's.
+async function finalRun(client, runId) {
+  for (let deadline = Date.now() + 5000; ; ) {
+    try {
+      return await client.getRun({ runId });
+    } catch (error) {
+      const transient = error instanceof Error && /HTTP 50[23]\b/.test(error.message);
+      if (!transient || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
 }
 
 main()
