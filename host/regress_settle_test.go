@@ -29,7 +29,9 @@ func TestRegressSettlingWaitsForARunThatEndedBeforeLoading(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitStatus(r.RunID, host.RunFinished)
-	if took := time.Since(began); took > time.Second {
+	// With the bug the slot waits for the other run's hour-long lease;
+	// 10 s leaves a loaded CI machine room.
+	if took := time.Since(began); took > 10*time.Second {
 		t.Fatalf("a one-task run with a free slot took %v: its slot waited for a run that had already ended", took)
 	}
 }
