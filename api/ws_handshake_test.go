@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/smithers-orchestrator/smithers-go/api/auth"
+	"github.com/smithers-orchestrator/smithers-go/tokenstore"
 )
 
 func TestWSChallengeIsFirstFrame(t *testing.T) {
@@ -136,7 +135,7 @@ func TestWSHello(t *testing.T) {
 	jsonEqual(t, hello["policy"], `{"heartbeatMs":1234}`)
 	a, _ := hello["auth"].(map[string]any)
 	session, _ := a["sessionToken"].(string)
-	if !uuidPattern.MatchString(session) || a["role"] != "operator" || a["userId"] != "alice" || a["tokenId"] != auth.TokenID(g.token(tokAll)) {
+	if !uuidPattern.MatchString(session) || a["role"] != "operator" || a["userId"] != "alice" || a["tokenId"] != tokenstore.TokenID(g.token(tokAll)) {
 		t.Fatalf("hello auth %v", a)
 	}
 	jsonEqual(t, a["scopes"], `["*"]`)

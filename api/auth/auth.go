@@ -1,10 +1,7 @@
 package auth
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
-	"strings"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
@@ -36,34 +33,4 @@ type Credentials struct {
 type Authenticator interface {
 	Mode() string
 	Authenticate(c Credentials) (host.Identity, error)
-}
-
-// TokenID returns the non-secret identifier of a token: the first 16 hex
-// characters of its SHA-256.
-func TokenID(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:8])
-}
-
-// SplitScopes splits a scope list written as one string on commas and
-// whitespace, dropping empty entries. It never returns nil.
-func SplitScopes(s string) []string {
-	fields := strings.FieldsFunc(s, func(r rune) bool {
-		return r == ',' || isJSSpace(r)
-	})
-	if fields == nil {
-		return []string{}
-	}
-	return fields
-}
-
-// isJSSpace reports whether r is whitespace for a JavaScript regular
-// expression's \s, which is what upstream splits scope lists on.
-func isJSSpace(r rune) bool {
-	switch r {
-	case ' ', '\t', '\n', '\v', '\f', '\r', 0xa0, 0x1680, 0x2028, 0x2029, 0x202f,
-		0x205f, 0x3000, 0xfeff:
-		return true
-	}
-	return r >= 0x2000 && r <= 0x200a
 }

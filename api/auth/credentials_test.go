@@ -37,31 +37,3 @@ func TestBearerToken(t *testing.T) {
 		})
 	}
 }
-
-func TestSplitScopes(t *testing.T) {
-	tests := map[string][]string{
-		"":                            {},
-		"run:read":                    {"run:read"},
-		"run:read,run:write":          {"run:read", "run:write"},
-		" run:read , cron:read\tx\ny": {"run:read", "cron:read", "x", "y"},
-		",,,":                         {},
-	}
-	for in, want := range tests {
-		got := SplitScopes(in)
-		if got == nil || len(got) != len(want) {
-			t.Fatalf("SplitScopes(%q) = %#v, want %q", in, got, want)
-		}
-		for i := range want {
-			if got[i] != want[i] {
-				t.Fatalf("SplitScopes(%q) = %q, want %q", in, got, want)
-			}
-		}
-	}
-}
-
-func TestTokenID(t *testing.T) {
-	// sha256("abc") = ba7816bf8f01cfea414140de5dae2223...
-	if got := TokenID("abc"); got != "ba7816bf8f01cfea" {
-		t.Fatalf("TokenID = %q", got)
-	}
-}

@@ -21,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
+	"github.com/smithers-orchestrator/smithers-go/tokenstore"
 )
 
 // The messages of the JWT mode (docs/configuration.md).
@@ -240,7 +241,7 @@ func (a *JWTAuthenticator) identity(token string, claims map[string]any) host.Id
 			}
 		}
 	case string:
-		scopes = SplitScopes(v)
+		scopes = tokenstore.SplitScopes(v)
 	}
 	if len(scopes) == 0 {
 		scopes = slices.Clone(a.cfg.DefaultScopes)
@@ -253,7 +254,7 @@ func (a *JWTAuthenticator) identity(token string, claims map[string]any) host.Id
 		role = a.cfg.DefaultRole
 	}
 	user, _ := claims[a.cfg.UserClaim].(string)
-	return host.Identity{Role: role, Scopes: scopes, UserID: user, TokenID: TokenID(token)}
+	return host.Identity{Role: role, Scopes: scopes, UserID: user, TokenID: tokenstore.TokenID(token)}
 }
 
 // verify checks the signature with the secret (HS256) or the JWKS keys.

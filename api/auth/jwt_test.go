@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/smithers-orchestrator/smithers-go/tokenstore"
 )
 
 const jwtNow = 1_700_000_000 // seconds
@@ -85,7 +86,7 @@ func TestJWTHS256(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id.Role != "admin" || id.UserID != "user:1" || id.TokenID != TokenID(tok) ||
+	if id.Role != "admin" || id.UserID != "user:1" || id.TokenID != tokenstore.TokenID(tok) ||
 		!slices.Equal(id.Scopes, []string{"run:read", "run:write", "cron:read"}) {
 		t.Fatalf("identity = %+v", id)
 	}

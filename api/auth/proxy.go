@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
+	"github.com/smithers-orchestrator/smithers-go/tokenstore"
 )
 
 // The default identity headers of trusted-proxy mode.
@@ -84,7 +85,7 @@ func (p *TrustedProxy) Authenticate(c Credentials) (host.Identity, error) {
 			return host.Identity{}, unauthorized(ErrOriginNotAllowed, msgOriginNotAllowed)
 		}
 	}
-	scopes := SplitScopes(h.Get(p.scopesHeader))
+	scopes := tokenstore.SplitScopes(h.Get(p.scopesHeader))
 	if len(scopes) == 0 {
 		scopes = slices.Clone(p.defaultScopes)
 		if scopes == nil {

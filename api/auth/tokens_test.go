@@ -57,7 +57,7 @@ func TestTokenStoreAuthenticate(t *testing.T) {
 	}
 
 	id, err = s.Authenticate(Credentials{Token: "tok-noid"})
-	if err != nil || id.TokenID != TokenID("tok-noid") || id.Scopes == nil || len(id.Scopes) != 0 {
+	if err != nil || id.TokenID != tokenstore.TokenID("tok-noid") || id.Scopes == nil || len(id.Scopes) != 0 {
 		t.Fatalf("tok-noid: %+v, %v", id, err)
 	}
 	if _, err := s.Authenticate(Credentials{Token: "tok-revoke-later"}); err != nil {
