@@ -49,15 +49,15 @@ func processCPU(ctx context.Context, url string) (float64, bool) {
 // exports no resident-memory figure).
 func peakMemory(ctx context.Context, url string) (stop func() (peak float64, ok bool)) {
 	var (
-		mu   sync.Mutex
-		max  float64
-		seen bool
+		mu      sync.Mutex
+		highest float64
+		seen    bool
 	)
 	sample := func() {
 		if v, err := residentMemory(ctx, url); err == nil {
 			mu.Lock()
-			if v > max {
-				max = v
+			if v > highest {
+				highest = v
 			}
 			seen = true
 			mu.Unlock()
@@ -84,6 +84,6 @@ func peakMemory(ctx context.Context, url string) (stop func() (peak float64, ok 
 		sample()
 		mu.Lock()
 		defer mu.Unlock()
-		return max, seen
+		return highest, seen
 	}
 }
