@@ -126,6 +126,10 @@ export const approvalsView: View = (root, ctx) => {
   const follow = async (runId: string) => {
     try {
       const r = await rpc<{ status: string }>("getRun", { runId });
+      // The answer may come after the run's run.completed event did: a
+      // status read before the run ended must not replace its end.
+      const prev = runStatus.get(runId);
+      if (prev && isTerminal(prev) && !isTerminal(r.status)) return;
       runStatus.set(runId, r.status);
       renderDecided();
     } catch {
