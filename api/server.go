@@ -81,6 +81,8 @@ type Server struct {
 	ws       struct {
 		slots  *wsSlots
 		limits wsLimits
+		// corkBuffers lends corked sockets their batch buffer (corkedConn).
+		corkBuffers sync.Pool
 	}
 	wsCount atomic.Int64
 	connsMu sync.Mutex

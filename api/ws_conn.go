@@ -54,6 +54,7 @@ func (s *Server) stateVersion() int64 { return max(s.gw.StateVersion(), s.hub.St
 type wsConn struct {
 	s      *Server
 	ws     *websocket.Conn
+	out    *corkedConn // ws's network connection, corked while a batch of events is written
 	header http.Header // the upgrade request's headers (trusted-proxy identity)
 	lim    wsLimits
 	sub    *stream.Subscriber
@@ -107,14 +108,15 @@ func (s *Server) serveWS(c echo.Context) error {
 	}
 	s.wsCount.Add(1)
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	ws, err := up.Upgrade(w, r, http.Header{"X-Smithers-Api-Version": {"v1"}})
+	cw := &corkingWriter{ResponseWriter: w, pool: &s.ws.corkBuffers}
+	ws, err := up.Upgrade(cw, r, http.Header{"X-Smithers-Api-Version": {"v1"}})
 	if err != nil {
 		s.ws.slots.release(slot)
 		s.wsCount.Add(-1)
 		return nil // the upgrader already answered
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	conn := &wsConn{s: s, ws: ws, header: r.Header.Clone(), lim: s.ws.limits, slot: slot, control: make(chan func(), 256), ctx: ctx, cancel: cancel,
+	conn := &wsConn{s: s, ws: ws, out: cw.conn, header: r.Header.Clone(), lim: s.ws.limits, slot: slot, control: make(chan func(), 256), ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), streamRuns: map[string]int{}, streams: map[string]*runStream{}, connected: make(chan struct{}, 1)}
 	conn.sub = s.hub.Subscribe(conn.lim.queue, conn.wants)
 	s.trackConn(conn, true)
@@ -375,6 +377,11 @@ func (c *wsConn) autoSubscribe(runID string) {
 	c.filter[runID] = true
 }
 
+// writeLoop is the socket's writer: every frame is written here, in order.
+// It waits on few channels (the cost of a wake-up grows with them, and a
+// fan-out wakes every socket's writer once per event): its periodic duties
+// share one timer (writerClock), and the connection's end is seen as the
+// subscriber going (shutdown closes it).
 func (c *wsConn) writeLoop() {
 	// Every subscriber the hub cut off is counted once, whichever way the
 	// socket then ended: a writer stuck on a peer that never reads sees
@@ -387,65 +394,75 @@ func (c *wsConn) writeLoop() {
 			c.s.metrics.backpressureDisconnect()
 		}
 	}()
-	handshake := time.NewTimer(c.lim.handshake)
-	defer handshake.Stop()
-	ping := time.NewTicker(c.lim.ping)
-	defer ping.Stop()
-	revoke := time.NewTicker(c.lim.revokeCheck)
-	defer revoke.Stop()
-	beat := time.NewTicker(c.lim.streamHeartbeat)
-	defer beat.Stop()
-	tick := time.NewTicker(time.Hour)
-	tick.Stop()
-	defer tick.Stop()
+	clock := newWriterClock(time.Now(), c.lim)
+	defer clock.stop()
+	evicted := c.slot.evicted // nil once connected: nobody evicts it then
 	c.event("connect.challenge", map[string]any{"nonce": uuid.NewString(), "ts": time.Now().UnixMilli()}, c.s.stateVersion())
 	for {
 		select {
-		case <-c.done:
-			return
 		case fn := <-c.control:
 			fn()
-		case <-c.connected:
-			handshake.Stop()
-			tick.Reset(c.lim.heartbeat)
 		case <-c.sub.Ready():
+			c.out.cork()
 			for _, e := range c.sub.Drain() {
 				c.deliver(e)
+			}
+			if err := c.out.uncork(); err != nil {
+				c.shutdown()
+				return
 			}
 		case <-c.sub.Gone():
 			if c.sub.Overflowed() {
 				c.backpressure()
 			}
 			return
-		case <-handshake.C:
-			if _, ok := c.identity(); !ok {
-				c.closeWith(closePolicyViolation, "handshake timeout")
-				return
-			}
-		case <-c.slot.evicted:
+		case <-c.connected:
+			evicted = nil
+			clock.connected(time.Now())
+		case <-evicted:
 			// Newer sockets needed the slot of this one, which has not
 			// connected; a client that meant to reconnects.
 			c.closeWith(closeTryAgainLater, "too many unauthenticated connections")
 			return
-		case <-tick.C:
-			c.event("tick", map[string]any{"ts": time.Now().UnixMilli()}, c.s.stateVersion())
-			c.s.metrics.heartbeatTick()
-		case <-beat.C:
-			for _, st := range c.streams {
-				c.event("run.heartbeat", map[string]any{"apiVersion": "v1", "type": "Heartbeat", "streamId": st.id, "runId": st.runID, "ts": time.Now().UnixMilli()}, c.s.stateVersion())
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.lim.writeWait)); err != nil {
-				c.shutdown()
-				return
-			}
-		case <-revoke.C:
-			if reason, bad := c.credentialsRevoked(); bad {
-				c.closeWith(closePolicyViolation, reason)
+		case now := <-clock.C():
+			if !c.periodic(clock.due(now)) {
 				return
 			}
 		}
 	}
+}
+
+// periodic does the writer's duties that came due; false means the socket
+// was closed.
+func (c *wsConn) periodic(d duties) bool {
+	if d.handshake {
+		if _, ok := c.identity(); !ok {
+			c.closeWith(closePolicyViolation, "handshake timeout")
+			return false
+		}
+	}
+	if d.ping {
+		if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.lim.writeWait)); err != nil {
+			c.shutdown()
+			return false
+		}
+	}
+	if d.revoke {
+		if reason, bad := c.credentialsRevoked(); bad {
+			c.closeWith(closePolicyViolation, reason)
+			return false
+		}
+	}
+	if d.tick {
+		c.event("tick", map[string]any{"ts": time.Now().UnixMilli()}, c.s.stateVersion())
+		c.s.metrics.heartbeatTick()
+	}
+	if d.beat {
+		for _, st := range c.streams {
+			c.event("run.heartbeat", map[string]any{"apiVersion": "v1", "type": "Heartbeat", "streamId": st.id, "runId": st.runID, "ts": time.Now().UnixMilli()}, c.s.stateVersion())
+		}
+	}
+	return true
 }
 
 // credentialsRevoked re-checks the socket's token: a token revoked or

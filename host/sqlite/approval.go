@@ -14,7 +14,7 @@ const approvalColumns = `a.run_id, a.node_id, a.iteration, a.status,
 	a.auto_approved, COALESCE(r.workflow_key, '')`
 
 // approvalFrom joins the run for Approval.WorkflowKey.
-const approvalFrom = ` FROM approvals a LEFT JOIN runs r ON r.run_id = a.run_id`
+const approvalFrom = ` FROM approvals a LEFT JOIN runs r ON r.run_key = a.run_key`
 
 func scanApproval(sc scanner) (host.Approval, error) {
 	var a host.Approval
@@ -27,12 +27,12 @@ func scanApproval(sc scanner) (host.Approval, error) {
 
 const (
 	getApprovalSQL = `SELECT ` + approvalColumns + approvalFrom + `
-	WHERE a.run_id = ? AND a.node_id = ? AND a.iteration = ?`
+	WHERE a.run_key = ` + runKeyOf + ` AND a.node_id = ? AND a.iteration = ?`
 
-	putApprovalSQL = `INSERT INTO approvals (run_id, node_id, iteration, status,
+	putApprovalSQL = `INSERT INTO approvals (run_key, run_id, node_id, iteration, status,
 	requested_at_ms, decided_at_ms, note, decided_by, request_json, decision_json, auto_approved)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (run_id, node_id, iteration) DO UPDATE SET status = excluded.status,
+	VALUES (` + runKeyOfFirst + `, ?1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (run_key, node_id, iteration) DO UPDATE SET status = excluded.status,
 	requested_at_ms = excluded.requested_at_ms, decided_at_ms = excluded.decided_at_ms,
 	note = excluded.note, decided_by = excluded.decided_by,
 	request_json = excluded.request_json, decision_json = excluded.decision_json,
@@ -96,7 +96,7 @@ func (s *Store) ListApprovals(ctx context.Context, f host.ApprovalFilter) ([]hos
 		args  []any
 	)
 	if f.RunID != "" {
-		where = append(where, "a.run_id = ?")
+		where = append(where, "a.run_key = "+runKeyOf)
 		args = append(args, f.RunID)
 	}
 	if f.WorkflowKey != "" {

@@ -21,15 +21,15 @@ func scanAttempt(sc scanner) (host.Attempt, error) {
 
 const (
 	getAttemptSQL = `SELECT ` + attemptColumns + ` FROM attempts
-	WHERE run_id = ? AND node_id = ? AND iteration = ? AND attempt = ?`
+	WHERE run_key = ` + runKeyOf + ` AND node_id = ? AND iteration = ? AND attempt = ?`
 
 	listAttemptsSQL = `SELECT ` + attemptColumns + ` FROM attempts
-	WHERE run_id = ? AND node_id = ? AND iteration = ? ORDER BY attempt`
+	WHERE run_key = ` + runKeyOf + ` AND node_id = ? AND iteration = ? ORDER BY attempt`
 
-	putAttemptSQL = `INSERT INTO attempts (run_id, node_id, iteration, attempt, state,
+	putAttemptSQL = `INSERT INTO attempts (run_key, run_id, node_id, iteration, attempt, state,
 	started_at_ms, finished_at_ms, heartbeat_at_ms, heartbeat_data_json, error_json, meta_json)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (run_id, node_id, iteration, attempt) DO UPDATE SET state = excluded.state,
+	VALUES (` + runKeyOfFirst + `, ?1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (run_key, node_id, iteration, attempt) DO UPDATE SET state = excluded.state,
 	started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms,
 	heartbeat_at_ms = excluded.heartbeat_at_ms,
 	heartbeat_data_json = excluded.heartbeat_data_json, error_json = excluded.error_json,

@@ -32,15 +32,15 @@ const (
 
 	// The AUTOINCREMENT id is the stateVersion: never reused, also after
 	// the rows it numbered were trimmed.
-	insertEventSQL = `INSERT INTO events (run_id, seq, name, payload, at_ms)
-	VALUES (?, ?, ?, ?, ?)`
+	insertEventSQL = `INSERT INTO events (run_key, run_id, seq, name, payload, at_ms)
+	VALUES (` + runKeyOfFirst + `, ?1, ?, ?, ?, ?)`
 
-	trimEventsSQL = `DELETE FROM events WHERE run_id = ? AND seq <= ?`
+	trimEventsSQL = `DELETE FROM events WHERE run_key = ` + runKeyOf + ` AND seq <= ?`
 
 	listEventsSQL = `SELECT ` + eventColumns + ` FROM events
-	WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`
+	WHERE run_key = ` + runKeyOf + ` AND seq > ? ORDER BY seq LIMIT ?`
 
-	firstEventSeqSQL = `SELECT COALESCE(MIN(seq), 0) FROM events WHERE run_id = ?`
+	firstEventSeqSQL = `SELECT COALESCE(MIN(seq), 0) FROM events WHERE run_key = ` + runKeyOf + ``
 
 	// sqlite_sequence holds the highest id the events table ever had, which
 	// MAX(id) would forget once those rows were deleted. It has no row

@@ -22,20 +22,20 @@ func scanNode(sc scanner) (host.Node, error) {
 
 const (
 	getNodeSQL = `SELECT ` + nodeColumns + ` FROM nodes n
-	WHERE n.run_id = ? AND n.node_id = ? AND n.iteration = ?`
+	WHERE n.run_key = ` + runKeyOf + ` AND n.node_id = ? AND n.iteration = ?`
 
 	// listNodesSQL orders a run's nodes by creation, which is journal order
 	// for nodes created by one pass.
-	listNodesSQL = `SELECT ` + nodeColumns + ` FROM nodes n WHERE n.run_id = ?
+	listNodesSQL = `SELECT ` + nodeColumns + ` FROM nodes n WHERE n.run_key = ` + runKeyOf + `
 	ORDER BY n.created_at_ms, n.node_id, n.iteration`
 
 	listNodeIterationsSQL = `SELECT ` + nodeColumns + ` FROM nodes n
-	WHERE n.run_id = ? AND n.node_id = ? ORDER BY n.iteration`
+	WHERE n.run_key = ` + runKeyOf + ` AND n.node_id = ? ORDER BY n.iteration`
 
-	putNodeSQL = `INSERT INTO nodes (run_id, node_id, iteration, kind, state, label,
+	putNodeSQL = `INSERT INTO nodes (run_key, run_id, node_id, iteration, kind, state, label,
 	output_json, error_json, meta_json, attempts, created_at_ms, updated_at_ms, fires_at_ms)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (run_id, node_id, iteration) DO UPDATE SET kind = excluded.kind,
+	VALUES (` + runKeyOfFirst + `, ?1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (run_key, node_id, iteration) DO UPDATE SET kind = excluded.kind,
 	state = excluded.state, label = excluded.label, output_json = excluded.output_json,
 	error_json = excluded.error_json, meta_json = excluded.meta_json,
 	attempts = excluded.attempts, created_at_ms = excluded.created_at_ms,
@@ -45,7 +45,7 @@ const (
 	// it must use (a few timers among all the nodes of every run): INDEXED BY
 	// turns a mismatch into an error at prepare time.
 	listDueNodesSQL = `SELECT ` + nodeColumns + ` FROM nodes n INDEXED BY nodes_due
-	JOIN runs r ON r.run_id = n.run_id
+	JOIN runs r ON r.run_key = n.run_key
 	WHERE n.fires_at_ms > 0 AND n.state IN ('waiting-approval', 'waiting-event', 'waiting-timer')
 	AND r.status NOT IN ('finished', 'failed', 'cancelled')
 	AND (?1 <= 0 OR n.fires_at_ms <= ?1)
@@ -84,7 +84,7 @@ func (t *tx) PutNode(n host.Node) error {
 	return nil
 }
 
-const deleteNodeSQL = `DELETE FROM nodes WHERE run_id = ? AND node_id = ? AND iteration = ?`
+const deleteNodeSQL = `DELETE FROM nodes WHERE run_key = ` + runKeyOf + ` AND node_id = ? AND iteration = ?`
 
 // DeleteNode removes one node; its attempts stay.
 func (t *tx) DeleteNode(runID, nodeID string, iteration int) error {

@@ -48,6 +48,16 @@ func runArgs(r host.Run) []any {
 		nullInt(r.DeadlineAtMs), r.LeaseEpoch, r.RunID}
 }
 
+// runKeyOf is the integer key of the run whose id is the next parameter.
+// The tables of a run's parts are keyed by it first (migration 8), so that
+// rows of runs launched together share pages; queries give the run id and
+// SQLite looks the key up once per statement through runs' unique index.
+const runKeyOf = `(SELECT run_key FROM runs WHERE run_id = ?)`
+
+// runKeyOfFirst is runKeyOf for the first parameter, for an INSERT that
+// stores both the key and the id (?1 again).
+const runKeyOfFirst = `(SELECT run_key FROM runs WHERE run_id = ?1)`
+
 const (
 	getRunSQL = `SELECT ` + runColumns + ` FROM runs WHERE run_id = ?`
 
@@ -142,11 +152,11 @@ const getRunViewSQL = `SELECT ` + runColumns + `, w.node_id IS NOT NULL,
 	COALESCE(w.meta_json, ''), COALESCE(w.attempts, 0), COALESCE(w.created_at_ms, 0),
 	COALESCE(w.updated_at_ms, 0), COALESCE(w.fires_at_ms, 0)
 	FROM runs
-	LEFT JOIN nodes w ON w.run_id = runs.run_id
+	LEFT JOIN nodes w ON w.run_key = runs.run_key
 		AND runs.status IN ('waiting-approval', 'waiting-event', 'waiting-timer')
 		AND (w.node_id, w.iteration) = (
 			SELECT x.node_id, x.iteration FROM nodes x INDEXED BY nodes_waiting
-			WHERE x.run_id = runs.run_id AND x.state = runs.status
+			WHERE x.run_key = runs.run_key AND x.state = runs.status
 				AND x.state IN ('waiting-approval', 'waiting-event', 'waiting-timer')
 			ORDER BY CASE WHEN x.state = 'waiting-timer' THEN COALESCE(x.fires_at_ms, 0) END,
 				COALESCE(x.created_at_ms, 0), x.node_id, x.iteration

@@ -20,9 +20,9 @@ func scanSignal(sc scanner) (host.Signal, error) {
 
 const (
 	// insertSignalSQL gives the signal the run's next seq, 0 for the first.
-	insertSignalSQL = `INSERT INTO signals (run_id, seq, name, correlation_id, payload_json,
+	insertSignalSQL = `INSERT INTO signals (run_key, run_id, seq, name, correlation_id, payload_json,
 	received_at_ms, received_by, consumed_by)
-	VALUES (?1, (SELECT COALESCE(MAX(seq) + 1, 0) FROM signals WHERE run_id = ?1),
+	VALUES (` + runKeyOfFirst + `, ?1, (SELECT COALESCE(MAX(seq) + 1, 0) FROM signals WHERE run_key = ` + runKeyOfFirst + `),
 	?2, ?3, ?4, ?5, ?6, ?7)
 	RETURNING seq`
 
@@ -30,15 +30,15 @@ const (
 	// NULL matches NULL only. It reads the partial index signals_buffered,
 	// which skips consumed signals and is in seq order.
 	oldestUnconsumedSignalSQL = `SELECT ` + signalColumns + ` FROM signals
-	INDEXED BY signals_buffered WHERE run_id = ? AND name = ? AND correlation_id IS ? AND consumed_by IS NULL
+	INDEXED BY signals_buffered WHERE run_key = ` + runKeyOf + ` AND name = ? AND correlation_id IS ? AND consumed_by IS NULL
 	ORDER BY seq LIMIT 1`
 
 	countBufferedSignalsSQL = `SELECT COUNT(*) FROM signals INDEXED BY signals_buffered
-	WHERE run_id = ? AND consumed_by IS NULL`
+	WHERE run_key = ` + runKeyOf + ` AND consumed_by IS NULL`
 
-	consumeSignalSQL = `UPDATE signals SET consumed_by = ? WHERE run_id = ? AND seq = ?`
+	consumeSignalSQL = `UPDATE signals SET consumed_by = ? WHERE run_key = ` + runKeyOf + ` AND seq = ?`
 
-	listSignalsSQL = `SELECT ` + signalColumns + ` FROM signals WHERE run_id = ? ORDER BY seq`
+	listSignalsSQL = `SELECT ` + signalColumns + ` FROM signals WHERE run_key = ` + runKeyOf + ` ORDER BY seq`
 )
 
 // InsertSignal stores s with the run's next seq (0-based) and returns it

@@ -6,10 +6,11 @@ import (
 )
 
 const (
-	putValueSQL = `INSERT INTO run_values (run_id, idx, value) VALUES (?, ?, ?)
-	ON CONFLICT (run_id, idx) DO UPDATE SET value = excluded.value`
+	putValueSQL = `INSERT INTO run_values (run_key, run_id, idx, value)
+	VALUES (` + runKeyOfFirst + `, ?1, ?, ?)
+	ON CONFLICT (run_key, idx) DO UPDATE SET value = excluded.value`
 
-	listValuesSQL = `SELECT value FROM run_values WHERE run_id = ? ORDER BY idx`
+	listValuesSQL = `SELECT value FROM run_values WHERE run_key = ` + runKeyOf + ` ORDER BY idx`
 )
 
 // PutValue journals the index-th ctx.now/random/uuid value of the run

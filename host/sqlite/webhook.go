@@ -10,9 +10,9 @@ const (
 	// waitingEventNodesSQL reads the newest waiting-event runs through the
 	// runs_status index, then their nodes through the nodes primary key.
 	waitingEventNodesSQL = `SELECT ` + nodeColumns + ` FROM
-	(SELECT run_id, created_at_ms FROM runs WHERE status = 'waiting-event'
+	(SELECT run_key, run_id, created_at_ms FROM runs WHERE status = 'waiting-event'
 	 ORDER BY created_at_ms DESC, run_id DESC LIMIT ?) r
-	JOIN nodes n ON n.run_id = r.run_id
+	JOIN nodes n ON n.run_key = r.run_key
 	WHERE n.state = 'waiting-event'
 	ORDER BY r.created_at_ms DESC, r.run_id DESC, n.created_at_ms, n.node_id, n.iteration`
 

@@ -105,7 +105,9 @@ func TestGroupCommitFailedCommitFailsEveryRequest(t *testing.T) {
 		if _, err := htx.(*tx).exec("PRAGMA defer_foreign_keys = ON"); err != nil {
 			return err
 		}
-		return htx.PutNode(host.Node{RunID: "ghost", NodeID: "n", Kind: host.KindTask, State: host.NodePending})
+		_, err := htx.(*tx).exec(`INSERT INTO nodes (run_key, run_id, node_id, iteration, kind, state)
+			VALUES (999999, 'ghost', 'n', 0, 'task', 'pending')`)
+		return err
 	}
 	errOwn := errors.New("own failure")
 	res := commitDirect(s,
