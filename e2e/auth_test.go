@@ -78,7 +78,7 @@ func TestAuthMissingTokenStore(t *testing.T) {
 
 	assertUnauthorized(t, g, "", "")
 	assertUnauthorized(t, g, "smithers_anything", "")
-	if !hasLog(g.Stderr(), "ERROR", g.Store, "token store") {
+	if !logSoon(g, "ERROR", g.Store, "token store") {
 		t.Errorf("no ERROR log line says that the token store %s is unavailable", g.Store)
 	}
 

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -313,7 +314,13 @@ func TestDeployComposeTokenBootstrap(t *testing.T) {
 	checkHealth(t, g.URL)
 	assertUnauthorized(t, g, "smithers_anything", "")
 	// The log says why every token is refused (a warning or an error).
-	if !hasLog(g.Stderr(), "WARN", "token store", store) && !hasLog(g.Stderr(), "ERROR", "token store", store) {
+	said := func() bool {
+		return hasLog(g.Stderr(), "WARN", "token store", store) || hasLog(g.Stderr(), "ERROR", "token store", store)
+	}
+	for end := time.Now().Add(5 * time.Second); !said() && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond) // stderr is copied apart from stdout
+	}
+	if !said() {
 		t.Errorf("no warning or error in the gateway's log names the missing token store %s:\n%s", store, g.Stderr())
 	}
 

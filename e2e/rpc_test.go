@@ -246,6 +246,23 @@ func countLines(t *testing.T, path, word string) int {
 	return n
 }
 
+// logSoon reports whether a log line of that level containing every word
+// shows up in the gateway's stderr within a few seconds: stderr is copied
+// apart from stdout, so a line written before the listening line may reach
+// the test after it.
+func logSoon(g *Gateway, level string, words ...string) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if hasLog(g.Stderr(), level, words...) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // hasLog reports whether a JSON log line at level mentions every one of
 // words (in any field).
 func hasLog(stderr, level string, words ...string) bool {

@@ -99,7 +99,7 @@ func TestMissingModuleStartsEmpty(t *testing.T) {
 	module := filepath.Join(t.TempDir(), "nowhere", "gateway.mjs")
 	g := startGateway(t, module)
 
-	if !hasLog(g.Stderr(), "WARN", module) {
+	if !logSoon(g, "WARN", module) {
 		t.Errorf("no WARN log line names the missing module %s", module)
 	}
 	assertJSON(t, "listWorkflows", g.rpc("listWorkflows", map[string]any{}), `[]`)

@@ -491,7 +491,7 @@ func (s *Store) migrate(ctx context.Context) (err error) {
 		if err := s.migrateStep(ctx, v); err != nil {
 			return err
 		}
-		s.log.Info("sqlite schema migrated", "version", v+1, "took", time.Since(start).Round(time.Millisecond))
+		s.log.Info("sqlite schema migrated", "version", v+1, "tookMs", time.Since(start).Milliseconds())
 	}
 	return nil
 }

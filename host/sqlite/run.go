@@ -320,17 +320,23 @@ func (s *Store) ListExpiredRuns(ctx context.Context, finishedBeforeMs int64, lim
 	return ids, nil
 }
 
-const runLeaseSQL = `SELECT status, COALESCE(runtime_owner_id, ''), lease_epoch FROM runs WHERE run_id = ?`
+const runLeaseSQL = `SELECT status, COALESCE(runtime_owner_id, ''), lease_epoch, last_seq FROM runs WHERE run_id = ?`
 
-// RunLease reads the run's status, owner and lease epoch.
+// RunLease reads the run's status, owner and lease epoch. Every step commit
+// starts with it and then appends events: it also reads last_seq for them
+// (sawRun), which saves AppendEvent a read of the row.
 func (t *tx) RunLease(runID string) (host.RunLease, bool, error) {
-	var l host.RunLease
-	err := t.queryRow(runLeaseSQL, runID).Scan(&l.Status, &l.RuntimeOwnerID, &l.LeaseEpoch)
+	var (
+		l       host.RunLease
+		lastSeq int64
+	)
+	err := t.queryRow(runLeaseSQL, runID).Scan(&l.Status, &l.RuntimeOwnerID, &l.LeaseEpoch, &lastSeq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return host.RunLease{}, false, nil
 	}
 	if err != nil {
 		return host.RunLease{}, false, fmt.Errorf("run lease of %s: %w", runID, err)
 	}
+	t.sawRun(host.Run{RunID: runID, LastSeq: lastSeq})
 	return l, true, nil
 }
