@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -29,6 +30,9 @@ func runBench(args []string, env func(string) string, stdout, stderr io.Writer) 
 	scenarios := fs.String("scenarios", "", "comma-separated: rpc,runs,launch,fanout,stream,parked (default: rpc,runs,fanout, and parked with --parked)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if env("GOGC") == "" {
+		debug.SetGCPercent(benchGCPercent)
 	}
 	if !json.Valid([]byte(*input)) {
 		fmt.Fprintln(stderr, "smithers bench: --input must be JSON")

@@ -92,6 +92,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if cfg.MaxHeapMB > 0 && m.env("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(cfg.MaxHeapMB) << 20)
 	}
+	if m.env("GOGC") == "" {
+		debug.SetGCPercent(gatewayGCPercent)
+	}
 	// The database first: a second gateway on the same file is refused
 	// at once, before any module code runs.
 	hub := stream.NewHub()
