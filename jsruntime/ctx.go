@@ -20,7 +20,7 @@ func (a *activation) newCtx() (*goja.Object, error) {
 	w := a.w
 	rt := w.rt
 	ctx := rt.NewObject()
-	input, err := w.helpers.parse(orEmptyObject(a.run.InputJSON))
+	input, err := w.helpers.parseFrozen(orEmptyObject(a.run.InputJSON))
 	if err != nil {
 		return nil, fmt.Errorf("parse run input: %w", err)
 	}
@@ -28,15 +28,15 @@ func (a *activation) newCtx() (*goja.Object, error) {
 		Auth json.RawMessage `json:"auth"`
 	}
 	_ = json.Unmarshal([]byte(a.run.ConfigJSON), &cfg)
-	auth, err := w.helpers.parse(orEmptyObject(string(cfg.Auth)))
+	auth, err := w.helpers.parseFrozen(orEmptyObject(string(cfg.Auth)))
 	if err != nil {
 		return nil, fmt.Errorf("parse run auth: %w", err)
 	}
 	set := func(k string, v any) { must(ctx.Set(k, v)) }
 	set("runId", a.run.RunID)
 	set("workflow", a.wf.Key)
-	set("input", w.helpers.deepFreeze(input))
-	set("auth", w.helpers.deepFreeze(auth))
+	set("input", input)
+	set("auth", auth)
 	set("task", a.jsTask)
 	set("approval", a.jsApproval)
 	set("waitForEvent", a.jsWaitForEvent)

@@ -119,3 +119,26 @@ export default function (gateway) {
 		t.Fatalf("ReferenceError attempts %d, want 1", n.Attempts)
 	}
 }
+
+// TestCtxInputAndAuthAreDeepFrozen: a workflow cannot change its input or
+// auth, at any depth (a replay must see what the first pass saw).
+func TestCtxInputAndAuthAreDeepFrozen(t *testing.T) {
+	h := newHarness(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    "use strict";
+    const tries = {};
+    for (const [name, f] of Object.entries({
+      top: () => { ctx.input.n = 2; },
+      nested: () => { ctx.input.deep.list.push(4); },
+      added: () => { ctx.input.deep.extra = true; },
+      auth: () => { ctx.auth.role = "admin"; },
+    })) {
+      try { f(); tries[name] = "changed"; } catch (e) { tries[name] = e instanceof TypeError ? "refused" : String(e); }
+    }
+    return { tries, frozen: Object.isFrozen(ctx.input) && Object.isFrozen(ctx.input.deep.list) && Object.isFrozen(ctx.auth), input: ctx.input };
+  });
+}`)
+	id := h.launch("wf", map[string]any{"n": 1, "deep": map[string]any{"list": []int{1, 2, 3}}})
+	jsonEqual(t, h.output(id), `{"tries":{"top":"refused","nested":"refused","added":"refused","auth":"refused"},"frozen":true,"input":{"n":1,"deep":{"list":[1,2,3]}}}`)
+}
