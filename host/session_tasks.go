@@ -148,17 +148,11 @@ func (s *Session) FailAttempt(nodeID string, iteration, attempt int, errJSON str
 }
 
 func (s *Session) settleAttempt(tx Tx, nodeID string, iteration, attempt int, state, errJSON string, now int64) error {
-	a, ok, err := tx.GetAttempt(s.runID, nodeID, iteration, attempt)
-	if err != nil {
+	if ok, err := tx.SettleAttempt(s.runID, nodeID, iteration, attempt, state, errJSON, now); err != nil || ok {
 		return err
 	}
-	if !ok {
-		a = Attempt{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Attempt: attempt, StartedAtMs: now}
-	}
-	a.State = state
-	a.FinishedAtMs = now
-	a.ErrorJSON = errJSON
-	return tx.PutAttempt(a)
+	return tx.PutAttempt(Attempt{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Attempt: attempt,
+		StartedAtMs: now, State: state, FinishedAtMs: now, ErrorJSON: errJSON})
 }
 
 // StaticTask journals a task whose body is a value: pending, one attempt,

@@ -106,6 +106,10 @@ type Tx interface {
 	DeleteNode(runID, nodeID string, iteration int) error
 	PutAttempt(a Attempt) error
 	GetAttempt(runID, nodeID string, iteration, attempt int) (Attempt, bool, error)
+	// SettleAttempt sets the state, finish time and error of an attempt
+	// and leaves the rest of it as it is, in one write; false means there
+	// is no such attempt (nothing was written).
+	SettleAttempt(runID, nodeID string, iteration, attempt int, state, errorJSON string, finishedAtMs int64) (bool, error)
 
 	GetApproval(runID, nodeID string, iteration int) (Approval, bool, error)
 	// RecentManualDecisions returns the newest limit approvals of nodeID

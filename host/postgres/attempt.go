@@ -46,6 +46,18 @@ func (t *tx) PutAttempt(a host.Attempt) error {
 	return nil
 }
 
+const settleAttemptSQL = `UPDATE attempts SET state = $5, error_json = $6, finished_at_ms = $7
+	WHERE run_id = $1 AND node_id = $2 AND iteration = $3 AND attempt = $4`
+
+// SettleAttempt sets the attempt's state, error and finish time.
+func (t *tx) SettleAttempt(runID, nodeID string, iteration, attempt int, state, errorJSON string, finishedAtMs int64) (bool, error) {
+	tag, err := t.exec(settleAttemptSQL, runID, nodeID, iteration, attempt, state, errorJSON, finishedAtMs)
+	if err != nil {
+		return false, fmt.Errorf("settle attempt %s/%s#%d/%d: %w", runID, nodeID, iteration, attempt, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
 // GetAttempt reads one attempt. It does not lock: attempts belong to the
 // run's activation, whose run row the engine locks first.
 func (t *tx) GetAttempt(runID, nodeID string, iteration, attempt int) (host.Attempt, bool, error) {

@@ -36,6 +36,22 @@ const (
 	meta_json = excluded.meta_json`
 )
 
+const settleAttemptSQL = `UPDATE attempts SET state = ?, error_json = ?, finished_at_ms = ?
+	WHERE run_key = ` + runKeyOf + ` AND node_id = ? AND iteration = ? AND attempt = ?`
+
+// SettleAttempt sets the attempt's state, error and finish time.
+func (t *tx) SettleAttempt(runID, nodeID string, iteration, attempt int, state, errorJSON string, finishedAtMs int64) (bool, error) {
+	res, err := t.exec(settleAttemptSQL, state, nullString(errorJSON), nullInt(finishedAtMs), runID, nodeID, iteration, attempt)
+	if err != nil {
+		return false, fmt.Errorf("settle attempt %s/%s#%d/%d: %w", runID, nodeID, iteration, attempt, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("settle attempt %s/%s#%d/%d: %w", runID, nodeID, iteration, attempt, err)
+	}
+	return n > 0, nil
+}
+
 // PutAttempt inserts or overwrites the attempt. The run must exist.
 func (t *tx) PutAttempt(a host.Attempt) error {
 	_, err := t.exec(putAttemptSQL, a.RunID, a.NodeID, a.Iteration, a.Attempt, a.State,

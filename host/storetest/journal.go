@@ -54,6 +54,24 @@ func testNodeAndAttemptRoundTrip(t *testing.T, open Opener) {
 		if _, ok, err := tx.GetAttempt("r1", "build", 0, 9); ok || err != nil {
 			t.Errorf("GetAttempt(missing) = %v, %v", ok, err)
 		}
+		// SettleAttempt changes state, error and finish time only.
+		if ok, err := tx.SettleAttempt("r1", "build", 0, 1, host.AttemptFinished, "", 9); !ok || err != nil {
+			t.Errorf("SettleAttempt(existing) = %v, %v", ok, err)
+		}
+		settled := attempts[0]
+		settled.State, settled.ErrorJSON, settled.FinishedAtMs = host.AttemptFinished, "", 9
+		if got, _, err := tx.GetAttempt("r1", "build", 0, 1); err != nil || !reflect.DeepEqual(got, settled) {
+			t.Errorf("settled attempt = %+v, %v; want %+v", got, err, settled)
+		}
+		if ok, err := tx.SettleAttempt("r1", "build", 0, 9, host.AttemptFailed, `{"code":"X"}`, 9); ok || err != nil {
+			t.Errorf("SettleAttempt(missing) = %v, %v; want false, nil", ok, err)
+		}
+		if _, ok, _ := tx.GetAttempt("r1", "build", 0, 9); ok {
+			t.Error("SettleAttempt of a missing attempt created it")
+		}
+		if err := tx.PutAttempt(attempts[0]); err != nil {
+			return err
+		}
 		listed, err := tx.ListNodes("r1")
 		if err != nil || !reflect.DeepEqual(listed, nodes) {
 			t.Errorf("tx.ListNodes = %+v, %v", listed, err)
