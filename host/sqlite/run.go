@@ -98,6 +98,7 @@ func (t *tx) InsertRun(r host.Run) error {
 	if _, err := t.exec(insertRunSQL, runArgs(r)...); err != nil {
 		return fmt.Errorf("insert run %s: %w", r.RunID, err)
 	}
+	t.seqs[r.RunID] = seqState{} // no events yet: its first AppendEvent need not read the row
 	return nil
 }
 
