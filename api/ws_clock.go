@@ -29,8 +29,20 @@ func newWriterClock(now time.Time, lim wsLimits) *writerClock {
 		revokeAt:    now.Add(lim.revokeCheck),
 		beatAt:      now.Add(lim.streamHeartbeat),
 	}
-	k.timer = time.NewTimer(k.next().Sub(now))
+	k.timer = time.NewTimer(time.Hour)
+	k.arm(now)
 	return k
+}
+
+// arm sets the timer to the earliest scheduled duty, or stops it when
+// none is.
+func (k *writerClock) arm(now time.Time) {
+	n := k.next()
+	if n.IsZero() {
+		k.timer.Stop()
+		return
+	}
+	k.timer.Reset(n.Sub(now))
 }
 
 // C fires when a duty may be due; pass its time to due.
@@ -43,7 +55,7 @@ func (k *writerClock) stop() { k.timer.Stop() }
 func (k *writerClock) connected(now time.Time) {
 	k.handshakeAt = time.Time{}
 	k.tickAt = now.Add(k.lim.heartbeat)
-	k.timer.Reset(k.next().Sub(now))
+	k.arm(now)
 }
 
 // due reports the duties due at now, schedules their next times and
@@ -58,7 +70,7 @@ func (k *writerClock) due(now time.Time) duties {
 	d.revoke = advance(&k.revokeAt, now, k.lim.revokeCheck)
 	d.tick = advance(&k.tickAt, now, k.lim.heartbeat)
 	d.beat = advance(&k.beatAt, now, k.lim.streamHeartbeat)
-	k.timer.Reset(k.next().Sub(now))
+	k.arm(now)
 	return d
 }
 
@@ -67,6 +79,10 @@ func (k *writerClock) due(now time.Time) duties {
 func advance(at *time.Time, now time.Time, period time.Duration) bool {
 	if at.IsZero() || now.Before(*at) {
 		return false
+	}
+	if period <= 0 {
+		*at = time.Time{} // a duty without a period is off, not due again at once
+		return true
 	}
 	*at = at.Add(period)
 	if !at.After(now) {

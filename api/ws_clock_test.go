@@ -57,3 +57,30 @@ func TestWriterClockSchedulesEveryDuty(t *testing.T) {
 		t.Fatalf("at 10 s without connect: %+v, want the handshake timeout", d)
 	}
 }
+
+// TestWriterClockWithoutPeriodsIsQuiet: a duty whose period is zero comes
+// due once and is then off, and a clock with nothing scheduled does not
+// fire.
+func TestWriterClockWithoutPeriodsIsQuiet(t *testing.T) {
+	t0 := time.Now()
+	k := newWriterClock(t0, wsLimits{handshake: time.Hour})
+	defer k.stop()
+	if d := k.due(t0); d != (duties{ping: true, revoke: true, beat: true}) {
+		t.Fatalf("first look: %+v", d)
+	}
+	if n := k.next(); !n.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("next = %v, want only the handshake window's end", n.Sub(t0))
+	}
+	k.connected(t0)
+	if d := k.due(t0.Add(time.Minute)); d != (duties{tick: true}) {
+		t.Fatalf("after connect: %+v", d)
+	}
+	if !k.next().IsZero() {
+		t.Fatalf("something is still scheduled: %v", k.next())
+	}
+	select {
+	case <-k.C():
+		t.Fatal("a clock with nothing scheduled fired")
+	case <-time.After(50 * time.Millisecond):
+	}
+}

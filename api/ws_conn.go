@@ -407,7 +407,7 @@ func (c *wsConn) writeLoop() {
 			for _, e := range c.sub.Drain() {
 				c.deliver(e)
 			}
-			if err := c.out.uncork(); err != nil {
+			if err := c.out.uncork(time.Now().Add(c.lim.writeWait)); err != nil {
 				c.shutdown()
 				return
 			}

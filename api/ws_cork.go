@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // maxCorked bounds the frames a corked socket holds before it writes them
@@ -18,8 +19,11 @@ const maxCorked = 64 << 10
 // fell a few events behind catches up with one system call instead of one
 // per event, which is what bounds a fan-out to many sockets (the write
 // system call, not encoding, is most of its cost). Uncorked, writes pass
-// straight through. Control frames written meanwhile by other goroutines
-// (a pong) join the batch, in order: frames are never split or reordered.
+// straight through. A control frame written meanwhile by another goroutine
+// (the reader's pong or close reply) is not held: the batch so far goes
+// first, then the frame, so frames are never reordered and a close is never
+// stuck behind a batch. The write deadline is set under the same lock as
+// the writes: a pong's short deadline cannot cut a batch's write short.
 type corkedConn struct {
 	net.Conn
 	pool   *sync.Pool // of *[]byte: a socket holds a buffer only while corked
@@ -32,6 +36,12 @@ func (c *corkedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.corked {
+		return c.Conn.Write(p)
+	}
+	if isControlFrame(p) {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
 		return c.Conn.Write(p)
 	}
 	if len(*c.buf)+len(p) > maxCorked {
@@ -61,15 +71,20 @@ func (c *corkedConn) cork() {
 	}
 }
 
-// uncork writes the frames held since cork, with the write deadline last
-// set, and lets later writes through.
-func (c *corkedConn) uncork() error {
+// uncork writes the frames held since cork, by deadline, and lets later
+// writes through.
+func (c *corkedConn) uncork(deadline time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.corked {
 		return nil
 	}
-	err := c.flushLocked()
+	var err error
+	if len(*c.buf) > 0 {
+		if err = c.Conn.SetWriteDeadline(deadline); err == nil {
+			err = c.flushLocked()
+		}
+	}
 	c.corked = false
 	if cap(*c.buf) <= maxCorked {
 		c.pool.Put(c.buf)
@@ -77,6 +92,29 @@ func (c *corkedConn) uncork() error {
 	c.buf = nil
 	return err
 }
+
+// SetWriteDeadline waits for a batch being written: the websocket library
+// sets a deadline before each write, under its own lock, which a batch's
+// flush does not hold.
+func (c *corkedConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline is SetWriteDeadline for both directions.
+func (c *corkedConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.SetDeadline(t)
+}
+
+// isControlFrame reports whether p, one Write of the websocket library,
+// starts a control frame (close, ping, pong: opcode 8 and up), which the
+// library always writes whole, in one Write. A data frame's payload written
+// on its own can look like one; it is then written at once after the
+// batch, which keeps the order.
+func isControlFrame(p []byte) bool { return len(p) > 0 && p[0]&0x0f >= 0x8 }
 
 func (c *corkedConn) flushLocked() error {
 	if len(*c.buf) == 0 {

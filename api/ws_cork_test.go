@@ -6,19 +6,31 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
-// recordingConn is a net.Conn that records each Write it is given.
+// recordingConn is a net.Conn that records each Write it is given and
+// the write deadline each was written under.
 type recordingConn struct {
 	net.Conn
-	mu     sync.Mutex
-	writes []string
+	mu        sync.Mutex
+	writes    []string
+	deadlines []time.Time
+	deadline  time.Time
+}
+
+func (c *recordingConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadline = t
+	return nil
 }
 
 func (c *recordingConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.writes = append(c.writes, string(p))
+	c.deadlines = append(c.deadlines, c.deadline)
 	return len(p), nil
 }
 
@@ -44,7 +56,7 @@ func TestCorkedConnWritesABatchOnce(t *testing.T) {
 	if got := rec.got(); strings.Join(got, "|") != "a" {
 		t.Fatalf("writes while corked reached the network: %q", got)
 	}
-	if err := c.uncork(); err != nil {
+	if err := c.uncork(time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	c.Write([]byte("d"))
@@ -53,15 +65,15 @@ func TestCorkedConnWritesABatchOnce(t *testing.T) {
 	}
 
 	rec.writes = nil
-	half := bytes.Repeat([]byte("x"), maxCorked/2+1)
-	big := bytes.Repeat([]byte("y"), maxCorked+1)
+	half := bytes.Repeat([]byte("a"), maxCorked/2+1) // not a control opcode (low nibble < 8)
+	big := bytes.Repeat([]byte("b"), maxCorked+1)
 	c.cork()
 	c.Write([]byte("e"))
 	c.Write(half)
 	c.Write(half) // would pass maxCorked: e+half go first
 	c.Write(big)  // too big to hold: the held half, then big itself
 	c.Write([]byte("f"))
-	if err := c.uncork(); err != nil {
+	if err := c.uncork(time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	got := rec.got()
@@ -76,5 +88,34 @@ func TestCorkedConnWritesABatchOnce(t *testing.T) {
 	}
 	if c.buf != nil {
 		t.Error("an uncorked socket still holds its batch buffer")
+	}
+}
+
+// TestCorkedConnLetsControlFramesThrough: a pong or close written while a
+// batch is held goes out at once, after the batch so far; the batch is
+// written under the deadline uncork gives, whatever deadline the control
+// frame's writer set.
+func TestCorkedConnLetsControlFramesThrough(t *testing.T) {
+	rec := &recordingConn{}
+	c := &corkedConn{Conn: rec, pool: &sync.Pool{}}
+	text := func(s string) []byte { return append([]byte{0x81, byte(len(s))}, s...) }
+	pong := []byte{0x8a, 0}
+	c.cork()
+	c.Write(text("e1"))
+	short := time.Now().Add(time.Second)
+	c.SetWriteDeadline(short) // what the library does before the pong
+	c.Write(pong)
+	c.Write(text("e2"))
+	long := time.Now().Add(time.Minute)
+	if err := c.uncork(long); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.got()
+	want := []string{string(text("e1")), string(pong), string(text("e2"))}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("writes = %q, want %q", got, want)
+	}
+	if !rec.deadlines[2].Equal(long) {
+		t.Errorf("the batch after the pong was written under deadline %v, want uncork's %v", rec.deadlines[2], long)
 	}
 }
