@@ -403,7 +403,7 @@ func (c *wsConn) writeLoop() {
 		case fn := <-c.control:
 			fn()
 		case <-c.sub.Ready():
-			c.out.cork()
+			c.out.cork(time.Now().Add(c.lim.writeWait))
 			for _, e := range c.sub.Drain() {
 				c.deliver(e)
 			}

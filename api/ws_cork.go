@@ -27,9 +27,10 @@ const maxCorked = 64 << 10
 type corkedConn struct {
 	net.Conn
 	pool   *sync.Pool // of *[]byte: a socket holds a buffer only while corked
-	mu     sync.Mutex
-	corked bool
-	buf    *[]byte // lent while corked
+	mu       sync.Mutex
+	corked   bool
+	buf      *[]byte   // lent while corked
+	deadline time.Time // the write deadline last asked for while corked
 }
 
 func (c *corkedConn) Write(p []byte) (int, error) {
@@ -38,17 +39,15 @@ func (c *corkedConn) Write(p []byte) (int, error) {
 	if !c.corked {
 		return c.Conn.Write(p)
 	}
-	if isControlFrame(p) {
+	if isControlFrame(p) || len(*c.buf)+len(p) > maxCorked {
+		// Written now, under the deadline its writer asked for.
+		if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
+			return 0, err
+		}
 		if err := c.flushLocked(); err != nil {
 			return 0, err
 		}
-		return c.Conn.Write(p)
-	}
-	if len(*c.buf)+len(p) > maxCorked {
-		if err := c.flushLocked(); err != nil {
-			return 0, err
-		}
-		if len(p) > maxCorked {
+		if isControlFrame(p) || len(p) > maxCorked {
 			return c.Conn.Write(p)
 		}
 	}
@@ -56,12 +55,15 @@ func (c *corkedConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// cork holds the frames written from now on until uncork.
-func (c *corkedConn) cork() {
+// cork holds the frames written from now on until uncork; a frame that
+// must go out before (a control frame, a batch grown too large) is written
+// by deadline unless its writer set another.
+func (c *corkedConn) cork(deadline time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.corked {
 		c.corked = true
+		c.deadline = deadline
 		if b, ok := c.pool.Get().(*[]byte); ok {
 			c.buf = b
 		} else {
@@ -95,10 +97,15 @@ func (c *corkedConn) uncork(deadline time.Time) error {
 
 // SetWriteDeadline waits for a batch being written: the websocket library
 // sets a deadline before each write, under its own lock, which a batch's
-// flush does not hold.
+// flush does not hold. While corked it is only noted (a held frame is
+// written under uncork's deadline): one system call fewer per frame.
 func (c *corkedConn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.corked {
+		c.deadline = t
+		return nil
+	}
 	return c.Conn.SetWriteDeadline(t)
 }
 

@@ -50,7 +50,7 @@ func TestCorkedConnWritesABatchOnce(t *testing.T) {
 	c := &corkedConn{Conn: rec, pool: &sync.Pool{}}
 
 	c.Write([]byte("a"))
-	c.cork()
+	c.cork(time.Now().Add(time.Minute))
 	c.Write([]byte("b"))
 	c.Write([]byte("c"))
 	if got := rec.got(); strings.Join(got, "|") != "a" {
@@ -67,7 +67,7 @@ func TestCorkedConnWritesABatchOnce(t *testing.T) {
 	rec.writes = nil
 	half := bytes.Repeat([]byte("a"), maxCorked/2+1) // not a control opcode (low nibble < 8)
 	big := bytes.Repeat([]byte("b"), maxCorked+1)
-	c.cork()
+	c.cork(time.Now().Add(time.Minute))
 	c.Write([]byte("e"))
 	c.Write(half)
 	c.Write(half) // would pass maxCorked: e+half go first
@@ -100,7 +100,7 @@ func TestCorkedConnLetsControlFramesThrough(t *testing.T) {
 	c := &corkedConn{Conn: rec, pool: &sync.Pool{}}
 	text := func(s string) []byte { return append([]byte{0x81, byte(len(s))}, s...) }
 	pong := []byte{0x8a, 0}
-	c.cork()
+	c.cork(time.Now().Add(time.Minute))
 	c.Write(text("e1"))
 	short := time.Now().Add(time.Second)
 	c.SetWriteDeadline(short) // what the library does before the pong

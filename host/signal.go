@@ -3,7 +3,6 @@ package host
 import (
 	"context"
 	"encoding/json"
-	"sort"
 )
 
 // SignalInput is a submitSignal request after the API decoded it.
@@ -53,13 +52,12 @@ func (g *Gateway) SubmitSignal(ctx context.Context, in SignalInput) (Signal, err
 		if err != nil {
 			return err
 		}
-		nodes, err := tx.ListNodes(in.RunID)
+		nodes, err := tx.ListWaitingNodes(in.RunID, NodeWaitingEvent)
 		if err != nil {
 			return err
 		}
-		sort.SliceStable(nodes, func(i, j int) bool { return nodes[i].CreatedAtMs < nodes[j].CreatedAtMs })
 		for _, n := range nodes {
-			if n.State != NodeWaitingEvent || !waitMatches(n, in.Name, in.CorrelationID) {
+			if !waitMatches(n, in.Name, in.CorrelationID) {
 				continue
 			}
 			n, err = consumeSignal(tx, n, sig, now)

@@ -100,6 +100,12 @@ type Tx interface {
 
 	GetNode(runID, nodeID string, iteration int) (Node, bool, error)
 	ListNodes(runID string) ([]Node, error)
+	// ListWaitingNodes returns the run's nodes in state, one of the
+	// waiting states (waiting-approval, waiting-event, waiting-timer),
+	// oldest first (CreatedAtMs, then node id and iteration), without
+	// reading its other nodes: a signal to a run with thousands of
+	// finished steps reads only its waits.
+	ListWaitingNodes(runID string, state NodeState) ([]Node, error)
 	PutNode(n Node) error
 	// DeleteNode removes a node from the journal (retry from the failed
 	// step re-creates it); attempts stay.

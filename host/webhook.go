@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -298,10 +297,9 @@ func webhookWaits(tx Tx, name string, sig webhookSignal) ([]Node, error) {
 		if err != nil || !ok || r.Status.Terminal() {
 			return nil, err
 		}
-		if nodes, err = tx.ListNodes(sig.runID); err != nil {
+		if nodes, err = tx.ListWaitingNodes(sig.runID, NodeWaitingEvent); err != nil {
 			return nil, err
 		}
-		sort.SliceStable(nodes, func(i, j int) bool { return nodes[i].CreatedAtMs < nodes[j].CreatedAtMs })
 	} else {
 		var err error
 		if nodes, err = tx.WaitingEventNodes(MaxWebhookScan); err != nil {

@@ -36,6 +36,11 @@ const (
 	listNodesSQL = `SELECT ` + nodeColumns + ` FROM nodes n WHERE n.run_id = $1
 	ORDER BY n.created_at_ms, n.node_id, n.iteration`
 
+	listWaitingNodesSQL = `SELECT ` + nodeColumns + ` FROM nodes n
+	WHERE n.run_id = $1 AND n.state = $2
+	AND n.state IN ('waiting-approval', 'waiting-event', 'waiting-timer')
+	ORDER BY n.created_at_ms, n.node_id, n.iteration`
+
 	listNodeIterationsSQL = `SELECT ` + nodeColumns + ` FROM nodes n
 	WHERE n.run_id = $1 AND n.node_id = $2 ORDER BY n.iteration`
 
@@ -74,6 +79,19 @@ func (t *tx) ListNodes(runID string) ([]host.Node, error) {
 	nodes, err := queryRows(t, scanNode, listNodesSQL, runID)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes of %s: %w", runID, err)
+	}
+	return nodes, nil
+}
+
+// ListWaitingNodes reads the run's nodes in a waiting state, oldest first,
+// through the partial index nodes_waiting.
+func (t *tx) ListWaitingNodes(runID string, state host.NodeState) ([]host.Node, error) {
+	if !state.Waiting() {
+		return nil, fmt.Errorf("list waiting nodes of %s: %s is not a waiting state", runID, state)
+	}
+	nodes, err := queryRows(t, scanNode, listWaitingNodesSQL, runID, string(state))
+	if err != nil {
+		return nil, fmt.Errorf("list %s nodes of %s: %w", state, runID, err)
 	}
 	return nodes, nil
 }

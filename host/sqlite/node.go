@@ -41,6 +41,13 @@ const (
 	attempts = excluded.attempts, created_at_ms = excluded.created_at_ms,
 	updated_at_ms = excluded.updated_at_ms, fires_at_ms = excluded.fires_at_ms`
 
+	// listWaitingNodesSQL repeats the WHERE of the partial index
+	// nodes_waiting, which it must use.
+	listWaitingNodesSQL = `SELECT ` + nodeColumns + ` FROM nodes n INDEXED BY nodes_waiting
+	WHERE n.run_key = ` + runKeyOf + ` AND n.state = ?
+	AND n.state IN ('waiting-approval', 'waiting-event', 'waiting-timer')
+	ORDER BY n.created_at_ms, n.node_id, n.iteration`
+
 	// listDueNodesSQL repeats the WHERE of the partial index nodes_due, which
 	// it must use (a few timers among all the nodes of every run): INDEXED BY
 	// turns a mismatch into an error at prepare time.
@@ -67,6 +74,19 @@ func (t *tx) ListNodes(runID string) ([]host.Node, error) {
 	nodes, err := collect(rows, err, scanNode)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes of %s: %w", runID, err)
+	}
+	return nodes, nil
+}
+
+// ListWaitingNodes reads the run's nodes in a waiting state, oldest first.
+func (t *tx) ListWaitingNodes(runID string, state host.NodeState) ([]host.Node, error) {
+	if !state.Waiting() {
+		return nil, fmt.Errorf("list waiting nodes of %s: %s is not a waiting state", runID, state)
+	}
+	rows, err := t.query(listWaitingNodesSQL, runID, string(state))
+	nodes, err := collect(rows, err, scanNode)
+	if err != nil {
+		return nil, fmt.Errorf("list %s nodes of %s: %w", state, runID, err)
 	}
 	return nodes, nil
 }

@@ -159,6 +159,45 @@ func testDeleteNodeKeepsAttempts(t *testing.T, open Opener) {
 	}
 }
 
+// testListWaitingNodes: a run's nodes in one waiting state, oldest first,
+// and none of its other nodes or of other runs.
+func testListWaitingNodes(t *testing.T, open Opener) {
+	s := open(t, Options{})
+	insertRuns(t, s, newRun("r1", "deploy", 1), newRun("r2", "deploy", 2))
+	node := func(run, id string, iteration int, state host.NodeState, createdAtMs int64) host.Node {
+		return host.Node{RunID: run, NodeID: id, Iteration: iteration, Kind: host.KindEvent, State: state, CreatedAtMs: createdAtMs, MetaJSON: `{"m":"` + id + `"}`}
+	}
+	late := node("r1", "a-late", 0, host.NodeWaitingEvent, 30)
+	b1 := node("r1", "b", 1, host.NodeWaitingEvent, 20)
+	b0 := node("r1", "b", 0, host.NodeWaitingEvent, 20)
+	first := node("r1", "z-first", 0, host.NodeWaitingEvent, 10)
+	all := []host.Node{late, b1, b0, first,
+		node("r1", "done", 0, host.NodeFinished, 5),
+		node("r1", "gate", 0, host.NodeWaitingApproval, 6),
+		node("r2", "other", 0, host.NodeWaitingEvent, 1)}
+	update(t, s, func(tx host.Tx) error {
+		for _, n := range all {
+			if err := tx.PutNode(n); err != nil {
+				return err
+			}
+		}
+		got, err := tx.ListWaitingNodes("r1", host.NodeWaitingEvent)
+		if want := []host.Node{first, b0, b1, late}; err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ListWaitingNodes(r1, waiting-event) = %+v, %v; want %+v", got, err, want)
+		}
+		if got, err := tx.ListWaitingNodes("r1", host.NodeWaitingTimer); err != nil || len(got) != 0 {
+			t.Errorf("ListWaitingNodes(r1, waiting-timer) = %+v, %v; want none", got, err)
+		}
+		if got, err := tx.ListWaitingNodes("nope", host.NodeWaitingEvent); err != nil || len(got) != 0 {
+			t.Errorf("ListWaitingNodes(missing run) = %+v, %v; want none", got, err)
+		}
+		if _, err := tx.ListWaitingNodes("r1", host.NodeFinished); err == nil {
+			t.Error("ListWaitingNodes(finished) succeeded; it lists waiting states only")
+		}
+		return nil
+	})
+}
+
 func testListDueNodes(t *testing.T, open Opener) {
 	s := open(t, Options{})
 	statuses := []host.RunStatus{host.RunRunning, host.RunWaitingApproval, host.RunWaitingEvent,

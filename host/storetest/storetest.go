@@ -46,6 +46,7 @@ func Run(t *testing.T, open Opener) {
 		{"NodeAndAttemptRoundTrip", testNodeAndAttemptRoundTrip},
 		{"DeleteNodeKeepsAttempts", testDeleteNodeKeepsAttempts},
 		{"ListDueNodes", testListDueNodes},
+		{"ListWaitingNodes", testListWaitingNodes},
 		{"ApprovalRoundTrip", testApprovalRoundTrip},
 		{"RecentManualDecisions", testRecentManualDecisions},
 		{"Signals", testSignals},
