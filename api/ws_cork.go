@@ -26,7 +26,7 @@ const maxCorked = 64 << 10
 // the writes: a pong's short deadline cannot cut a batch's write short.
 type corkedConn struct {
 	net.Conn
-	pool   *sync.Pool // of *[]byte: a socket holds a buffer only while corked
+	pool     *sync.Pool // of *[]byte: a socket holds a buffer only while corked
 	mu       sync.Mutex
 	corked   bool
 	buf      *[]byte   // lent while corked
