@@ -50,7 +50,9 @@ func (g *Gateway) sweepExpiredRuns() (int, error) {
 		if err != nil || len(ids) == 0 {
 			return deleted, err
 		}
+		batch := 0 // counted per run of fn: it may run again
 		err = g.update(ctx, func(tx Tx) error {
+			batch = 0
 			for _, id := range ids {
 				// Re-read inside the transaction: only a run that is still
 				// terminal and expired goes.
@@ -64,13 +66,14 @@ func (g *Gateway) sweepExpiredRuns() (int, error) {
 				if _, err := tx.DeleteRun(id); err != nil {
 					return err
 				}
-				deleted++
+				batch++
 			}
 			return nil
 		})
 		if err != nil {
 			return deleted, err
 		}
+		deleted += batch
 		select {
 		case <-g.stop:
 			return deleted, nil

@@ -125,8 +125,78 @@ func (s *Store) commitBatch(batch []*request, res []result) {
 }
 
 // runBatch is commitBatch's transaction; it returns the error that failed
-// the whole batch, if any.
+// the whole batch, if any. The batch's functions first run one after the
+// other in one transaction (runTogether); only when one of them fails is
+// the batch run again with a savepoint around each function
+// (runIsolated), so that the failing one's writes alone are undone. Most
+// batches fail nowhere, and a savepoint and its release are two statements
+// of a step's nine, plus a copy of each page a function first touches. The
+// Store contract allows the second run: a function may run again, and what
+// its last run assigned is what committed (PostgreSQL re-runs functions
+// after a conflict too).
 func (s *Store) runBatch(batch []*request, res []result) error {
+	done, err := s.runTogether(batch, res)
+	if done {
+		return err
+	}
+	for i := range res {
+		res[i] = result{}
+	}
+	return s.runIsolated(batch, res)
+}
+
+// runTogether runs the batch without savepoints. done is false when a
+// function failed in a batch of several: nothing was written, and the
+// batch is to be run again by runIsolated. A lone function's failure is
+// final: its result is its own error.
+func (s *Store) runTogether(batch []*request, res []result) (done bool, err error) {
+	if err := s.wexec("BEGIN IMMEDIATE"); err != nil {
+		err = fmt.Errorf("update: begin: %w", err)
+		failBatch(res, err)
+		return true, err
+	}
+	touched := map[string]struct{}{}
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			res[i].err = fmt.Errorf("update: %w", err)
+			continue
+		}
+		t := &tx{s: s, touched: touched, seqs: map[string]seqState{}}
+		out := callFn(r.fn, t)
+		if out.err == nil && !out.panicked {
+			out.err = t.flush()
+		}
+		t.done = true
+		if out.err != nil || out.panicked {
+			if rbErr := s.wexec("ROLLBACK"); rbErr != nil && !strings.Contains(rbErr.Error(), "no transaction is active") {
+				// The connection is in a state nobody can vouch for: the
+				// batch fails with the function's error as its cause.
+				res[i] = out
+				err := fmt.Errorf("update: roll back failed function: %w", rbErr)
+				failBatch(res, err)
+				return true, err
+			}
+			if len(batch) > 1 {
+				return false, nil
+			}
+			res[i] = out
+			if isStorage(out.err) {
+				return true, out.err
+			}
+			return true, nil
+		}
+		res[i].events = t.events
+	}
+	if err := s.wexec("COMMIT"); err != nil {
+		return true, s.abort(res, fmt.Errorf("update: commit: %w", err))
+	}
+	s.published(touched, res)
+	return true, nil
+}
+
+// runIsolated runs the batch with a savepoint around each function, so that
+// a function that fails has its own writes undone and the others commit.
+func (s *Store) runIsolated(batch []*request, res []result) error {
 	if err := s.wexec("BEGIN IMMEDIATE"); err != nil {
 		err = fmt.Errorf("update: begin: %w", err)
 		failBatch(res, err)
@@ -177,6 +247,13 @@ func (s *Store) runBatch(batch []*request, res []result) error {
 	if err := s.wexec("COMMIT"); err != nil {
 		return s.abort(res, fmt.Errorf("update: commit: %w", err))
 	}
+	s.published(touched, res)
+	return storageErr
+}
+
+// published tells of a commit: it drops the cached views of the runs it
+// touched, then hands its events to the commit hook.
+func (s *Store) published(touched map[string]struct{}, res []result) {
 	// Before anyone hears of the commit: a caller or a client told of it
 	// must read what it wrote, not a cached view from before.
 	if len(touched) > 0 {
@@ -191,7 +268,6 @@ func (s *Store) runBatch(batch []*request, res []result) error {
 			s.onCommit(all)
 		}
 	}
-	return storageErr
 }
 
 // abort rolls the open transaction back and gives err to every request of

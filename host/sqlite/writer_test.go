@@ -195,3 +195,54 @@ func (c *doneWatcher) Done() <-chan struct{} {
 	c.once.Do(func() { close(c.asked) })
 	return c.Context.Done()
 }
+
+// TestGroupCommitRunsAgainOnlyAfterAFailure: a batch whose functions all
+// succeed runs each once; a failure in a batch of several runs the batch
+// again with a savepoint per function (the Store contract allows a second
+// run: what the last run assigned is what committed), and the others'
+// writes commit once; a lone function that fails runs once.
+func TestGroupCommitRunsAgainOnlyAfterAFailure(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	ctx := context.Background()
+	insertRuns(t, s, newRun("r1", "deploy", 1))
+	calls := map[string]int{}
+	errNo := errors.New("no")
+	appendAs := func(name string, fail bool) func(host.Tx) error {
+		return func(tx host.Tx) error {
+			calls[name]++
+			if _, err := tx.AppendEvent("r1", name, nil, 1); err != nil {
+				return err
+			}
+			if fail {
+				return errNo
+			}
+			return nil
+		}
+	}
+	commitDirect(s, req(ctx, appendAs("a", false)), req(ctx, appendAs("b", false)))
+	if calls["a"] != 1 || calls["b"] != 1 {
+		t.Fatalf("calls in a batch that succeeded: %v, want each once", calls)
+	}
+	res := commitDirect(s, req(ctx, appendAs("c", false)), req(ctx, appendAs("x", true)), req(ctx, appendAs("d", false)))
+	if calls["c"] != 2 || calls["x"] != 2 || calls["d"] != 1 {
+		t.Errorf("calls after a failure: %v, want c and x twice (the second run isolates x), d once", calls)
+	}
+	if !errors.Is(res[1].err, errNo) || res[0].err != nil || res[2].err != nil {
+		t.Errorf("results: %+v", res)
+	}
+	if len(res[0].events) != 1 || res[0].events[0].Seq != 3 || len(res[2].events) != 1 || res[2].events[0].Seq != 4 {
+		t.Errorf("events of c and d: %+v, %+v; want seq 3 and 4", res[0].events, res[2].events)
+	}
+	res = commitDirect(s, req(ctx, appendAs("y", true)))
+	if calls["y"] != 1 || !errors.Is(res[0].err, errNo) {
+		t.Errorf("a lone failing function: %d calls, %v; want one call and its error", calls["y"], res[0].err)
+	}
+	events, _ := s.ListEvents(ctx, "r1", 0, 0)
+	var names []string
+	for _, e := range events {
+		names = append(names, e.Name)
+	}
+	if !reflect.DeepEqual(names, []string{"a", "b", "c", "d"}) || !reflect.DeepEqual(seqs(events), []int64{1, 2, 3, 4}) {
+		t.Errorf("committed events %v seqs %v", names, seqs(events))
+	}
+}
