@@ -87,6 +87,12 @@ func (c *corkedConn) uncork(deadline time.Time) error {
 			err = c.flushLocked()
 		}
 	}
+	if err == nil {
+		// The deadline last asked for while corked is the one a write
+		// about to pass through (a pong whose deadline was only noted)
+		// expects, not whatever the connection had before.
+		err = c.Conn.SetWriteDeadline(c.deadline)
+	}
 	c.corked = false
 	if cap(*c.buf) <= maxCorked {
 		c.pool.Put(c.buf)

@@ -119,3 +119,24 @@ func TestCorkedConnLetsControlFramesThrough(t *testing.T) {
 		t.Errorf("the batch after the pong was written under deadline %v, want uncork's %v", rec.deadlines[2], long)
 	}
 }
+
+// TestCorkedConnDeadlineNotedWhileCorkedHoldsAfter: a deadline set while
+// corked (a pong's, noted only) is the connection's after uncork, even
+// when no frame was held: the pong written next must not run under an
+// older deadline.
+func TestCorkedConnDeadlineNotedWhileCorkedHoldsAfter(t *testing.T) {
+	rec := &recordingConn{}
+	c := &corkedConn{Conn: rec, pool: &sync.Pool{}}
+	stale := time.Now().Add(-time.Minute)
+	c.SetWriteDeadline(stale)
+	c.cork(time.Now().Add(time.Minute))
+	pongDeadline := time.Now().Add(time.Second)
+	c.SetWriteDeadline(pongDeadline)
+	if err := c.uncork(time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte{0x8a, 0})
+	if got := rec.deadlines[0]; !got.Equal(pongDeadline) {
+		t.Errorf("the pong was written under %v, want its own deadline %v", got, pongDeadline)
+	}
+}

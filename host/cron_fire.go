@@ -163,7 +163,7 @@ func (g *Gateway) fireCron(cronID string, wf WorkflowDef) (int64, error) {
 	var run Run
 	var created bool
 	err := g.update(context.Background(), func(tx Tx) error {
-		run, created = Run{}, false
+		run, created, next = Run{}, false, 0 // fn may run again
 		c, ok, err := tx.GetCron(cronID)
 		if err != nil || !ok {
 			return err
@@ -184,7 +184,11 @@ func (g *Gateway) fireCron(cronID string, wf WorkflowDef) (int64, error) {
 		next = c.NextRunAtMs
 		r, isNew, err := g.insertLaunch(tx, wf, LaunchInput{Workflow: wf.Key, InputJSON: "{}", Auth: systemIdentity(), TriggeredBy: "cron:gateway"}, now)
 		if err != nil {
-			if errors.Is(err, ErrStorageUnavailable) {
+			var refused *Error
+			if !errors.As(err, &refused) {
+				// Not the launch refused (storage, say): the cron's
+				// slot is not used up; the whole fire fails and is
+				// tried again.
 				return err
 			}
 			// Upstream keeps the plain message in errorJson.

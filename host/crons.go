@@ -144,6 +144,7 @@ func (g *Gateway) TriggerCron(ctx context.Context, in CronTrigger) (Run, error) 
 	var cron *Cron
 	if in.CronID != "" {
 		err := g.update(ctx, func(tx Tx) error {
+			cron = nil // fn may run again
 			c, ok, err := tx.GetCron(in.CronID)
 			if ok {
 				cron = &c

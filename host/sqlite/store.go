@@ -11,9 +11,11 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
+	"modernc.org/sqlite"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -67,7 +69,14 @@ type Store struct {
 	// (and by Open before the goroutine starts).
 	wdb   *sql.DB
 	wconn *sql.Conn
-	stmts map[string]*sql.Stmt // writer's prepared statements, writer-owned
+	// txLost is set by SQLite's rollback hook on the writer's connection
+	// whenever a transaction ends rolled back, also when SQLite rolls it
+	// back by itself under a failed statement (a full disk, an I/O
+	// error). The writer clears it at each BEGIN; while it is set, a
+	// function's statements are refused (they would run outside any
+	// transaction and commit one by one).
+	txLost atomic.Bool
+	stmts  map[string]*sql.Stmt // writer's prepared statements, writer-owned
 
 	// rdb is the read pool used by every read method.
 	rdb *sql.DB
@@ -224,6 +233,19 @@ func (s *Store) openWriter(ctx context.Context, path string) error {
 	db.SetConnMaxIdleTime(0)
 	conn, err := db.Conn(ctx)
 	if err != nil {
+		_ = db.Close()
+		return fmt.Errorf("open store %s: writer connection: %w", path, err)
+	}
+	err = conn.Raw(func(dc any) error {
+		h, ok := dc.(sqlite.HookRegisterer)
+		if !ok {
+			return fmt.Errorf("driver connection %T has no rollback hook", dc)
+		}
+		h.RegisterRollbackHook(func() { s.txLost.Store(true) })
+		return nil
+	})
+	if err != nil {
+		_ = conn.Close()
 		_ = db.Close()
 		return fmt.Errorf("open store %s: writer connection: %w", path, err)
 	}

@@ -12,6 +12,12 @@ import (
 // errTxDone is returned by a tx used after its Update function returned.
 var errTxDone = errors.New("tx used after its Update function returned")
 
+// errTxLost is returned by a statement of a function whose transaction
+// SQLite already rolled back under an earlier failed statement that the
+// function did not stop at: run outside a transaction, it would commit on
+// its own.
+var errTxLost = errors.New("the transaction was rolled back under a failed statement")
+
 // tx is the host.Tx given to one Update function. It runs on the writer
 // goroutine, on the writer's connection, inside the batch transaction and
 // the function's savepoint.
@@ -76,9 +82,20 @@ type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
 
-func (t *tx) exec(query string, args ...any) (sql.Result, error) {
+// usable reports why the function may no longer run statements, if so.
+func (t *tx) usable() error {
 	if t.done {
-		return nil, errTxDone
+		return errTxDone
+	}
+	if t.s.txLost.Load() {
+		return errTxLost
+	}
+	return nil
+}
+
+func (t *tx) exec(query string, args ...any) (sql.Result, error) {
+	if err := t.usable(); err != nil {
+		return nil, err
 	}
 	st, err := t.s.stmt(query)
 	if err != nil {
@@ -88,8 +105,8 @@ func (t *tx) exec(query string, args ...any) (sql.Result, error) {
 }
 
 func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
-	if t.done {
-		return nil, errTxDone
+	if err := t.usable(); err != nil {
+		return nil, err
 	}
 	st, err := t.s.stmt(query)
 	if err != nil {
@@ -99,8 +116,8 @@ func (t *tx) query(query string, args ...any) (*sql.Rows, error) {
 }
 
 func (t *tx) queryRow(query string, args ...any) scanner {
-	if t.done {
-		return errRow{errTxDone}
+	if err := t.usable(); err != nil {
+		return errRow{err}
 	}
 	st, err := t.s.stmt(query)
 	if err != nil {

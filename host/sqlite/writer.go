@@ -155,6 +155,7 @@ func (s *Store) runTogether(batch []*request, res []result) (done bool, err erro
 		failBatch(res, err)
 		return true, err
 	}
+	s.txLost.Store(false)
 	touched := map[string]struct{}{}
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -167,6 +168,12 @@ func (s *Store) runTogether(batch []*request, res []result) (done bool, err erro
 			out.err = t.flush()
 		}
 		t.done = true
+		if s.txLost.Load() && out.err == nil && !out.panicked {
+			// SQLite rolled the transaction back under a statement whose
+			// failure the function ignored: nothing is written; the
+			// isolated run finds out whose it was.
+			return false, nil
+		}
 		if out.err != nil || out.panicked {
 			if rbErr := s.wexec("ROLLBACK"); rbErr != nil && !strings.Contains(rbErr.Error(), "no transaction is active") {
 				// The connection is in a state nobody can vouch for: the
@@ -202,6 +209,7 @@ func (s *Store) runIsolated(batch []*request, res []result) error {
 		failBatch(res, err)
 		return err
 	}
+	s.txLost.Store(false)
 	var storageErr error
 	touched := map[string]struct{}{}
 	for i, r := range batch {

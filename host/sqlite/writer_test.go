@@ -246,3 +246,47 @@ func TestGroupCommitRunsAgainOnlyAfterAFailure(t *testing.T) {
 		t.Errorf("committed events %v seqs %v", names, seqs(events))
 	}
 }
+
+// TestGroupCommitStopsWhenSQLiteRolledBack: when SQLite rolls the
+// transaction back under a function (as it does by itself on a full disk)
+// and the function carries on, no statement runs outside a transaction:
+// the function's later writes are refused, the batch fails, and nothing of
+// it, nor of the functions after it, is committed.
+func TestGroupCommitStopsWhenSQLiteRolledBack(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	ctx := context.Background()
+	insertRuns(t, s, newRun("r1", "deploy", 1))
+	var laterWrite error
+	lost := func(htx host.Tx) error {
+		if _, err := htx.(*tx).exec("ROLLBACK"); err != nil {
+			return err
+		}
+		_, laterWrite = htx.AppendEvent("r1", "after-rollback", nil, 1)
+		return nil // ignores both
+	}
+	appendOne := func(htx host.Tx) error {
+		_, err := htx.AppendEvent("r1", "other", nil, 1)
+		return err
+	}
+	for _, batch := range [][]*request{
+		{req(ctx, lost)},
+		{req(ctx, appendOne), req(ctx, lost), req(ctx, appendOne)},
+	} {
+		res := commitDirect(s, batch...)
+		if !errors.Is(laterWrite, errTxLost) {
+			t.Errorf("a write after the rollback: %v, want errTxLost", laterWrite)
+		}
+		for i, r := range res {
+			if r.err == nil || r.events != nil {
+				t.Errorf("batch of %d, request %d: %+v, want an error and no events", len(batch), i, r)
+			}
+		}
+		if events, _ := s.ListEvents(ctx, "r1", 0, 0); len(events) != 0 {
+			t.Fatalf("committed after a lost transaction: %+v", events)
+		}
+	}
+	// The writer recovers.
+	if ev := appendEvents(t, s, "r1", 1); ev[0].Seq != 1 {
+		t.Errorf("next event = %+v, want seq 1", ev[0])
+	}
+}
