@@ -6,8 +6,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
+	"github.com/smithers-orchestrator/smithers-go/testkit"
 )
 
 // logLines returns the engine's log records with that message.
@@ -69,6 +71,9 @@ func TestRunLifecycleIsLoggedAndRetriesReachTheStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitStatus(r.RunID, host.RunFinished)
+	// The finish is logged after its commit, which the status read above
+	// may see first.
+	testkit.Eventually(t, 5*time.Second, "the run finished log line", func() bool { return len(e.logLines("run finished")) > 0 })
 	for _, msg := range []string{"run started", "task attempt failed; it will be retried", "run parked", "run woken", "run finished"} {
 		lines := e.logLines(msg)
 		if len(lines) != 1 || lines[0]["runId"] != r.RunID || lines[0]["workflow"] != "wf" {
