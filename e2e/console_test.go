@@ -71,6 +71,9 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.Flag("force-color-profile", "srgb"),
 		chromedp.Flag("hide-scrollbars", true),
 		chromedp.UserDataDir(t.TempDir()),
+		// Its shared-memory files (disable-dev-shm-usage puts them in
+		// the temp folder) go with the test's temp folder.
+		chromedp.Env("TMPDIR=" + t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	}
 	allocCtx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
