@@ -167,12 +167,22 @@ func decodeRPCBody(body []byte) (map[string]any, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return map[string]any{}, nil
 	}
-	if obj, ok := decodeFlatStrings(body); ok {
-		if err := checkBounds(obj); err != nil {
+	obj, ok := decodeFlatStrings(body)
+	if !ok {
+		var err error
+		if obj, err = decodeObject(body); err != nil {
 			return nil, err
 		}
-		return obj, nil
 	}
+	if err := checkBounds(obj); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// decodeObject is decodeRPCBody's general decoder (decodeFlatStrings is its
+// fast path): exactly one JSON value, an object, numbers kept as written.
+func decodeObject(body []byte) (map[string]any, error) {
 	var root any
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -195,9 +205,6 @@ func decodeRPCBody(body []byte) (map[string]any, error) {
 	obj, ok := root.(map[string]any)
 	if !ok {
 		return nil, errInvalidRequest("RPC body must be a JSON object")
-	}
-	if err := checkBounds(obj); err != nil {
-		return nil, err
 	}
 	return obj, nil
 }

@@ -318,16 +318,20 @@ func eventFrame(buf []byte, name string, payload []byte, seq, stateVersion int64
 	buf = append(buf, `{"type":"event","event":`...)
 	buf = strconv.AppendQuote(buf, name)
 	buf = append(buf, `,"payload":`...)
-	if len(payload) == 0 {
-		buf = append(buf, "null"...)
-	} else {
-		buf = append(buf, payload...)
-	}
+	buf = appendPayload(buf, payload)
 	buf = append(buf, `,"seq":`...)
 	buf = strconv.AppendInt(buf, seq, 10)
 	buf = append(buf, `,"stateVersion":`...)
 	buf = strconv.AppendInt(buf, stateVersion, 10)
 	return append(buf, `,"apiVersion":"v1"}`...)
+}
+
+// appendPayload appends an event's payload, null when it has none.
+func appendPayload(b, payload []byte) []byte {
+	if len(payload) == 0 {
+		return append(b, "null"...)
+	}
+	return append(b, payload...)
 }
 
 // writeRaw sends one encoded frame with a write deadline. Writer-only.
@@ -533,11 +537,7 @@ func broadcastHead(e host.Event) []byte {
 	b = append(b, `{"type":"event","event":`...)
 	b = strconv.AppendQuote(b, e.Name)
 	b = append(b, `,"payload":`...)
-	if len(e.Payload) == 0 {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, e.Payload...)
-	}
+	b = appendPayload(b, e.Payload)
 	return append(b, `,"seq":`...)
 }
 
@@ -570,11 +570,7 @@ func runEventPayload(st *runStream, e host.Event) json.RawMessage {
 	b = append(b, `,"event":`...)
 	b = strconv.AppendQuote(b, e.Name)
 	b = append(b, `,"payload":`...)
-	if len(e.Payload) == 0 {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, e.Payload...)
-	}
+	b = appendPayload(b, e.Payload)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendInt(b, e.Seq, 10)
 	b = append(b, `,"stateVersion":`...)

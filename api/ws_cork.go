@@ -39,7 +39,8 @@ func (c *corkedConn) Write(p []byte) (int, error) {
 	if !c.corked {
 		return c.Conn.Write(p)
 	}
-	if isControlFrame(p) || len(*c.buf)+len(p) > maxCorked {
+	alone := isControlFrame(p) || len(p) > maxCorked
+	if alone || len(*c.buf)+len(p) > maxCorked {
 		// Written now, under the deadline its writer asked for.
 		if err := c.Conn.SetWriteDeadline(c.deadline); err != nil {
 			return 0, err
@@ -47,7 +48,7 @@ func (c *corkedConn) Write(p []byte) (int, error) {
 		if err := c.flushLocked(); err != nil {
 			return 0, err
 		}
-		if isControlFrame(p) || len(p) > maxCorked {
+		if alone {
 			return c.Conn.Write(p)
 		}
 	}
@@ -113,13 +114,6 @@ func (c *corkedConn) SetWriteDeadline(t time.Time) error {
 		return nil
 	}
 	return c.Conn.SetWriteDeadline(t)
-}
-
-// SetDeadline is SetWriteDeadline for both directions.
-func (c *corkedConn) SetDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.Conn.SetDeadline(t)
 }
 
 // isControlFrame reports whether p, one Write of the websocket library,

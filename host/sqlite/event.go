@@ -40,7 +40,7 @@ const (
 	listEventsSQL = `SELECT ` + eventColumns + ` FROM events
 	WHERE run_key = ` + runKeyOf + ` AND seq > ? ORDER BY seq LIMIT ?`
 
-	firstEventSeqSQL = `SELECT COALESCE(MIN(seq), 0) FROM events WHERE run_key = ` + runKeyOf + ``
+	firstEventSeqSQL = `SELECT COALESCE(MIN(seq), 0) FROM events WHERE run_key = ` + runKeyOf
 
 	// sqlite_sequence holds the highest id the events table ever had, which
 	// MAX(id) would forget once those rows were deleted. It has no row

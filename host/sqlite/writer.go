@@ -126,88 +126,34 @@ func (s *Store) commitBatch(batch []*request, res []result) {
 
 // runBatch is commitBatch's transaction; it returns the error that failed
 // the whole batch, if any. The batch's functions first run one after the
-// other in one transaction (runTogether); only when one of them fails is
-// the batch run again with a savepoint around each function
-// (runIsolated), so that the failing one's writes alone are undone. Most
-// batches fail nowhere, and a savepoint and its release are two statements
-// of a step's nine, plus a copy of each page a function first touches. The
-// Store contract allows the second run: a function may run again, and what
-// its last run assigned is what committed (PostgreSQL re-runs functions
-// after a conflict too).
+// other in one transaction without savepoints; only when one of them fails
+// is the batch run again with a savepoint around each function, so that
+// the failing one's writes alone are undone. Most batches fail nowhere,
+// and a savepoint and its release are two statements of a step's nine,
+// plus a copy of each page a function first touches. The Store contract
+// allows the second run: a function may run again, and what its last run
+// assigned is what committed (PostgreSQL re-runs functions after a
+// conflict too).
 func (s *Store) runBatch(batch []*request, res []result) error {
-	done, err := s.runTogether(batch, res)
-	if done {
+	again, err := s.runPass(batch, res, false)
+	if !again {
 		return err
 	}
-	for i := range res {
-		res[i] = result{}
-	}
-	return s.runIsolated(batch, res)
+	clear(res)
+	_, err = s.runPass(batch, res, true)
+	return err
 }
 
-// runTogether runs the batch without savepoints. done is false when a
-// function failed in a batch of several: nothing was written, and the
-// batch is to be run again by runIsolated. A lone function's failure is
-// final: its result is its own error.
-func (s *Store) runTogether(batch []*request, res []result) (done bool, err error) {
+// runPass runs the batch's functions in one transaction, each inside its
+// own savepoint when isolated. Not isolated, a function that fails (or
+// under which SQLite lost the transaction) rolls everything back: again
+// then asks for an isolated pass, except for a lone function, whose
+// failure is final.
+func (s *Store) runPass(batch []*request, res []result, isolated bool) (again bool, err error) {
 	if err := s.wexec("BEGIN IMMEDIATE"); err != nil {
 		err = fmt.Errorf("update: begin: %w", err)
 		failBatch(res, err)
-		return true, err
-	}
-	s.txLost.Store(false)
-	touched := map[string]struct{}{}
-	for i, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			res[i].err = fmt.Errorf("update: %w", err)
-			continue
-		}
-		t := &tx{s: s, touched: touched, seqs: map[string]seqState{}}
-		out := callFn(r.fn, t)
-		if out.err == nil && !out.panicked {
-			out.err = t.flush()
-		}
-		t.done = true
-		if s.txLost.Load() && out.err == nil && !out.panicked {
-			// SQLite rolled the transaction back under a statement whose
-			// failure the function ignored: nothing is written; the
-			// isolated run finds out whose it was.
-			return false, nil
-		}
-		if out.err != nil || out.panicked {
-			if rbErr := s.wexec("ROLLBACK"); rbErr != nil && !strings.Contains(rbErr.Error(), "no transaction is active") {
-				// The connection is in a state nobody can vouch for: the
-				// batch fails with the function's error as its cause.
-				res[i] = out
-				err := fmt.Errorf("update: roll back failed function: %w", rbErr)
-				failBatch(res, err)
-				return true, err
-			}
-			if len(batch) > 1 {
-				return false, nil
-			}
-			res[i] = out
-			if isStorage(out.err) {
-				return true, out.err
-			}
-			return true, nil
-		}
-		res[i].events = t.events
-	}
-	if err := s.wexec("COMMIT"); err != nil {
-		return true, s.abort(res, fmt.Errorf("update: commit: %w", err))
-	}
-	s.published(touched, res)
-	return true, nil
-}
-
-// runIsolated runs the batch with a savepoint around each function, so that
-// a function that fails has its own writes undone and the others commit.
-func (s *Store) runIsolated(batch []*request, res []result) error {
-	if err := s.wexec("BEGIN IMMEDIATE"); err != nil {
-		err = fmt.Errorf("update: begin: %w", err)
-		failBatch(res, err)
-		return err
+		return false, err
 	}
 	s.txLost.Store(false)
 	var storageErr error
@@ -217,8 +163,10 @@ func (s *Store) runIsolated(batch []*request, res []result) error {
 			res[i].err = fmt.Errorf("update: %w", err)
 			continue
 		}
-		if err := s.wexec("SAVEPOINT fn"); err != nil {
-			return s.abort(res, fmt.Errorf("update: savepoint: %w", err))
+		if isolated {
+			if err := s.wexec("SAVEPOINT fn"); err != nil {
+				return false, s.abort(res, fmt.Errorf("update: savepoint: %w", err))
+			}
 		}
 		t := &tx{s: s, touched: touched, seqs: map[string]seqState{}}
 		out := callFn(r.fn, t)
@@ -226,16 +174,35 @@ func (s *Store) runIsolated(batch []*request, res []result) error {
 			out.err = t.flush()
 		}
 		t.done = true
-		if out.err != nil || out.panicked {
+		failed := out.err != nil || out.panicked
+		if !isolated && (failed || s.txLost.Load()) {
+			// A function ignored a statement whose failure made SQLite
+			// roll back (txLost): the isolated pass finds out whose.
+			if rbErr := s.wexec("ROLLBACK"); rbErr != nil && !strings.Contains(rbErr.Error(), "no transaction is active") {
+				res[i] = out
+				err := fmt.Errorf("update: roll back failed function: %w", rbErr)
+				failBatch(res, err)
+				return false, err
+			}
+			if !failed || len(batch) > 1 {
+				return true, nil
+			}
+			res[i] = out
+			if isStorage(out.err) {
+				return false, out.err
+			}
+			return false, nil
+		}
+		if failed {
 			res[i] = out
 			if rbErr := s.wexec("ROLLBACK TO fn", "RELEASE fn"); rbErr != nil {
 				// SQLite rolls the whole transaction back by itself on
 				// some failures (a full disk): the batch fails with the
 				// function's error as its cause.
 				if out.err != nil {
-					return s.abort(res, fmt.Errorf("update: %w (and the transaction was lost: %v)", out.err, rbErr))
+					return false, s.abort(res, fmt.Errorf("update: %w (and the transaction was lost: %v)", out.err, rbErr))
 				}
-				return s.abort(res, fmt.Errorf("update: roll back failed function: %w", rbErr))
+				return false, s.abort(res, fmt.Errorf("update: roll back failed function: %w", rbErr))
 			}
 			if isStorage(out.err) {
 				// The function met a storage failure (an INSERT on a
@@ -245,18 +212,20 @@ func (s *Store) runIsolated(batch []*request, res []result) error {
 			}
 			continue
 		}
-		if err := s.wexec("RELEASE fn"); err != nil {
-			// SQLite rolled the whole transaction back (disk full, I/O
-			// error...) under a function that ignored the error.
-			return s.abort(res, fmt.Errorf("update: release savepoint: %w", err))
+		if isolated {
+			if err := s.wexec("RELEASE fn"); err != nil {
+				// SQLite rolled the whole transaction back (disk full,
+				// I/O error...) under a function that ignored the error.
+				return false, s.abort(res, fmt.Errorf("update: release savepoint: %w", err))
+			}
 		}
 		res[i].events = t.events
 	}
 	if err := s.wexec("COMMIT"); err != nil {
-		return s.abort(res, fmt.Errorf("update: commit: %w", err))
+		return false, s.abort(res, fmt.Errorf("update: commit: %w", err))
 	}
 	s.published(touched, res)
-	return storageErr
+	return false, storageErr
 }
 
 // published tells of a commit: it drops the cached views of the runs it
