@@ -141,8 +141,25 @@ func (tb *tab) navigate(url string) {
 
 func (tb *tab) click(sel string) {
 	tb.t.Helper()
-	tb.waitFor("a visible "+sel, fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && e.offsetParent !== null })()`, sel))
-	tb.do("click "+sel, chromedp.Click(chromedp.CSS(sel)))
+	deadline := time.Now().Add(consoleWait)
+	for {
+		tb.waitFor("a visible "+sel, fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && e.offsetParent !== null })()`, sel))
+		ctx, cancel := context.WithTimeout(tb.ctx, consoleWait)
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel)))
+		cancel()
+		// The console re-renders a view when an event arrives; an element
+		// found just before a re-render is gone by the time the click
+		// lands ("Could not find node with given id"). A person would
+		// click the new one, so the test does too.
+		if err == nil {
+			return
+		}
+		stale := strings.Contains(err.Error(), "Could not find node") || strings.Contains(err.Error(), "No node with given id")
+		if !stale || time.Now().After(deadline) {
+			tb.fail("click %s: %v", sel, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // setValue sets a field's value and fires its input and change events, as
