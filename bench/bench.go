@@ -25,7 +25,8 @@ type Options struct {
 	Workflow    string        // workflow to launch (default "quickstart")
 	Input       json.RawMessage
 	Subscribers int // sockets for the fan-out and stream scenarios (default 50)
-	// Rate is the stream scenario's events per second (default 100).
+	// Rate is the signals per second the stream scenario sends (default
+	// 100); each puts two events on the run.
 	Rate      int
 	Parked    int // runs to park for the memory scenario (0 skips it)
 	Scenarios []string

@@ -20,7 +20,10 @@
 //     workflow (examples/bench) which a driver sends --rate signals per
 //     second; each signal settles one wait, whose node.finished every socket
 //     must receive: samples are receive time minus send time, and any
-//     missing delivery is reported as dropped.
+//     missing delivery is reported as dropped. A signal puts two events on
+//     the run (the wait finished, the next one pending): --rate 50 is 100
+//     events per second on the run, which the note reports; ops are event
+//     frames received by all sockets.
 //   - parked: launches --parked runs that park and reports how much the
 //     gateway's resident memory grew.
 //
