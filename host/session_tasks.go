@@ -156,20 +156,47 @@ func (s *Session) settleAttempt(tx Tx, nodeID string, iteration, attempt int, st
 }
 
 // StaticTask journals a task whose body is a value: pending, one attempt,
-// finished, in one transaction.
+// finished, in one transaction. A node the journal already has is
+// returned as it is (the step is idempotent).
 func (s *Session) StaticTask(nodeID string, iteration int, label, metaJSON, outputJSON string) (Node, error) {
+	return s.finishedTask(nodeID, iteration, label, metaJSON, 0, outputJSON, false)
+}
+
+// RanTask journals a new task whose first attempt's body began at
+// startedAtMs and settled with outputJSON before the task's start was
+// journaled (in the JavaScript turn that called ctx.task, awaiting
+// nothing): node.pending, node.started and node.finished, the attempt and
+// the output in one transaction, as StaticTask does. The journal must
+// not have the node: if it has, the activation acted on an old journal
+// and the run replays from the store's.
+func (s *Session) RanTask(nodeID string, iteration int, label, metaJSON string, startedAtMs int64, outputJSON string) (Node, error) {
+	return s.finishedTask(nodeID, iteration, label, metaJSON, startedAtMs, outputJSON, true)
+}
+
+// finishedTask is StaticTask and RanTask: a task journaled finished, with
+// one attempt, in one transaction. startedAtMs 0 means now.
+func (s *Session) finishedTask(nodeID string, iteration int, label, metaJSON string, startedAtMs int64, outputJSON string, mustBeNew bool) (Node, error) {
 	now := s.g.nowMs()
+	if startedAtMs <= 0 || startedAtMs > now {
+		startedAtMs = now
+	}
 	return s.commitNode(func(tx Tx) (Node, error) {
 		n, created, err := s.createNode(tx, Node{NodeID: nodeID, Iteration: iteration, Kind: KindTask, State: NodePending, Label: label, MetaJSON: metaJSON}, now)
-		if err != nil || !created {
+		if err != nil {
 			return n, err
+		}
+		if !created {
+			if mustBeNew {
+				return n, errStaleJournal
+			}
+			return n, nil
 		}
 		n.Attempts = 1
 		n.State = NodeInProgress
 		if err := nodeEvent(tx, EventNodeStarted, n, now); err != nil {
 			return n, err
 		}
-		if err := tx.PutAttempt(Attempt{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Attempt: 1, State: AttemptFinished, StartedAtMs: now, FinishedAtMs: now}); err != nil {
+		if err := tx.PutAttempt(Attempt{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Attempt: 1, State: AttemptFinished, StartedAtMs: startedAtMs, FinishedAtMs: now}); err != nil {
 			return n, err
 		}
 		n.State = NodeFinished

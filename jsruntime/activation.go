@@ -52,13 +52,17 @@ type activation struct {
 	waits      map[stepKey]*waitFor
 	used       map[stepKey]bool
 	valueIndex int
-	replaying  bool                     // true until the pass has visited every journaled node
-	replayLeft int                      // journaled nodes not yet visited in this pass
-	parking    bool                     // a Park is committing
-	held       []host.Node              // deliveries that arrived while parking
-	running    int                      // task attempts executing (maxConcurrency)
-	attempts   map[*attemptRun]struct{} // attempts whose body has not settled, for t.signal on cancel
-	pending    []func()                 // attempts waiting for a maxConcurrency slot
+	replaying  bool        // true until the pass has visited every journaled node
+	replayLeft int         // journaled nodes not yet visited in this pass
+	parking    bool        // a Park is committing
+	held       []host.Node // deliveries that arrived while parking
+	running    int         // task attempts executing (maxConcurrency)
+	// unjournaled is the first attempt whose body is being called before
+	// its start is journaled (taskRun.runFirstAttempt): a commit asked
+	// for meanwhile journals that start first.
+	unjournaled *attemptRun
+	attempts    map[*attemptRun]struct{} // attempts whose body has not settled, for t.signal on cancel
+	pending     []func()                 // attempts waiting for a maxConcurrency slot
 
 	// Task output (t.emit, t.exec) is coalesced before it is committed as
 	// task.output events: at most every outputDelay or outputChunk bytes.
@@ -145,6 +149,9 @@ func newActivation(ex *Executor, w *worker, s *host.Session) *activation {
 func (a *activation) commit(do func() error, then func(error)) {
 	if a.ended {
 		return
+	}
+	if at := a.unjournaled; at != nil {
+		at.t.journalStart(at) // a step or heartbeat of the body comes after its start
 	}
 	a.flushOutput()
 	a.enqueueCommit(do, then)

@@ -56,6 +56,10 @@ type taskRun struct {
 	// slotHeld is true while the task holds a slot of the workflow's
 	// concurrency limit: from the grant until its attempt's body ends.
 	slotHeld bool
+	meta     string // the node's meta JSON (its options)
+	// settled is set when ctx.task's promise was settled (or rejected
+	// because the engine refused a step): later answers change nothing.
+	settled bool
 }
 
 // attemptRun is one execution of a task body.
@@ -69,6 +73,12 @@ type attemptRun struct {
 	finished  bool
 	emitted   int  // bytes of output streamed by this attempt
 	truncated bool // the output passed MaxOutputBytes and was cut
+	// unjournaled is true while the attempt's start is not journaled yet:
+	// a first attempt runs its body before BeginTask (runFirstAttempt),
+	// and the start is journaled with the result when the body settles in
+	// that turn, or on its own before anything else of the attempt.
+	unjournaled bool
+	startedAtMs int64
 }
 
 // jsTask is ctx.task(id, body, opts).
@@ -108,30 +118,19 @@ func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 		})
 		return st.value(rt)
 	}
-	t := &taskRun{a: a, key: k, body: body, opts: opts, resolve: resolve, reject: reject}
+	t := &taskRun{a: a, key: k, body: body, opts: opts, resolve: resolve, reject: reject, meta: metaJSON}
 	a.inflight++  // the task is in flight until its node settles
 	if st.found { // journaled but unsettled: a previous activation stopped mid-task
 		t.schedule()
 		return st.value(rt)
 	}
 	if max := a.wf.MaxConcurrency; a.wf.Concurrency == nil && (max == 0 || a.running < max) {
-		// A slot is free: journal the node and start its first attempt in
-		// one commit. Under a workflow concurrency limit the node is
-		// journaled pending first (below), so that it shows while the
-		// attempt waits for a slot.
+		// A slot is free: the first attempt runs in a turn of its own,
+		// as soon as this one ends (runFirstAttempt). Under a workflow
+		// concurrency limit the node is journaled pending first (below),
+		// so that it shows while the attempt waits for a slot.
 		a.running++
-		a.commit(func() error {
-			_, _, err := a.s.BeginTask(k.id, k.iteration, opts.label, metaJSON)
-			return err
-		}, func(err error) {
-			if err != nil {
-				t.releaseSlot()
-				t.settleWithError(a.w.hostErrorToJS(err))
-				return
-			}
-			n, _ := a.s.Lookup(k.id, k.iteration)
-			t.runAttempt(n.Attempts)
-		})
+		a.w.post(a, t.runFirstAttempt)
 		return st.value(rt)
 	}
 	a.commit(func() error {
@@ -157,7 +156,7 @@ func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 // behind this attempt for the workflow's slot anyway.
 func (t *taskRun) schedule() {
 	a := t.a
-	if a.ended {
+	if a.ended || t.settled {
 		return
 	}
 	if max := a.wf.MaxConcurrency; max > 0 && a.running >= max {
@@ -228,8 +227,114 @@ func (t *taskRun) releaseSlot() {
 	}
 }
 
+// runFirstAttempt runs a new task's first attempt before its start is
+// journaled, to spare a commit: a body that settles in this turn (it
+// awaits nothing, as a computation does) is journaled pending, started
+// and finished in one transaction with its output (Session.RanTask), as
+// a static value is. Otherwise the start is journaled (BeginTask) before
+// anything else the attempt does is: when the turn ends with the body
+// still running, or at its first step, output, heartbeat or failure.
+// What this gives up is nothing the journal promises: a task still runs
+// at least once (a gateway that dies before the start is journaled runs
+// the body again, as attempt 1 instead of 2), and its result is journaled
+// before ctx.task resolves.
+func (t *taskRun) runFirstAttempt() {
+	a := t.a
+	if t.settled {
+		return
+	}
+	// Output buffered before this body belongs before its start.
+	a.flushOutput()
+	at := t.newAttempt(1)
+	at.unjournaled = true
+	at.startedAtMs = a.s.NowMs()
+	a.unjournaled = at
+	v, err := t.callBody(at)
+	a.unjournaled = nil
+	if err != nil {
+		if a.w.broken != nil {
+			return
+		}
+		t.journalStart(at)
+		t.onAttemptFailed(at, exceptionValue(a.w.rt, err))
+		return
+	}
+	if at.unjournaled {
+		if out, ok := fulfilled(v); ok {
+			t.onAttemptSucceeded(at, out)
+			return
+		}
+		t.journalStart(at)
+	}
+	a.w.helpers.settle(v, func(v goja.Value) { t.onAttemptSucceeded(at, v) }, func(e goja.Value) { t.onAttemptFailed(at, e) })
+}
+
+// fulfilled returns what v resolves to when that is known now: v itself
+// when it is not a promise or thenable, a promise's value once fulfilled.
+func fulfilled(v goja.Value) (goja.Value, bool) {
+	o, ok := v.(*goja.Object)
+	if !ok {
+		return v, true
+	}
+	if p, ok := o.Export().(*goja.Promise); ok {
+		if p.State() == goja.PromiseStateFulfilled {
+			return p.Result(), true
+		}
+		return nil, false
+	}
+	if _, thenable := goja.AssertFunction(o.Get("then")); thenable {
+		return nil, false
+	}
+	return v, true
+}
+
+// journalStart journals the start of an attempt that ran before it was
+// (runFirstAttempt), ahead of any commit the attempt asks for later. When
+// the engine refuses it (the run was cancelled or finished meanwhile),
+// the attempt ends and ctx.task rejects.
+func (t *taskRun) journalStart(at *attemptRun) {
+	if !at.unjournaled {
+		return
+	}
+	at.unjournaled = false
+	a := t.a
+	if a.unjournaled == at {
+		a.unjournaled = nil
+	}
+	if a.ended {
+		return
+	}
+	// Not a.commit: output the body buffered goes after its start.
+	a.enqueueCommit(func() error {
+		_, _, err := a.s.BeginTask(t.key.id, t.key.iteration, t.opts.label, t.meta)
+		return err
+	}, func(err error) {
+		if err == nil {
+			return
+		}
+		if at.finish() {
+			t.releaseSlot()
+		}
+		t.settleWithError(a.w.hostErrorToJS(err))
+	})
+}
+
 // runAttempt calls the body with a fresh t.
 func (t *taskRun) runAttempt(number int) {
+	at := t.newAttempt(number)
+	v, err := t.callBody(at)
+	if err != nil {
+		if t.a.w.broken != nil {
+			return
+		}
+		t.onAttemptFailed(at, exceptionValue(t.a.w.rt, err))
+		return
+	}
+	t.a.w.helpers.settle(v, func(v goja.Value) { t.onAttemptSucceeded(at, v) }, func(e goja.Value) { t.onAttemptFailed(at, e) })
+}
+
+// newAttempt makes the attempt in flight and arms its timeout.
+func (t *taskRun) newAttempt(number int) *attemptRun {
 	a := t.a
 	w := a.w
 	ctx, cancel := context.WithCancel(a.ctx)
@@ -252,18 +357,17 @@ func (t *taskRun) runAttempt(number int) {
 			})
 		})
 	}
+	return at
+}
+
+// callBody calls the task body with a fresh t.
+func (t *taskRun) callBody(at *attemptRun) (goja.Value, error) {
+	w := t.a.w
 	tObj := t.newT(at)
 	w.node = t.key.id
 	v, err := w.call(t.body, goja.Undefined(), tObj)
 	w.node = ""
-	if err != nil {
-		if w.broken != nil {
-			return
-		}
-		t.onAttemptFailed(at, exceptionValue(w.rt, err))
-		return
-	}
-	w.helpers.settle(v, func(v goja.Value) { t.onAttemptSucceeded(at, v) }, func(e goja.Value) { t.onAttemptFailed(at, e) })
+	return v, err
 }
 
 func (at *attemptRun) finish() bool {
@@ -297,13 +401,24 @@ func (t *taskRun) onAttemptSucceeded(at *attemptRun, v goja.Value) {
 			return
 		}
 		// Not retried: another attempt would return the same.
+		t.journalStart(at)
 		t.onFinalFailure(at, a.w.unstorable("its return value", err))
 		return
 	}
-	a.commit(func() error {
+	finish := func() error {
 		_, err := a.s.FinishTask(t.key.id, t.key.iteration, at.number, out)
 		return err
-	}, func(err error) {
+	}
+	if at.unjournaled {
+		// The body settled in the turn it began: its start, attempt and
+		// result are one commit.
+		at.unjournaled = false
+		finish = func() error {
+			_, err := a.s.RanTask(t.key.id, t.key.iteration, t.opts.label, t.meta, at.startedAtMs, out)
+			return err
+		}
+	}
+	a.commit(finish, func(err error) {
 		if err != nil {
 			t.settleWithError(a.w.hostErrorToJS(err))
 			return
@@ -319,6 +434,7 @@ func (t *taskRun) onAttemptFailed(at *attemptRun, e goja.Value) {
 	if a.ended || !at.finish() {
 		return
 	}
+	t.journalStart(at)
 	t.releaseSlot()
 	se := a.w.storedErrorOf(e)
 	if !se.retryable() || at.number > t.opts.retries {
@@ -382,6 +498,10 @@ func (t *taskRun) onFinalFailure(at *attemptRun, cause storedError) {
 
 func (t *taskRun) settleFromJournal() {
 	a := t.a
+	if t.settled {
+		return
+	}
+	t.settled = true
 	a.inflight--
 	if n, ok := a.s.Lookup(t.key.id, t.key.iteration); ok && n.State.Settled() {
 		a.settleFromNode(n, t.resolve, t.reject, t.opts.continueOnFail)
@@ -391,6 +511,10 @@ func (t *taskRun) settleFromJournal() {
 // settleWithError rejects ctx.task when the engine refused a step (the run
 // was cancelled or finished meanwhile).
 func (t *taskRun) settleWithError(e goja.Value) {
+	if t.settled {
+		return
+	}
+	t.settled = true
 	t.a.inflight--
 	t.a.rejectWith(t.reject, e)
 }

@@ -81,6 +81,7 @@ func (t *taskRun) newT(at *attemptRun) *goja.Object {
 // streamed output is bounded by MaxOutputBytes; past it, one marker says
 // so and the rest is dropped.
 func (t *taskRun) emit(at *attemptRun, text, stream string) {
+	t.journalStart(at) // output goes after the start it belongs to
 	limit := t.a.ex.maxOutput
 	if at.emitted+len(text) > limit {
 		if at.truncated {
