@@ -120,6 +120,32 @@ export default function (gateway) {
 	}
 }
 
+// TestCtxInputAndAuthReadAsData: ctx.input and ctx.auth are parsed when
+// first read, and read as the plain properties they were: the same value
+// at every read, listed by Object.keys, copied by spread and destructuring,
+// written by JSON.stringify, and replaced by an assignment.
+func TestCtxInputAndAuthReadAsData(t *testing.T) {
+	h := newHarness(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    "use strict";
+    const same = ctx.input === ctx.input && ctx.auth === ctx.auth;
+    const keys = Object.keys(ctx).filter((k) => k === "input" || k === "auth").sort();
+    const { input } = ctx;
+    const copy = { ...ctx };
+    const text = JSON.stringify({ input: ctx.input });
+    const role = typeof ctx.auth.role;
+    const derived = Object.create(ctx);
+    derived.input = "mine";
+    const untouched = ctx.input === input;
+    ctx.input = { replaced: true };
+    return { same, keys, n: input.n, copied: copy.input === input, text, role, derived: derived.input, untouched, after: ctx.input };
+  });
+}`)
+	id := h.launch("wf", map[string]any{"n": 1})
+	jsonEqual(t, h.output(id), `{"same":true,"keys":["auth","input"],"n":1,"copied":true,"text":"{\"input\":{\"n\":1}}","role":"string","derived":"mine","untouched":true,"after":{"replaced":true}}`)
+}
+
 // TestCtxInputAndAuthAreDeepFrozen: a workflow cannot change its input or
 // auth, at any depth (a replay must see what the first pass saw).
 func TestCtxInputAndAuthAreDeepFrozen(t *testing.T) {
