@@ -396,7 +396,7 @@ func TestRetentionDeletesOldTerminalRuns(t *testing.T) {
 				if err := tx.PutNode(host.Node{RunID: id, NodeID: "a", Kind: host.KindTask, State: host.NodeFinished}); err != nil {
 					return err
 				}
-				_, err := tx.AppendEvent(id, host.EventRunCompleted, json.RawMessage(`{}`), now-48*hour)
+				err := tx.AppendEvent(id, host.EventRunCompleted, json.RawMessage(`{}`), now-48*hour)
 				return err
 			}); err != nil {
 				t.Fatal(err)

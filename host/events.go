@@ -76,8 +76,7 @@ type runCompletedPayload struct {
 
 // appendEvent appends one event with a payload built above.
 func appendEvent(tx Tx, runID, name string, payload any, at int64) error {
-	_, err := tx.AppendEvent(runID, name, mustJSON(payload), at)
-	return err
+	return tx.AppendEvent(runID, name, mustJSON(payload), at)
 }
 
 // nodeEvent appends the node.* event name for n in its current state.

@@ -181,7 +181,8 @@ func (s *Session) finishedTask(nodeID string, iteration int, label, metaJSON str
 		startedAtMs = now
 	}
 	return s.commitNode(func(tx Tx) (Node, error) {
-		n, created, err := s.createNode(tx, Node{NodeID: nodeID, Iteration: iteration, Kind: KindTask, State: NodePending, Label: label, MetaJSON: metaJSON}, now)
+		// The new node is written once, finished (after node.pending).
+		n, created, err := s.newNode(tx, Node{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Kind: KindTask, State: NodePending, Label: label, MetaJSON: metaJSON}, now)
 		if err != nil {
 			return n, err
 		}

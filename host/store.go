@@ -134,8 +134,10 @@ type Tx interface {
 	CountBufferedSignals(runID string) (int, error)
 
 	// AppendEvent persists one run event with the run's next seq and the next
-	// global stateVersion, trims the run's window, and returns the event.
-	AppendEvent(runID, name string, payload json.RawMessage, atMs int64) (Event, error)
+	// global stateVersion and trims the run's window. The events Update
+	// returns carry their seq and stateVersion; a store may write them
+	// when the function returns (an error then fails the function).
+	AppendEvent(runID, name string, payload json.RawMessage, atMs int64) error
 
 	PutValue(runID string, index int, valueJSON string) error
 

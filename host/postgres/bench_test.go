@@ -32,7 +32,7 @@ func BenchmarkUpdateAppendEvent(b *testing.B) {
 				if _, _, err := tx.GetRun(runID); err != nil {
 					return err
 				}
-				_, err := tx.AppendEvent(runID, "node.started", payload, 1)
+				err := tx.AppendEvent(runID, "node.started", payload, 1)
 				return err
 			}); err != nil {
 				b.Error(err)

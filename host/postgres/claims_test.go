@@ -101,7 +101,7 @@ func TestATimerFiresOnceAcrossProcesses(t *testing.T) {
 			if err := tx.PutNode(n); err != nil {
 				return false, err
 			}
-			_, err = tx.AppendEvent(n.RunID, host.EventNodeFinished, []byte(`{"nodeId":"`+n.NodeID+`"}`), 11)
+			err = tx.AppendEvent(n.RunID, host.EventNodeFinished, []byte(`{"nodeId":"`+n.NodeID+`"}`), 11)
 			return true, err
 		})
 		if fired != 1 {

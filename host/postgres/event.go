@@ -69,7 +69,7 @@ const (
 // next stateVersion, deletes the run's events that fell out of the window,
 // and returns the event. Appending to a run that does not exist is an
 // error.
-func (t *tx) AppendEvent(runID, name string, payload json.RawMessage, atMs int64) (host.Event, error) {
+func (t *tx) AppendEvent(runID, name string, payload json.RawMessage, atMs int64) error {
 	e := host.Event{RunID: runID, Name: name, Payload: payload, AtMs: atMs}
 	var payloadArg any
 	if payload != nil {
@@ -80,18 +80,18 @@ func (t *tx) AppendEvent(runID, name string, payload json.RawMessage, atMs int64
 		return struct{}{}, row.Scan(&e.Seq, &e.StateVersion, &xid)
 	}, appendEventSQL, runID, name, payloadArg, atMs, t.s.window, trimBatch)
 	if err != nil {
-		return host.Event{}, fmt.Errorf("append event %s to %s: %w", name, runID, err)
+		return fmt.Errorf("append event %s to %s: %w", name, runID, err)
 	}
 	if !ok {
-		return host.Event{}, fmt.Errorf("append event %s to %s: no such run", name, runID)
+		return fmt.Errorf("append event %s to %s: no such run", name, runID)
 	}
 	if t.xid == 0 {
 		if t.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
-			return host.Event{}, fmt.Errorf("append event %s to %s: transaction id %q: %w", name, runID, xid, err)
+			return fmt.Errorf("append event %s to %s: transaction id %q: %w", name, runID, xid, err)
 		}
 	}
 	t.events = append(t.events, e)
-	return e, nil
+	return nil
 }
 
 // ListEvents returns the run's retained committed events with seq >

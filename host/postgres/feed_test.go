@@ -121,7 +121,7 @@ func TestEveryStoreSeesEveryCommit(t *testing.T) {
 					n := 1 + i%3
 					if _, err := s.Update(ctx, func(tx host.Tx) error {
 						for range n {
-							if _, err := tx.AppendEvent(id, "node.started", []byte(`{}`), 1); err != nil {
+							if err := tx.AppendEvent(id, "node.started", []byte(`{}`), 1); err != nil {
 								return err
 							}
 						}
@@ -193,7 +193,7 @@ func TestUpdatesOfOneRunFromTwoStoresTakeTurns(t *testing.T) {
 					if err := tx.UpdateRun(r); err != nil {
 						return err
 					}
-					_, err = tx.AppendEvent("r", "run.heartbeat", nil, 1)
+					err = tx.AppendEvent("r", "run.heartbeat", nil, 1)
 					return err
 				}); err != nil {
 					t.Errorf("Update: %v", err)

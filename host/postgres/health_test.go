@@ -39,7 +39,7 @@ func TestServerDownIsAStorageFailureThatClears(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = a.Update(ctx, func(tx host.Tx) error {
-		_, err := tx.AppendEvent("r", "node.started", nil, 1)
+		err := tx.AppendEvent("r", "node.started", nil, 1)
 		return err
 	})
 	if !errors.Is(err, host.ErrStorageUnavailable) {
@@ -59,14 +59,14 @@ func TestServerDownIsAStorageFailureThatClears(t *testing.T) {
 	// B commits as soon as the server is back, before A's listener is.
 	waitFor(t, "B to commit again", func() bool {
 		_, err := b.Update(ctx, func(tx host.Tx) error {
-			_, err := tx.AppendEvent("r", "node.finished", nil, 2)
+			err := tx.AppendEvent("r", "node.finished", nil, 2)
 			return err
 		})
 		return err == nil
 	})
 	waitFor(t, "A to commit again", func() bool {
 		_, err := a.Update(ctx, func(tx host.Tx) error {
-			_, err := tx.AppendEvent("r", "node.finished", nil, 3)
+			err := tx.AppendEvent("r", "node.finished", nil, 3)
 			return err
 		})
 		return err == nil

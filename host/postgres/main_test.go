@@ -68,7 +68,7 @@ func update(t testing.TB, s *Store, fn func(tx host.Tx) error) []host.Event {
 func appendEvent(t testing.TB, s *Store, runID, name string) host.Event {
 	t.Helper()
 	return update(t, s, func(tx host.Tx) error {
-		_, err := tx.AppendEvent(runID, name, []byte(`{}`), 1)
+		err := tx.AppendEvent(runID, name, []byte(`{}`), 1)
 		return err
 	})[0]
 }

@@ -30,7 +30,7 @@ func BenchmarkUpdateAppendEvent(b *testing.B) {
 		for pb.Next() {
 			runID := rs[next.Add(1)%runs].RunID
 			if _, err := s.Update(ctx, func(tx host.Tx) error {
-				_, err := tx.AppendEvent(runID, "node.started", payload, 1)
+				err := tx.AppendEvent(runID, "node.started", payload, 1)
 				return err
 			}); err != nil {
 				b.Error(err)

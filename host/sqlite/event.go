@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
@@ -30,11 +31,6 @@ const (
 	// last_seq to (tx.flush).
 	setLastSeqSQL = `UPDATE runs SET last_seq = ? WHERE run_id = ?`
 
-	// The AUTOINCREMENT id is the stateVersion: never reused, also after
-	// the rows it numbered were trimmed.
-	insertEventSQL = `INSERT INTO events (run_key, run_id, seq, name, payload, at_ms)
-	VALUES (` + runKeyOfFirst + `, ?1, ?, ?, ?, ?)`
-
 	trimEventsSQL = `DELETE FROM events WHERE run_key = ` + runKeyOf + ` AND seq <= ?`
 
 	listEventsSQL = `SELECT ` + eventColumns + ` FROM events
@@ -48,44 +44,75 @@ const (
 	stateVersionSQL = `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)`
 )
 
-// AppendEvent persists one event of the run with the run's next seq and the
-// next stateVersion, deletes the run's events that fell out of the window,
-// and returns the event. Appending to a run that does not exist is an error.
-// The run's last_seq is counted in the transaction and written once, when
-// the function returns (flush), however many events it appended.
-func (t *tx) AppendEvent(runID, name string, payload json.RawMessage, atMs int64) (host.Event, error) {
+// AppendEvent gives the event the run's next seq and keeps it for flush,
+// which writes the function's events in as few statements as it can.
+// Appending to a run that does not exist is an error. The run's last_seq
+// is counted in the transaction and written once, at flush, however many
+// events the function appended.
+func (t *tx) AppendEvent(runID, name string, payload json.RawMessage, atMs int64) error {
 	t.touch(runID)
-	e := host.Event{RunID: runID, Name: name, Payload: payload, AtMs: atMs}
 	last, ok := t.seqs[runID]
 	if !ok {
 		err := t.queryRow(lastSeqSQL, runID).Scan(&last.seq)
 		if errors.Is(err, sql.ErrNoRows) {
-			return host.Event{}, fmt.Errorf("append event %s to %s: no such run", name, runID)
+			return fmt.Errorf("append event %s to %s: no such run", name, runID)
 		}
 		if err != nil {
-			return host.Event{}, fmt.Errorf("append event %s to %s: last seq: %w", name, runID, err)
+			return fmt.Errorf("append event %s to %s: last seq: %w", name, runID, err)
 		}
 	}
-	e.Seq = last.seq + 1
-	var payloadArg any
-	if payload != nil {
-		payloadArg = string(payload)
-	}
-	res, err := t.exec(insertEventSQL, runID, e.Seq, name, payloadArg, atMs)
-	if err == nil {
-		e.StateVersion, err = res.LastInsertId()
-	}
-	if err != nil {
-		return host.Event{}, fmt.Errorf("append event %s to %s: insert: %w", name, runID, err)
-	}
+	e := host.Event{RunID: runID, Seq: last.seq + 1, Name: name, Payload: payload, AtMs: atMs}
 	t.seqs[runID] = seqState{seq: e.Seq, dirty: true}
-	if e.Seq > t.s.window {
-		if _, err := t.exec(trimEventsSQL, runID, e.Seq-t.s.window); err != nil {
-			return host.Event{}, fmt.Errorf("append event %s to %s: trim window: %w", name, runID, err)
+	t.events = append(t.events, e)
+	return nil
+}
+
+// maxEventRows bounds the rows of one multi-row event INSERT (flush).
+const maxEventRows = 16
+
+// insertEventsSQL is the INSERT of n events, each row five parameters:
+// run id, seq, name, payload, time. The AUTOINCREMENT id is the
+// stateVersion: never reused, also after the rows it numbered were
+// trimmed; the rows of one statement take consecutive ids in order.
+func insertEventsSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO events (run_key, run_id, seq, name, payload, at_ms) VALUES `)
+	for i := range n {
+		p := 5*i + 1
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "((SELECT run_key FROM runs WHERE run_id = ?%d), ?%d, ?%d, ?%d, ?%d, ?%d)", p, p, p+1, p+2, p+3, p+4)
+	}
+	return b.String()
+}
+
+// writeEvents inserts the events the function appended, in order, and
+// sets their stateVersions.
+func (t *tx) writeEvents() error {
+	for start := 0; start < len(t.events); start += maxEventRows {
+		rows := t.events[start:min(start+maxEventRows, len(t.events))]
+		args := make([]any, 0, 5*len(rows))
+		for _, e := range rows {
+			var payload any
+			if e.Payload != nil {
+				payload = string(e.Payload)
+			}
+			args = append(args, e.RunID, e.Seq, e.Name, payload, e.AtMs)
+		}
+		res, err := t.exec(t.s.insertEvents[len(rows)-1], args...)
+		var last int64
+		if err == nil {
+			last, err = res.LastInsertId()
+		}
+		if err != nil {
+			return fmt.Errorf("append event %s to %s: insert: %w", rows[0].Name, rows[0].RunID, err)
+		}
+		for i := range rows {
+			rows[i].StateVersion = last - int64(len(rows)-1-i)
 		}
 	}
-	t.events = append(t.events, e)
-	return e, nil
+	return nil
 }
 
 // ListEvents returns the run's retained committed events with seq >

@@ -22,7 +22,7 @@ func TestDeletedRunsFreeSpaceForNewOnes(t *testing.T) {
 			insertRuns(t, s, r)
 			update(t, s, func(tx host.Tx) error {
 				for j := 0; j < 5; j++ {
-					if _, err := tx.AppendEvent(id, "task.output", payload, 1); err != nil {
+					if err := tx.AppendEvent(id, "task.output", payload, 1); err != nil {
 						return err
 					}
 				}

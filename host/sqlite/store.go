@@ -77,6 +77,8 @@ type Store struct {
 	// transaction and commit one by one).
 	txLost atomic.Bool
 	stmts  map[string]*sql.Stmt // writer's prepared statements, writer-owned
+	// insertEvents[n-1] is the text of the INSERT of n events (flush).
+	insertEvents [maxEventRows]string
 
 	// rdb is the read pool used by every read method.
 	rdb *sql.DB
@@ -131,6 +133,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		reqs:     make(chan *request),
 		quit:     make(chan struct{}),
 		stopped:  make(chan struct{}),
+	}
+	for n := range maxEventRows {
+		s.insertEvents[n] = insertEventsSQL(n + 1)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

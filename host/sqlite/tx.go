@@ -53,13 +53,22 @@ func (t *tx) sawRun(r host.Run) host.Run {
 	return r
 }
 
-// flush writes the last_seq of every run the function appended events to.
-// The writer calls it when the function returned without error, inside
-// its savepoint.
+// flush writes the events the function appended, trims the windows of
+// their runs, and writes the last_seq of every run it appended to. The
+// writer calls it when the function returned without error, inside its
+// savepoint.
 func (t *tx) flush() error {
+	if err := t.writeEvents(); err != nil {
+		return err
+	}
 	for runID, st := range t.seqs {
 		if !st.dirty {
 			continue
+		}
+		if st.seq > t.s.window {
+			if _, err := t.exec(trimEventsSQL, runID, st.seq-t.s.window); err != nil {
+				return fmt.Errorf("trim the event window of %s: %w", runID, err)
+			}
 		}
 		if _, err := t.exec(setLastSeqSQL, st.seq, runID); err != nil {
 			return fmt.Errorf("set last seq of %s: %w", runID, err)

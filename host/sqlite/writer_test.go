@@ -37,7 +37,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 			if err := tx.InsertRun(newRun("run-"+name, "deploy", 2)); err != nil {
 				return err
 			}
-			if _, err := tx.AppendEvent("r1", name, nil, 1); err != nil {
+			if err := tx.AppendEvent("r1", name, nil, 1); err != nil {
 				return err
 			}
 			return then()
@@ -96,7 +96,7 @@ func TestGroupCommitFailedCommitFailsEveryRequest(t *testing.T) {
 	ctx := context.Background()
 	insertRuns(t, s, newRun("r1", "deploy", 1))
 	appendOne := func(tx host.Tx) error {
-		_, err := tx.AppendEvent("r1", "node.pending", nil, 1)
+		err := tx.AppendEvent("r1", "node.pending", nil, 1)
 		return err
 	}
 	// A deferred foreign-key violation passes every statement and savepoint
@@ -210,7 +210,7 @@ func TestGroupCommitRunsAgainOnlyAfterAFailure(t *testing.T) {
 	appendAs := func(name string, fail bool) func(host.Tx) error {
 		return func(tx host.Tx) error {
 			calls[name]++
-			if _, err := tx.AppendEvent("r1", name, nil, 1); err != nil {
+			if err := tx.AppendEvent("r1", name, nil, 1); err != nil {
 				return err
 			}
 			if fail {
@@ -261,11 +261,11 @@ func TestGroupCommitStopsWhenSQLiteRolledBack(t *testing.T) {
 		if _, err := htx.(*tx).exec("ROLLBACK"); err != nil {
 			return err
 		}
-		_, laterWrite = htx.AppendEvent("r1", "after-rollback", nil, 1)
+		laterWrite = htx.AppendEvent("r1", "after-rollback", nil, 1)
 		return nil // ignores both
 	}
 	appendOne := func(htx host.Tx) error {
-		_, err := htx.AppendEvent("r1", "other", nil, 1)
+		err := htx.AppendEvent("r1", "other", nil, 1)
 		return err
 	}
 	for _, batch := range [][]*request{

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -14,10 +15,10 @@ func testAppendEventRoundTrip(t *testing.T, open Opener) {
 	ctx := context.Background()
 	insertRuns(t, s, newRun("r1", "deploy", 1))
 	events := update(t, s, func(tx host.Tx) error {
-		if _, err := tx.AppendEvent("r1", "node.pending", json.RawMessage(`{"nodeId":"a"}`), 100); err != nil {
+		if err := tx.AppendEvent("r1", "node.pending", json.RawMessage(`{"nodeId":"a"}`), 100); err != nil {
 			return err
 		}
-		_, err := tx.AppendEvent("r1", "run.heartbeat", nil, 101)
+		err := tx.AppendEvent("r1", "run.heartbeat", nil, 101)
 		return err
 	})
 	if len(events) != 2 {
@@ -61,7 +62,7 @@ func testAppendEventRoundTrip(t *testing.T, open Opener) {
 	}
 
 	_, err = s.Update(ctx, func(tx host.Tx) error {
-		_, err := tx.AppendEvent("ghost", "node.pending", nil, 1)
+		err := tx.AppendEvent("ghost", "node.pending", nil, 1)
 		return err
 	})
 	if err == nil {
@@ -72,7 +73,7 @@ func testAppendEventRoundTrip(t *testing.T, open Opener) {
 	insertRuns(t, s, newRun("r2", "deploy", 2))
 	more := update(t, s, func(tx host.Tx) error {
 		for _, id := range []string{"r2", "r1", "r2"} {
-			if _, err := tx.AppendEvent(id, "node.started", nil, 1); err != nil {
+			if err := tx.AppendEvent(id, "node.started", nil, 1); err != nil {
 				return err
 			}
 		}
@@ -84,6 +85,46 @@ func testAppendEventRoundTrip(t *testing.T, open Opener) {
 	for i, e := range more {
 		if e.StateVersion <= want[1].StateVersion || (i > 0 && e.StateVersion <= more[i-1].StateVersion) {
 			t.Errorf("stateVersions %d..: not increasing across runs", e.StateVersion)
+		}
+	}
+
+	// Many events of one function, of two runs in turn: what Update
+	// returns is what was stored, seq and stateVersion alike.
+	many := update(t, s, func(tx host.Tx) error {
+		for i := range 41 {
+			id := []string{"r1", "r2"}[i%2]
+			if err := tx.AppendEvent(id, "task.output", json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)), int64(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if len(many) != 41 {
+		t.Fatalf("Update returned %d events, want 41", len(many))
+	}
+	stored := map[string][]host.Event{}
+	for _, id := range []string{"r1", "r2"} {
+		evs, err := s.ListEvents(ctx, id, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored[id] = evs
+	}
+	for i, e := range many {
+		if i > 0 && e.StateVersion <= many[i-1].StateVersion {
+			t.Errorf("event %d: stateVersion %d after %d", i, e.StateVersion, many[i-1].StateVersion)
+		}
+		var found bool
+		for _, got := range stored[e.RunID] {
+			if got.Seq == e.Seq {
+				found = true
+				if !reflect.DeepEqual(got, e) {
+					t.Errorf("event %d returned %+v, stored %+v", i, e, got)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("event %d (%s seq %d) not stored", i, e.RunID, e.Seq)
 		}
 	}
 }
@@ -106,7 +147,7 @@ func testPayloadsByteForByte(t *testing.T, open Opener) {
 	insertRuns(t, s, r)
 	update(t, s, func(tx host.Tx) error {
 		for _, p := range payloads {
-			if _, err := tx.AppendEvent("r1", "task.output", json.RawMessage(p), 1); err != nil {
+			if err := tx.AppendEvent("r1", "task.output", json.RawMessage(p), 1); err != nil {
 				return err
 			}
 		}
@@ -182,7 +223,7 @@ func testEventWindowTrims(t *testing.T, open Opener) {
 	// One transaction appending more than the window keeps the newest.
 	update(t, s, func(tx host.Tx) error {
 		for range 2 * window {
-			if _, err := tx.AppendEvent("r2", "node.started", nil, 1); err != nil {
+			if err := tx.AppendEvent("r2", "node.started", nil, 1); err != nil {
 				return err
 			}
 		}

@@ -323,7 +323,7 @@ func testDeleteRunCascades(t *testing.T, open Opener) {
 			if err := tx.InsertProcess(host.Process{PGID: pgid, StartTime: 1, RunID: id, NodeID: "n", Attempt: 1, Owner: "h:1:x"}); err != nil {
 				return err
 			}
-			_, err := tx.AppendEvent(id, "node.finished", []byte(`{}`), 1)
+			err := tx.AppendEvent(id, "node.finished", []byte(`{}`), 1)
 			return err
 		})
 	}

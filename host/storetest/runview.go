@@ -246,7 +246,7 @@ func testGetRunViewSeesEveryCommit(t *testing.T, open Opener) {
 			return v.WaitingOn != nil && v.WaitingOn.NodeID == "gate" && v.Run.NodeCounts.Of(host.NodeWaitingApproval) == 1
 		}},
 		{"AppendEvent", func(tx host.Tx) error {
-			_, err := tx.AppendEvent("r1", "approval.requested", nil, 5)
+			err := tx.AppendEvent("r1", "approval.requested", nil, 5)
 			return err
 		}, func(v host.RunView) bool { return v.Run.LastSeq == 1 }},
 		{"PutNode settles", func(tx host.Tx) error {
@@ -277,7 +277,7 @@ func testGetRunViewSeesEveryCommit(t *testing.T, open Opener) {
 		defer close(done)
 		for i := range 100 {
 			update(t, s, func(tx host.Tx) error {
-				_, err := tx.AppendEvent("r2", "node.started", nil, 1)
+				err := tx.AppendEvent("r2", "node.started", nil, 1)
 				return err
 			})
 			committed.Store(int64(i + 1))

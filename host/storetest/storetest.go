@@ -111,7 +111,7 @@ func appendEvents(t testing.TB, s host.Store, runID string, n int) []host.Event 
 	var all []host.Event
 	for range n {
 		all = append(all, update(t, s, func(tx host.Tx) error {
-			_, err := tx.AppendEvent(runID, "node.started", []byte(`{"i":1}`), 1000)
+			err := tx.AppendEvent(runID, "node.started", []byte(`{"i":1}`), 1000)
 			return err
 		})...)
 	}

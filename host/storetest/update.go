@@ -23,7 +23,7 @@ func testFailedUpdateWritesNothing(t *testing.T, open Opener) {
 		if err := tx.InsertRun(newRun("r2", "deploy", 2)); err != nil {
 			return err
 		}
-		if _, err := tx.AppendEvent("r1", "node.started", nil, 1); err != nil {
+		if err := tx.AppendEvent("r1", "node.started", nil, 1); err != nil {
 			return err
 		}
 		if err := tx.PutNode(host.Node{RunID: "r1", NodeID: "n", Kind: host.KindTask, State: host.NodePending}); err != nil {
@@ -142,7 +142,7 @@ func testEventsOnlyAfterCommit(t *testing.T, open Opener) {
 	ctx := context.Background()
 	insertRuns(t, s, newRun("r1", "deploy", 1))
 	events := update(t, s, func(tx host.Tx) error {
-		if _, err := tx.AppendEvent("r1", "node.started", nil, 1); err != nil {
+		if err := tx.AppendEvent("r1", "node.started", nil, 1); err != nil {
 			return err
 		}
 		if evs, err := s.ListEvents(ctx, "r1", 0, 0); err != nil || len(evs) != 0 {
@@ -184,7 +184,7 @@ func testOnCommitOnceInOrder(t *testing.T, open Opener) {
 		wg.Go(func() {
 			id := runID("r", i%runs)
 			evs, err := s.Update(ctx, func(tx host.Tx) error {
-				_, err := tx.AppendEvent(id, "node.started", []byte(fmt.Sprintf(`{"i":%d}`, i)), 1)
+				err := tx.AppendEvent(id, "node.started", []byte(fmt.Sprintf(`{"i":%d}`, i)), 1)
 				return err
 			})
 			if err != nil {
@@ -252,11 +252,11 @@ func testConcurrentUpdatesLoseNothing(t *testing.T, open Opener) {
 					return err
 				}
 				for range 2 {
-					if _, err := tx.AppendEvent(id, "node.started", nil, 1); err != nil {
+					if err := tx.AppendEvent(id, "node.started", nil, 1); err != nil {
 						return err
 					}
 				}
-				if _, err := tx.AppendEvent("shared", "node.started", nil, 1); err != nil {
+				if err := tx.AppendEvent("shared", "node.started", nil, 1); err != nil {
 					return err
 				}
 				switch {
@@ -416,7 +416,7 @@ func testIdempotencyRace(t *testing.T, open Opener) {
 				if err := tx.InsertRun(r); err != nil {
 					return err
 				}
-				if _, err := tx.AppendEvent(r.RunID, "run.created", nil, 1); err != nil {
+				if err := tx.AppendEvent(r.RunID, "run.created", nil, 1); err != nil {
 					return err
 				}
 				got[i] = r.RunID
@@ -494,7 +494,7 @@ func testConcurrentReadersDuringWrites(t *testing.T, open Opener) {
 		defer close(done)
 		for range writes {
 			if _, err := s.Update(ctx, func(tx host.Tx) error {
-				_, err := tx.AppendEvent("r1", "node.started", nil, 1)
+				err := tx.AppendEvent("r1", "node.started", nil, 1)
 				return err
 			}); err != nil {
 				t.Errorf("Update: %v", err)
