@@ -87,6 +87,7 @@ func (t *tx) GetRun(runID string) (host.Run, bool, error) {
 	}
 	if ok {
 		r = t.sawRun(r)
+		t.knowRow(r)
 	}
 	return r, ok, nil
 }
@@ -99,14 +100,48 @@ func (t *tx) InsertRun(r host.Run) error {
 		return fmt.Errorf("insert run %s: %w", r.RunID, err)
 	}
 	t.seqs[r.RunID] = seqState{} // no events yet: its first AppendEvent need not read the row
+	t.knowRow(r)
 	return nil
 }
 
+// runUpdateColumns are the columns updateRunSQL sets, in runArgs order.
+var runUpdateColumns = [...]string{"parent_run_id", "workflow_key", "workflow_path",
+	"workflow_hash", "status", "created_at_ms", "started_at_ms", "finished_at_ms",
+	"heartbeat_at_ms", "runtime_owner_id", "cancel_requested_at_ms", "error_json",
+	"config_json", "input_json", "output_json", "idempotency_key", "deadline_at_ms",
+	"lease_epoch"}
+
 // UpdateRun overwrites every column of the run except last_seq. Updating a
 // run that does not exist is an error.
+//
+// When the function read or wrote the row before, only the columns that
+// differ from it are written: SQLite rewrites the index entries of every
+// column an UPDATE sets, changed or not, and a run's finish (status,
+// times, output) would rewrite the entries of four indexes it leaves as
+// they are, in pages each commit then writes.
 func (t *tx) UpdateRun(r host.Run) error {
 	t.touch(r.RunID)
-	res, err := t.exec(updateRunSQL, runArgs(r)...)
+	args := runArgs(r)
+	query := updateRunSQL
+	if prev, ok := t.rows[r.RunID]; ok {
+		var set []string
+		var vals []any
+		for i, col := range runUpdateColumns {
+			if args[i] != prev[i] {
+				set = append(set, col+" = ?")
+				vals = append(vals, args[i])
+			}
+		}
+		if len(set) == 0 {
+			return nil // the row is as r has it
+		}
+		query = "UPDATE runs SET " + strings.Join(set, ", ") + " WHERE run_id = ?"
+		args, prev = append(vals, r.RunID), args
+		defer func() { t.rows[r.RunID] = prev }()
+	} else {
+		defer t.knowRow(r)
+	}
+	res, err := t.exec(query, args...)
 	if err != nil {
 		return fmt.Errorf("update run %s: %w", r.RunID, err)
 	}
@@ -130,6 +165,7 @@ func (t *tx) RunByIdempotencyKey(workflowKey, key string) (host.Run, bool, error
 	}
 	if ok {
 		r = t.sawRun(r)
+		t.knowRow(r)
 	}
 	return r, ok, nil
 }
@@ -285,6 +321,7 @@ const (
 func (t *tx) DeleteRun(runID string) (bool, error) {
 	t.touch(runID)
 	delete(t.seqs, runID)
+	delete(t.rows, runID)
 	if _, err := t.exec(deleteRunProcessesSQL, runID); err != nil {
 		return false, fmt.Errorf("delete processes of run %s: %w", runID, err)
 	}

@@ -34,6 +34,17 @@ type tx struct {
 	// seqs holds the last_seq of the runs the function read or appended
 	// events to; dirty ones are written by flush.
 	seqs map[string]seqState
+	// rows holds the columns (runArgs) of the run rows the function read
+	// or wrote, as they now are: UpdateRun writes only what differs.
+	rows map[string][]any
+}
+
+// knowRow records r's row as the function last read or wrote it.
+func (t *tx) knowRow(r host.Run) {
+	if t.rows == nil {
+		t.rows = map[string][]any{}
+	}
+	t.rows[r.RunID] = runArgs(r)
 }
 
 // seqState is a run's last_seq as the function sees it.

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -114,6 +115,46 @@ func testUpdateRunKeepsLastSeq(t *testing.T, open Opener) {
 		return tx.UpdateRun(newRun("nope", "deploy", 1))
 	}); err == nil {
 		t.Error("UpdateRun of a missing run succeeded")
+	}
+
+	// Updates of a row the function read (a store may write only what
+	// changed): every change lands, also a field set and cleared again,
+	// one changed back, and an update that changes nothing.
+	var final host.Run
+	update(t, s, func(tx host.Tx) error {
+		r, ok, err := tx.GetRun("r1")
+		if err != nil || !ok {
+			return fmt.Errorf("get run: %v %v", ok, err)
+		}
+		r.Status, r.FinishedAtMs, r.OutputJSON = host.RunFinished, 77, `{"ok":true}`
+		if err := tx.UpdateRun(r); err != nil {
+			return err
+		}
+		r.OutputJSON, r.ErrorJSON, r.Status = "", `{"code":"X"}`, host.RunFailed
+		if err := tx.UpdateRun(r); err != nil {
+			return err
+		}
+		if err := tx.UpdateRun(r); err != nil {
+			return err
+		}
+		r.Status = host.RunFinished
+		final = r
+		return tx.UpdateRun(r)
+	})
+	got, _, _ = s.GetRun(ctx, "r1")
+	if !reflect.DeepEqual(got, final) {
+		t.Errorf("after updates of a read row: %+v, want %+v", got, final)
+	}
+	fresh, _, _ := s.GetRun(ctx, "r1")
+	fresh.FinishedAtMs = 0
+	update(t, s, func(tx host.Tx) error {
+		if _, _, err := tx.GetRun("r1"); err != nil {
+			return err
+		}
+		return tx.UpdateRun(fresh)
+	})
+	if got, _, _ = s.GetRun(ctx, "r1"); !reflect.DeepEqual(got, fresh) {
+		t.Errorf("after clearing a read row's finish time: %+v, want %+v", got, fresh)
 	}
 }
 
