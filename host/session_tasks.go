@@ -182,15 +182,20 @@ func (s *Session) finishedTask(nodeID string, iteration int, label, metaJSON str
 	}
 	return s.commitNode(func(tx Tx) (Node, error) {
 		// The new node is written once, finished (after node.pending).
-		n, created, err := s.newNode(tx, Node{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Kind: KindTask, State: NodePending, Label: label, MetaJSON: metaJSON}, now)
-		if err != nil {
-			return n, err
-		}
-		if !created {
-			if mustBeNew {
-				return n, errStaleJournal
+		n := Node{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Kind: KindTask, State: NodePending, Label: label, MetaJSON: metaJSON}
+		if mustBeNew {
+			// The activation's journal has no such node, which the insert
+			// below checks instead of a read first.
+			n.CreatedAtMs, n.UpdatedAtMs = now, now
+			if err := nodeEvent(tx, EventNodePending, n, now); err != nil {
+				return n, err
 			}
-			return n, nil
+		} else {
+			var created bool
+			var err error
+			if n, created, err = s.newNode(tx, n, now); err != nil || !created {
+				return n, err
+			}
 		}
 		n.Attempts = 1
 		n.State = NodeInProgress
@@ -202,7 +207,15 @@ func (s *Session) finishedTask(nodeID string, iteration int, label, metaJSON str
 		}
 		n.State = NodeFinished
 		n.OutputJSON = outputJSON
-		if err := tx.PutNode(n); err != nil {
+		if mustBeNew {
+			added, err := tx.InsertNode(n)
+			if err != nil {
+				return n, err
+			}
+			if !added {
+				return n, errStaleJournal // its events and attempt go with the function's rollback
+			}
+		} else if err := tx.PutNode(n); err != nil {
 			return n, err
 		}
 		return n, nodeEvent(tx, EventNodeFinished, n, now)

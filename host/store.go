@@ -107,6 +107,9 @@ type Tx interface {
 	// finished steps reads only its waits.
 	ListWaitingNodes(runID string, state NodeState) ([]Node, error)
 	PutNode(n Node) error
+	// InsertNode writes a node the journal does not have yet; false
+	// means it has one of that key (nothing was written).
+	InsertNode(n Node) (bool, error)
 	// DeleteNode removes a node from the journal (retry from the failed
 	// step re-creates it); attempts stay.
 	DeleteNode(runID, nodeID string, iteration int) error

@@ -53,6 +53,11 @@ const (
 	attempts = excluded.attempts, created_at_ms = excluded.created_at_ms,
 	updated_at_ms = excluded.updated_at_ms, fires_at_ms = excluded.fires_at_ms`
 
+	insertNodeSQL = `INSERT INTO nodes (run_id, node_id, iteration, kind, state, label,
+	output_json, error_json, meta_json, attempts, created_at_ms, updated_at_ms, fires_at_ms)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+	ON CONFLICT (run_id, node_id, iteration) DO NOTHING`
+
 	deleteNodeSQL = `DELETE FROM nodes WHERE run_id = $1 AND node_id = $2 AND iteration = $3`
 
 	// listDueNodesSQL repeats the WHERE of the partial index nodes_due (a
@@ -105,6 +110,18 @@ func (t *tx) PutNode(n host.Node) error {
 		return fmt.Errorf("put node %s/%s#%d: %w", n.RunID, n.NodeID, n.Iteration, err)
 	}
 	return nil
+}
+
+// InsertNode writes a new node; false means the run has a node of that
+// key (nothing was written). The run must exist.
+func (t *tx) InsertNode(n host.Node) (bool, error) {
+	tag, err := t.exec(insertNodeSQL, n.RunID, n.NodeID, n.Iteration, string(n.Kind), string(n.State),
+		n.Label, n.OutputJSON, n.ErrorJSON, n.MetaJSON, n.Attempts, n.CreatedAtMs, n.UpdatedAtMs,
+		n.FiresAtMs)
+	if err != nil {
+		return false, fmt.Errorf("insert node %s/%s#%d: %w", n.RunID, n.NodeID, n.Iteration, err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // DeleteNode removes one node; its attempts stay.

@@ -41,6 +41,11 @@ const (
 	attempts = excluded.attempts, created_at_ms = excluded.created_at_ms,
 	updated_at_ms = excluded.updated_at_ms, fires_at_ms = excluded.fires_at_ms`
 
+	insertNodeSQL = `INSERT INTO nodes (run_key, run_id, node_id, iteration, kind, state, label,
+	output_json, error_json, meta_json, attempts, created_at_ms, updated_at_ms, fires_at_ms)
+	VALUES (` + runKeyOfFirst + `, ?1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (run_key, node_id, iteration) DO NOTHING`
+
 	// listWaitingNodesSQL repeats the WHERE of the partial index
 	// nodes_waiting, which it must use.
 	listWaitingNodesSQL = `SELECT ` + nodeColumns + ` FROM nodes n INDEXED BY nodes_waiting
@@ -102,6 +107,24 @@ func (t *tx) PutNode(n host.Node) error {
 		return fmt.Errorf("put node %s/%s#%d: %w", n.RunID, n.NodeID, n.Iteration, err)
 	}
 	return nil
+}
+
+// InsertNode writes a new node; false means the run has a node of that
+// key (nothing was written).
+func (t *tx) InsertNode(n host.Node) (bool, error) {
+	t.touch(n.RunID)
+	res, err := t.exec(insertNodeSQL, n.RunID, n.NodeID, n.Iteration, string(n.Kind), string(n.State),
+		nullString(n.Label), nullString(n.OutputJSON), nullString(n.ErrorJSON),
+		nullString(n.MetaJSON), n.Attempts, nullInt(n.CreatedAtMs), nullInt(n.UpdatedAtMs),
+		nullInt(n.FiresAtMs))
+	var added int64
+	if err == nil {
+		added, err = res.RowsAffected()
+	}
+	if err != nil {
+		return false, fmt.Errorf("insert node %s/%s#%d: %w", n.RunID, n.NodeID, n.Iteration, err)
+	}
+	return added == 1, nil
 }
 
 const deleteNodeSQL = `DELETE FROM nodes WHERE run_key = ` + runKeyOf + ` AND node_id = ? AND iteration = ?`

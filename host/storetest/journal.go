@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -122,6 +123,41 @@ func testNodeAndAttemptRoundTrip(t *testing.T, open Opener) {
 		return tx.PutNode(host.Node{RunID: "ghost", NodeID: "n", Kind: host.KindTask, State: host.NodePending})
 	}); err == nil {
 		t.Error("PutNode for a missing run succeeded")
+	}
+}
+
+// testInsertNodeOnlyNew: InsertNode writes a node the run does not have,
+// with its counts, and refuses (writing nothing) one it has.
+func testInsertNodeOnlyNew(t *testing.T, open Opener) {
+	s := open(t, Options{})
+	ctx := context.Background()
+	insertRuns(t, s, newRun("r1", "deploy", 1))
+	first := host.Node{RunID: "r1", NodeID: "a", Kind: host.KindTask, State: host.NodeFinished, Label: "first",
+		OutputJSON: `{"n":1}`, MetaJSON: `{"retries":3}`, Attempts: 1, CreatedAtMs: 5, UpdatedAtMs: 6}
+	update(t, s, func(tx host.Tx) error {
+		added, err := tx.InsertNode(first)
+		if err != nil || !added {
+			return fmt.Errorf("InsertNode of a new node = %v, %v", added, err)
+		}
+		other := first
+		other.Iteration = 1 // another key
+		if added, err := tx.InsertNode(other); err != nil || !added {
+			return fmt.Errorf("InsertNode of iteration 1 = %v, %v", added, err)
+		}
+		again := first
+		again.State, again.OutputJSON, again.Label = host.NodeFailed, `{"n":2}`, "second"
+		if added, err := tx.InsertNode(again); err != nil || added {
+			return fmt.Errorf("InsertNode of an existing node = %v, %v; want false", added, err)
+		}
+		return nil
+	})
+	nodes, err := s.ListNodes(ctx, "r1")
+	if err != nil || len(nodes) != 2 || !reflect.DeepEqual(nodes[0], first) {
+		t.Errorf("nodes after a refused insert = %+v, %v; want %+v first", nodes, err, first)
+	}
+	r, _, _ := s.GetRun(ctx, "r1")
+	if r.NodeCounts.Of(host.NodeFinished) != 2 || r.NodeCounts.Of(host.NodeFailed) != 0 {
+		t.Errorf("node counts = %+v, want two finished", r.NodeCounts)
 	}
 }
 

@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"ListExpiredRuns", testListExpiredRuns},
 		{"DeleteRunTakesEverythingOfTheRun", testDeleteRunCascades},
 		{"NodeAndAttemptRoundTrip", testNodeAndAttemptRoundTrip},
+		{"InsertNodeOnlyNew", testInsertNodeOnlyNew},
 		{"DeleteNodeKeepsAttempts", testDeleteNodeKeepsAttempts},
 		{"ListDueNodes", testListDueNodes},
 		{"ListWaitingNodes", testListWaitingNodes},
