@@ -166,14 +166,15 @@ func (g *Gateway) activate(s *Session) {
 		g.release(s)
 		return
 	}
+	triggeredBy := runTrigger(run.ConfigJSON)
 	if g.observer != nil {
-		g.observer.RunStarted(run.WorkflowKey, runSource(run.ConfigJSON), len(nodes) > 0)
+		g.observer.RunStarted(run.WorkflowKey, sourceOf(triggeredBy), len(nodes) > 0)
 	}
 	switch log := g.log.With("runId", run.RunID, "workflow", run.WorkflowKey); {
 	case s.wokenBy != "":
 		log.Info("run woken", "by", s.wokenBy)
 	case len(nodes) == 0:
-		log.Info("run started", "triggeredBy", runTrigger(run.ConfigJSON))
+		log.Info("run started", "triggeredBy", triggeredBy)
 	default:
 		log.Info("run resumed", "journaledNodes", len(nodes))
 	}

@@ -140,8 +140,11 @@ func runTrigger(configJSON string) string {
 }
 
 // runSource classifies a run's trigger for metrics (docs/operations.md).
-func runSource(configJSON string) string {
-	switch by := runTrigger(configJSON); {
+func runSource(configJSON string) string { return sourceOf(runTrigger(configJSON)) }
+
+// sourceOf classifies a trigger (runTrigger) for metrics.
+func sourceOf(by string) string {
+	switch {
 	case strings.HasPrefix(by, "cron:"):
 		return "cron"
 	case strings.HasPrefix(by, "webhook:"):

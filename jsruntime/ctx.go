@@ -20,15 +20,18 @@ func (a *activation) newCtx() (*goja.Object, error) {
 	w := a.w
 	rt := w.rt
 	ctx := rt.NewObject()
-	var cfg struct {
-		Auth json.RawMessage `json:"auth"`
-	}
-	_ = json.Unmarshal([]byte(a.run.ConfigJSON), &cfg)
 	set := func(k string, v any) { must(ctx.Set(k, v)) }
 	set("runId", a.run.RunID)
 	set("workflow", a.wf.Key)
-	w.lazyFrozen(ctx, "input", orEmptyObject(a.run.InputJSON))
-	w.lazyFrozen(ctx, "auth", orEmptyObject(string(cfg.Auth)))
+	input, config := a.run.InputJSON, a.run.ConfigJSON
+	w.lazyFrozen(ctx, "input", func() string { return orEmptyObject(input) })
+	w.lazyFrozen(ctx, "auth", func() string {
+		var cfg struct {
+			Auth json.RawMessage `json:"auth"`
+		}
+		_ = json.Unmarshal([]byte(config), &cfg)
+		return orEmptyObject(string(cfg.Auth))
+	})
 	set("task", a.jsTask)
 	set("approval", a.jsApproval)
 	set("waitForEvent", a.jsWaitForEvent)
@@ -61,22 +64,30 @@ func (a *activation) newCtx() (*goja.Object, error) {
 }
 
 // lazyFrozen defines obj[name] as the deeply frozen value of the JSON
-// text src, parsed when it is first read: every activation builds a ctx,
-// and parsing and freezing ctx.input and ctx.auth was a tenth of the
-// gateway's CPU for a short run that reads neither. It reads as the data
-// property it stands for: enumerable, the same value at every read, and
-// an assignment replaces it (on the object assigned to, as for a plain
-// property).
-func (w *worker) lazyFrozen(obj *goja.Object, name, src string) {
+// text src returns, parsed when it is first read: every activation builds
+// a ctx, and parsing and freezing ctx.input and ctx.auth was a tenth of
+// the gateway's CPU for a short run that reads neither. It reads as the
+// data property it stands for: enumerable, the same value at every read,
+// and an assignment replaces it (on the object assigned to, as for a
+// plain property).
+func (w *worker) lazyFrozen(obj *goja.Object, name string, src func() string) {
+	w.lazyProperty(obj, name, func() goja.Value {
+		v, err := w.helpers.parseFrozen(src())
+		if err != nil {
+			panic(err)
+		}
+		return v
+	})
+}
+
+// lazyProperty defines obj[name] as the value make returns when it is
+// first read, and reads as a plain data property (see lazyFrozen).
+func (w *worker) lazyProperty(obj *goja.Object, name string, make func() goja.Value) {
 	rt := w.rt
 	var v goja.Value
 	get := func(goja.FunctionCall) goja.Value {
 		if v == nil {
-			parsed, err := w.helpers.parseFrozen(src)
-			if err != nil {
-				panic(err)
-			}
-			v = parsed
+			v = make()
 		}
 		return v
 	}

@@ -186,3 +186,24 @@ export default function (gateway) {
 		t.Fatalf("second journaled in a cancelled run: %+v", n)
 	}
 }
+
+// TestTaskSignalReadAfterItsAbort: t.signal is made when a body first
+// reads it; read after the attempt timed out, it is aborted with the
+// timeout as its reason, and it is the same object at every read.
+func TestTaskSignalReadAfterItsAbort(t *testing.T) {
+	h := newHarness(t, `
+let seen = null;
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    const code = await ctx.task("slow", async (t) => {
+      await new Promise((r) => setTimeout(r, 300));
+      const s = t.signal;
+      seen = { aborted: s.aborted, reason: s.reason && s.reason.code, same: s === t.signal };
+    }, { timeoutMs: 50, retries: 0 }).then(() => "resolved", (e) => e.code);
+    await new Promise((r) => setTimeout(r, 500));
+    return { code, seen };
+  });
+}`)
+	id := h.launch("wf", nil)
+	jsonEqual(t, h.output(id), `{"code":"TASK_TIMEOUT","seen":{"aborted":true,"reason":"TASK_TIMEOUT","same":true}}`)
+}

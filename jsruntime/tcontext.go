@@ -22,7 +22,7 @@ func (t *taskRun) newT(at *attemptRun) *goja.Object {
 	set("iteration", t.key.iteration)
 	set("attempt", at.number)
 	set("idempotencyKey", fmt.Sprintf("%s:%s:%d", a.run.RunID, t.key.id, t.key.iteration))
-	set("signal", at.signal.obj)
+	at.t.a.w.lazyProperty(o, "signal", at.signal.object)
 	set("heartbeat", func(call goja.FunctionCall) goja.Value {
 		data := ""
 		if present(call.Argument(0)) {
@@ -108,8 +108,15 @@ type abortSignal struct {
 }
 
 func newAbortSignal(w *worker) *abortSignal {
-	rt := w.rt
-	s := &abortSignal{w: w, rt: rt, reason: goja.Undefined()}
+	return &abortSignal{w: w, rt: w.rt, reason: goja.Undefined()}
+}
+
+// object is t.signal, made when the body first reads it (most never do).
+func (s *abortSignal) object() goja.Value {
+	if s.obj != nil {
+		return s.obj
+	}
+	rt := s.rt
 	o := rt.NewObject()
 	must(o.DefineAccessorProperty("aborted", rt.ToValue(func(goja.FunctionCall) goja.Value { return rt.ToValue(s.aborted) }), nil, goja.FLAG_FALSE, goja.FLAG_TRUE))
 	must(o.DefineAccessorProperty("reason", rt.ToValue(func(goja.FunctionCall) goja.Value { return s.reason }), nil, goja.FLAG_FALSE, goja.FLAG_TRUE))
@@ -130,7 +137,7 @@ func newAbortSignal(w *worker) *abortSignal {
 		return goja.Undefined()
 	}))
 	s.obj = o
-	return s
+	return o
 }
 
 func (s *abortSignal) abort(reason goja.Value) {
@@ -139,6 +146,9 @@ func (s *abortSignal) abort(reason goja.Value) {
 	}
 	s.aborted = true
 	s.reason = reason
+	if s.obj == nil {
+		return // never read: nothing listens
+	}
 	event := s.rt.NewObject()
 	must(event.Set("type", "abort"))
 	// A listener's own exception is its business; an interrupt or stack
