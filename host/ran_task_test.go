@@ -10,11 +10,20 @@ import (
 )
 
 // TestRanTaskOnAStaleJournalReplays: a task whose body ran before its
-// start was journaled (RanTask) finds the node already journaled by
-// another writer: nothing of it is written (no events, no attempt, the
+// start was journaled (RanTask, or BeginFirstAttempt when it still runs)
+// finds the node already journaled by another writer: nothing of it is written (no events, no attempt, the
 // node as the other writer left it) and the run replays from the store's
 // journal, which answers the step.
 func TestRanTaskOnAStaleJournalReplays(t *testing.T) {
+	for name, journal := range map[string]func(s *host.Session) error{
+		"RanTask":           func(s *host.Session) error { _, err := s.RanTask("a", 0, "", "", 0, `1`); return err },
+		"BeginFirstAttempt": func(s *host.Session) error { _, err := s.BeginFirstAttempt("a", 0, "", "", 0); return err },
+	} {
+		t.Run(name, func(t *testing.T) { testStaleFirstAttempt(t, journal) })
+	}
+}
+
+func testStaleFirstAttempt(t *testing.T, journal func(s *host.Session) error) {
 	var (
 		once   sync.Once
 		ranErr error
@@ -30,7 +39,7 @@ func TestRanTaskOnAStaleJournalReplays(t *testing.T) {
 				if err != nil {
 					panic(err)
 				}
-				_, ranErr = s.RanTask("a", 0, "", "", 0, `1`)
+				ranErr = journal(s)
 			})
 			return
 		}
@@ -45,7 +54,7 @@ func TestRanTaskOnAStaleJournalReplays(t *testing.T) {
 	}
 	e.waitStatus(r.RunID, host.RunFinished)
 	if !errors.Is(ranErr, host.ErrSessionEnded) {
-		t.Fatalf("RanTask on a stale journal = %v, want ErrSessionEnded (the run replays)", ranErr)
+		t.Fatalf("journaling a first attempt on a stale journal = %v, want ErrSessionEnded (the run replays)", ranErr)
 	}
 	nodes, _ := e.store.ListNodes(ctx, r.RunID)
 	if len(nodes) != 1 || nodes[0].OutputJSON != `7` {

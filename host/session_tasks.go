@@ -39,6 +39,38 @@ func (s *Session) BeginTask(nodeID string, iteration int, label, metaJSON string
 	return n, n.Attempts, err
 }
 
+// BeginFirstAttempt journals a new task node started at startedAtMs, its
+// first attempt in progress (node.pending, node.started), for a body that
+// began before its start was journaled. The journal must not have the
+// node: if it has, the activation acted on an old journal and the run
+// replays from the store's, writing nothing.
+func (s *Session) BeginFirstAttempt(nodeID string, iteration int, label, metaJSON string, startedAtMs int64) (Node, error) {
+	now := s.g.nowMs()
+	if startedAtMs <= 0 || startedAtMs > now {
+		startedAtMs = now
+	}
+	return s.commitNode(func(tx Tx) (Node, error) {
+		n := Node{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Kind: KindTask, State: NodePending, Label: label, MetaJSON: metaJSON,
+			CreatedAtMs: now, UpdatedAtMs: now}
+		if err := nodeEvent(tx, EventNodePending, n, now); err != nil {
+			return n, err
+		}
+		n.Attempts = 1
+		n.State = NodeInProgress
+		added, err := tx.InsertNode(n)
+		if err != nil {
+			return n, err
+		}
+		if !added {
+			return n, errStaleJournal
+		}
+		if err := tx.PutAttempt(Attempt{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Attempt: 1, State: AttemptInProgress, StartedAtMs: startedAtMs}); err != nil {
+			return n, err
+		}
+		return n, nodeEvent(tx, EventNodeStarted, n, now)
+	})
+}
+
 func (s *Session) startAttempt(tx Tx, nodeID string, iteration int, now int64) (Node, error) {
 	n, ok, err := tx.GetNode(s.runID, nodeID, iteration)
 	if err != nil {

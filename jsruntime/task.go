@@ -3,6 +3,7 @@ package jsruntime
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/dop251/goja"
@@ -130,7 +131,11 @@ func (a *activation) jsTask(call goja.FunctionCall) goja.Value {
 		// concurrency limit the node is journaled pending first (below),
 		// so that it shows while the attempt waits for a slot.
 		a.running++
-		a.w.post(a, t.runFirstAttempt)
+		if !a.w.post(a, t.runFirstAttempt) {
+			// The worker stopped (the gateway is closing): nothing runs.
+			a.running--
+			a.inflight--
+		}
 		return st.value(rt)
 	}
 	a.commit(func() error {
@@ -260,7 +265,7 @@ func (t *taskRun) runFirstAttempt() {
 		return
 	}
 	if at.unjournaled {
-		if out, ok := fulfilled(v); ok {
+		if out, ok := fulfilled(a.w.rt, v); ok {
 			t.onAttemptSucceeded(at, out)
 			return
 		}
@@ -271,22 +276,32 @@ func (t *taskRun) runFirstAttempt() {
 
 // fulfilled returns what v resolves to when that is known now: v itself
 // when it is not a promise or thenable, a promise's value once fulfilled.
-func fulfilled(v goja.Value) (goja.Value, bool) {
+// It runs no code of v's but a "then" getter (which Promise.resolve reads
+// too); one that throws makes v a rejection, for settle to find.
+func fulfilled(rt *goja.Runtime, v goja.Value) (goja.Value, bool) {
 	o, ok := v.(*goja.Object)
 	if !ok {
 		return v, true
 	}
-	if p, ok := o.Export().(*goja.Promise); ok {
-		if p.State() == goja.PromiseStateFulfilled {
+	if o.ExportType() == promiseType {
+		if p := o.Export().(*goja.Promise); p.State() == goja.PromiseStateFulfilled {
 			return p.Result(), true
 		}
 		return nil, false
 	}
-	if _, thenable := goja.AssertFunction(o.Get("then")); thenable {
+	var then goja.Value
+	if ex := rt.Try(func() { then = o.Get("then") }); ex != nil {
+		return nil, false
+	}
+	if _, thenable := goja.AssertFunction(then); thenable {
 		return nil, false
 	}
 	return v, true
 }
+
+// promiseType is what ExportType says of a Promise (Export of any other
+// object converts it deeply, calling its getters).
+var promiseType = reflect.TypeOf((*goja.Promise)(nil))
 
 // journalStart journals the start of an attempt that ran before it was
 // (runFirstAttempt), ahead of any commit the attempt asks for later. When
@@ -304,9 +319,11 @@ func (t *taskRun) journalStart(at *attemptRun) {
 	if a.ended {
 		return
 	}
-	// Not a.commit: output the body buffered goes after its start.
+	// Not a.commit: output the body buffered goes after its start. The
+	// body ran as attempt 1 of a node the journal did not have: a node
+	// found there after all means an old journal (the run replays).
 	a.enqueueCommit(func() error {
-		_, _, err := a.s.BeginTask(t.key.id, t.key.iteration, t.opts.label, t.meta)
+		_, err := a.s.BeginFirstAttempt(t.key.id, t.key.iteration, t.opts.label, t.meta, at.startedAtMs)
 		return err
 	}, func(err error) {
 		if err == nil {

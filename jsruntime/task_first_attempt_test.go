@@ -2,6 +2,7 @@ package jsruntime_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -206,4 +207,45 @@ export default function (gateway) {
 }`)
 	id := h.launch("wf", nil)
 	jsonEqual(t, h.output(id), `{"code":"TASK_TIMEOUT","seen":{"aborted":true,"reason":"TASK_TIMEOUT","same":true}}`)
+}
+
+// TestTaskResultGettersRunOnce: a first attempt's result is inspected
+// without running its code (getters run once, when it is stored), and a
+// getter that throws fails the task like any unstorable value, not the
+// worker.
+func TestTaskResultGettersRunOnce(t *testing.T) {
+	h := newHarness(t, `
+let reads = 0;
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    const ok = await ctx.task("counted", () => ({ get x() { reads++; return 1; } }));
+    const codes = [];
+    for (const [id, body] of [
+      ["throws", () => ({ get x() { throw new Error("boom"); } })],
+      ["then", () => ({ get then() { throw new Error("boom"); } })],
+    ]) {
+      try { await ctx.task(id, body, { retries: 0 }); codes.push("resolved"); } catch (e) { codes.push(e.code); }
+    }
+    return { ok, reads, codes };
+  });
+}`)
+	id := h.launch("wf", nil)
+	jsonEqual(t, h.output(id), `{"ok":{"x":1},"reads":1,"codes":["TASK_FAILED","TASK_FAILED"]}`)
+}
+
+// TestInterruptedFirstAttemptNamesItsTask: a first attempt whose body
+// runs away is interrupted before its node is journaled; the run's error
+// says which task it was.
+func TestInterruptedFirstAttemptNamesItsTask(t *testing.T) {
+	h := newHarnessOpts(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    await ctx.task("spin", () => { for (;;) {} });
+  });
+}`, harnessOpts{turnBudget: 200 * time.Millisecond})
+	id := h.launch("wf", nil)
+	e := h.errorOf(id)
+	if e["code"] != "JS_INTERRUPTED" || !strings.Contains(fmt.Sprint(e["message"]), `task "spin"`) {
+		t.Fatalf("error %v, want JS_INTERRUPTED naming task spin", e)
+	}
 }

@@ -53,6 +53,7 @@ type worker struct {
 	acts        map[*activation]struct{}
 	current     *activation
 	broken      error // an uncatchable error (interrupt, stack overflow, panic) ended the turn
+	brokenNode  string // the task whose body was running when it did, if any
 	helpers     jsHelpers
 	gen         uint64 // runtime generation; bumped on rebuild
 	timerSeq    int64
@@ -182,8 +183,8 @@ func (w *worker) runTurn(j job) {
 	w.endTurn()
 	w.current = nil
 	if w.broken != nil {
-		err := w.broken
-		w.broken = nil
+		err, node := w.broken, w.brokenNode
+		w.broken, w.brokenNode = nil, ""
 		if !w.everRegistered {
 			// The module never registered: Load reports the failure
 			// (here when register was async and ran away in a later
@@ -194,6 +195,11 @@ func (w *worker) runTurn(j job) {
 			return
 		}
 		if reason, ok := w.uncatchableReason(err); ok {
+			if node != "" {
+				// A first attempt's body runs before its node is
+				// journaled: the message is where the task shows.
+				reason += fmt.Sprintf(" in the body of task %q", node)
+			}
 			err = errors.New(reason)
 		}
 		w.rebuild(j.act, err)
@@ -246,6 +252,9 @@ func (w *worker) uncatchable(err error) bool {
 	_, ok := w.uncatchableReason(err)
 	if ok {
 		w.broken = err
+		if w.brokenNode == "" {
+			w.brokenNode = w.node
+		}
 	}
 	return ok
 }
@@ -313,7 +322,7 @@ func (w *worker) rebuild(culprit *activation, cause error) {
 	err := w.initRuntime()
 	timer.Stop()
 	w.endTurn()
-	w.broken = nil
+	w.broken, w.brokenNode = nil, ""
 	if err != nil {
 		// The module registered fine before; failing now means the
 		// process is in trouble. The worker takes no more runs.

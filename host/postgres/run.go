@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -260,6 +261,9 @@ const (
 // DeleteRun deletes the run; the foreign keys' ON DELETE CASCADE takes its
 // nodes, attempts, approvals, signals, events and values with it.
 func (t *tx) DeleteRun(runID string) (bool, error) {
+	// Events the function appended to the run go with it: nobody hears
+	// of a run that is gone.
+	t.events = slices.DeleteFunc(t.events, func(e host.Event) bool { return e.RunID == runID })
 	if _, err := t.exec(deleteRunProcessesSQL, runID); err != nil {
 		return false, fmt.Errorf("delete processes of run %s: %w", runID, err)
 	}

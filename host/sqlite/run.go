@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
@@ -119,7 +120,7 @@ var runUpdateColumns = [...]string{"parent_run_id", "workflow_key", "workflow_pa
 // column an UPDATE sets, changed or not, and a run's finish (status,
 // times, output) would rewrite the entries of four indexes it leaves as
 // they are, in pages each commit then writes.
-func (t *tx) UpdateRun(r host.Run) error {
+func (t *tx) UpdateRun(r host.Run) (err error) {
 	t.touch(r.RunID)
 	args := runArgs(r)
 	query := updateRunSQL
@@ -137,9 +138,17 @@ func (t *tx) UpdateRun(r host.Run) error {
 		}
 		query = "UPDATE runs SET " + strings.Join(set, ", ") + " WHERE run_id = ?"
 		args, prev = append(vals, r.RunID), args
-		defer func() { t.rows[r.RunID] = prev }()
+		defer func() {
+			if err == nil {
+				t.rows[r.RunID] = prev
+			}
+		}()
 	} else {
-		defer t.knowRow(r)
+		defer func() {
+			if err == nil {
+				t.knowRow(r)
+			}
+		}()
 	}
 	res, err := t.exec(query, args...)
 	if err != nil {
@@ -322,6 +331,9 @@ func (t *tx) DeleteRun(runID string) (bool, error) {
 	t.touch(runID)
 	delete(t.seqs, runID)
 	delete(t.rows, runID)
+	// Events the function appended to the run go with it (they are
+	// written at flush, after the run is gone).
+	t.events = slices.DeleteFunc(t.events, func(e host.Event) bool { return e.RunID == runID })
 	if _, err := t.exec(deleteRunProcessesSQL, runID); err != nil {
 		return false, fmt.Errorf("delete processes of run %s: %w", runID, err)
 	}

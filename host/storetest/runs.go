@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -155,6 +156,52 @@ func testUpdateRunKeepsLastSeq(t *testing.T, open Opener) {
 	})
 	if got, _, _ = s.GetRun(ctx, "r1"); !reflect.DeepEqual(got, fresh) {
 		t.Errorf("after clearing a read row's finish time: %+v, want %+v", got, fresh)
+	}
+
+	// A refused update stays refused when repeated: taking a key another
+	// run of the workflow has is a unique-key violation each time.
+	keyed := newRun("r2", "deploy", 2)
+	keyed.IdempotencyKey = "k"
+	insertRuns(t, s, keyed)
+	var second error
+	_, _ = s.Update(ctx, func(tx host.Tx) error {
+		r, _, err := tx.GetRun("r1")
+		if err != nil {
+			return err
+		}
+		r.IdempotencyKey = "k"
+		first := tx.UpdateRun(r)
+		second = tx.UpdateRun(r)
+		return errors.Join(first, second, errors.New("roll back"))
+	})
+	if second == nil {
+		t.Error("a repeated UpdateRun that breaks a unique key succeeded")
+	}
+}
+
+// testDeleteRunDropsItsNewEvents: a function that appends events to a run
+// and then deletes it commits, and leaves no event of it.
+func testDeleteRunDropsItsNewEvents(t *testing.T, open Opener) {
+	s := open(t, Options{})
+	ctx := context.Background()
+	insertRuns(t, s, newRun("r1", "deploy", 1), newRun("r2", "deploy", 2))
+	events := update(t, s, func(tx host.Tx) error {
+		for _, id := range []string{"r1", "r2", "r1"} {
+			if err := tx.AppendEvent(id, "node.started", nil, 1); err != nil {
+				return err
+			}
+		}
+		_, err := tx.DeleteRun("r1")
+		return err
+	})
+	if len(events) != 1 || events[0].RunID != "r2" {
+		t.Errorf("Update returned %+v, want r2's event only", events)
+	}
+	if got, _ := s.ListEvents(ctx, "r1", 0, 0); len(got) != 0 {
+		t.Errorf("events of the deleted run: %+v", got)
+	}
+	if got, _ := s.ListEvents(ctx, "r2", 0, 0); len(got) != 1 {
+		t.Errorf("events of r2: %+v", got)
 	}
 }
 

@@ -43,6 +43,7 @@ func Run(t *testing.T, open Opener) {
 		{"RunByIdempotencyKey", testRunByIdempotencyKey},
 		{"ListExpiredRuns", testListExpiredRuns},
 		{"DeleteRunTakesEverythingOfTheRun", testDeleteRunCascades},
+		{"DeleteRunDropsItsNewEvents", testDeleteRunDropsItsNewEvents},
 		{"NodeAndAttemptRoundTrip", testNodeAndAttemptRoundTrip},
 		{"InsertNodeOnlyNew", testInsertNodeOnlyNew},
 		{"DeleteNodeKeepsAttempts", testDeleteNodeKeepsAttempts},
