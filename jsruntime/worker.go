@@ -52,7 +52,7 @@ type worker struct {
 	registering chan<- registration
 	acts        map[*activation]struct{}
 	current     *activation
-	broken      error // an uncatchable error (interrupt, stack overflow, panic) ended the turn
+	broken      error  // an uncatchable error (interrupt, stack overflow, panic) ended the turn
 	brokenNode  string // the task whose body was running when it did, if any
 	helpers     jsHelpers
 	gen         uint64 // runtime generation; bumped on rebuild
