@@ -23,7 +23,10 @@ func (s *Session) StartAttempt(nodeID string, iteration int) (Node, int, error) 
 
 // BeginTask journals a new task node and starts its first attempt in one
 // transaction (node.pending, node.started): CreateTask and StartAttempt for
-// a task that need not wait for a concurrency slot.
+// a task that need not wait for a concurrency slot, whose body runs once
+// this returns (a node the journal has gets its next attempt). The
+// JavaScript runtime runs a first attempt before journaling it instead
+// (RanTask, BeginFirstAttempt); the engine's tests drive runs with this.
 func (s *Session) BeginTask(nodeID string, iteration int, label, metaJSON string) (Node, int, error) {
 	now := s.g.nowMs()
 	n, err := s.commitNode(func(tx Tx) (Node, error) {
