@@ -51,15 +51,20 @@ func (a *activation) newCtx() (*goja.Object, error) {
 	set("uuid", func(goja.FunctionCall) goja.Value {
 		return a.value("uuid", func() string { return strconv.Quote(uuid.NewString()) })
 	})
-	logObj := rt.NewObject()
-	for name, level := range map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError} {
-		level := level
-		must(logObj.Set(name, func(call goja.FunctionCall) goja.Value {
-			a.structuredLog(level, call.Argument(0), call.Argument(1))
-			return goja.Undefined()
-		}))
-	}
-	set("log", logObj)
+	// ctx.log's five objects are made when it is first read.
+	w.lazyProperty(ctx, "log", func() goja.Value {
+		logObj := rt.NewObject()
+		for _, l := range []struct {
+			name  string
+			level slog.Level
+		}{{"debug", slog.LevelDebug}, {"info", slog.LevelInfo}, {"warn", slog.LevelWarn}, {"error", slog.LevelError}} {
+			must(logObj.Set(l.name, func(call goja.FunctionCall) goja.Value {
+				a.structuredLog(l.level, call.Argument(0), call.Argument(1))
+				return goja.Undefined()
+			}))
+		}
+		return logObj
+	})
 	return ctx, nil
 }
 
