@@ -26,7 +26,7 @@ func TestRanTaskOnAStaleJournalReplays(t *testing.T) {
 func testStaleFirstAttempt(t *testing.T, journal func(s *host.Session) error) {
 	var (
 		once   sync.Once
-		ranErr error
+		ranErr = make(chan error, 1)
 		st     host.Store
 	)
 	script := func(s *host.Session) {
@@ -39,7 +39,7 @@ func testStaleFirstAttempt(t *testing.T, journal func(s *host.Session) error) {
 				if err != nil {
 					panic(err)
 				}
-				ranErr = journal(s)
+				ranErr <- journal(s)
 			})
 			return
 		}
@@ -53,8 +53,8 @@ func testStaleFirstAttempt(t *testing.T, journal func(s *host.Session) error) {
 		t.Fatal(err)
 	}
 	e.waitStatus(r.RunID, host.RunFinished)
-	if !errors.Is(ranErr, host.ErrSessionEnded) {
-		t.Fatalf("journaling a first attempt on a stale journal = %v, want ErrSessionEnded (the run replays)", ranErr)
+	if err := <-ranErr; !errors.Is(err, host.ErrSessionEnded) {
+		t.Fatalf("journaling a first attempt on a stale journal = %v, want ErrSessionEnded (the run replays)", err)
 	}
 	nodes, _ := e.store.ListNodes(ctx, r.RunID)
 	if len(nodes) != 1 || nodes[0].OutputJSON != `7` {
