@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/smithers-orchestrator/smithers-go/host"
 )
@@ -53,8 +54,13 @@ func testStaleFirstAttempt(t *testing.T, journal func(s *host.Session) error) {
 		t.Fatal(err)
 	}
 	e.waitStatus(r.RunID, host.RunFinished)
-	if err := <-ranErr; !errors.Is(err, host.ErrSessionEnded) {
-		t.Fatalf("journaling a first attempt on a stale journal = %v, want ErrSessionEnded (the run replays)", err)
+	select {
+	case err := <-ranErr:
+		if !errors.Is(err, host.ErrSessionEnded) {
+			t.Fatalf("journaling a first attempt on a stale journal = %v, want ErrSessionEnded (the run replays)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the workflow never journaled its first attempt")
 	}
 	nodes, _ := e.store.ListNodes(ctx, r.RunID)
 	if len(nodes) != 1 || nodes[0].OutputJSON != `7` {

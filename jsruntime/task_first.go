@@ -27,32 +27,44 @@ func (t *taskRun) runFirstAttempt() {
 	at := t.newAttempt(1)
 	at.unjournaled = true
 	at.startedAtMs = a.s.NowMs()
+	w := a.w
 	a.unjournaled = at
 	v, err := t.callBody(at)
-	a.unjournaled = nil
+	// What follows is still this task's: its result's "then" getter and
+	// its storing run code of the body's.
+	w.node = t.key.id
+	defer func() { w.node = "" }()
 	if err != nil {
-		if a.w.broken != nil {
+		a.unjournaled = nil
+		if w.broken != nil {
 			return
 		}
 		t.journalStart(at)
-		t.onAttemptFailed(at, exceptionValue(a.w.rt, err))
+		t.onAttemptFailed(at, exceptionValue(w.rt, err))
 		return
 	}
 	if at.unjournaled {
-		if out, ok := fulfilled(a.w.rt, v); ok {
+		out, ok := w.fulfilled(v)
+		a.unjournaled = nil
+		if w.broken != nil {
+			return
+		}
+		if ok && at.unjournaled {
 			t.onAttemptSucceeded(at, out)
 			return
 		}
 		t.journalStart(at)
 	}
-	a.w.helpers.settle(v, func(v goja.Value) { t.onAttemptSucceeded(at, v) }, func(e goja.Value) { t.onAttemptFailed(at, e) })
+	a.unjournaled = nil
+	w.helpers.settle(v, func(v goja.Value) { t.onAttemptSucceeded(at, v) }, func(e goja.Value) { t.onAttemptFailed(at, e) })
 }
 
 // fulfilled returns what v resolves to when that is known now: v itself
 // when it is not a promise or thenable, a promise's value once fulfilled.
 // It runs no code of v's but a "then" getter (which Promise.resolve reads
-// too); one that throws makes v a rejection, for settle to find.
-func fulfilled(rt *goja.Runtime, v goja.Value) (goja.Value, bool) {
+// too); one that throws makes v a rejection, for settle to find, and one
+// that runs away ends the turn (w.broken).
+func (w *worker) fulfilled(v goja.Value) (goja.Value, bool) {
 	o, ok := v.(*goja.Object)
 	if !ok {
 		return v, true
@@ -63,11 +75,29 @@ func fulfilled(rt *goja.Runtime, v goja.Value) (goja.Value, bool) {
 		}
 		return nil, false
 	}
-	var then goja.Value
-	if ex := rt.Try(func() { then = o.Get("then") }); ex != nil {
+	then, ok := w.getProperty(o, "then")
+	if !ok {
 		return nil, false
 	}
 	if _, thenable := goja.AssertFunction(then); thenable {
+		return nil, false
+	}
+	return v, true
+}
+
+// getProperty reads o[name], which may run a getter: false when it threw
+// or, uncatchable (an interrupt, a stack overflow), ended the turn.
+func (w *worker) getProperty(o *goja.Object, name string) (v goja.Value, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			err, isErr := r.(error)
+			if !isErr || !w.uncatchable(err) {
+				panic(r)
+			}
+			v, ok = nil, false
+		}
+	}()
+	if ex := w.rt.Try(func() { v = o.Get(name) }); ex != nil {
 		return nil, false
 	}
 	return v, true
@@ -103,9 +133,13 @@ func (t *taskRun) journalStart(at *attemptRun) {
 		if err == nil {
 			return
 		}
+		e := a.w.hostErrorToJS(err)
+		if !at.finished {
+			at.abort(e) // the body still runs: it hears why on t.signal
+		}
 		if at.finish() {
 			t.releaseSlot()
 		}
-		t.settleWithError(a.w.hostErrorToJS(err))
+		t.settleWithError(e)
 	})
 }

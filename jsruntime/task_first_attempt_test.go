@@ -249,3 +249,94 @@ export default function (gateway) {
 		t.Fatalf("error %v, want JS_INTERRUPTED naming task spin", e)
 	}
 }
+
+// TestRunawayAroundAFirstAttemptNamesTheRightCode: a turn interrupted in
+// a first attempt's result (its "then" getter, its toJSON) names the task;
+// a workflow continuation that runs away, run from inside a body's call,
+// does not.
+func TestRunawayAroundAFirstAttemptNamesTheRightCode(t *testing.T) {
+	for name, c := range map[string]struct {
+		workflow string
+		named    bool
+	}{
+		"then getter": {`await ctx.task("spin", () => ({ get then() { for (;;) {} } }));`, true},
+		"toJSON":      {`await ctx.task("spin", () => ({ toJSON() { for (;;) {} } }));`, true},
+		"continuation": {`let go; const p = new Promise((r) => { go = r; });
+    p.then(() => { for (;;) {} });
+    await ctx.task("spin", () => { go(); return 1; });`, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarnessOpts(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    `+c.workflow+`
+  });
+}`, harnessOpts{turnBudget: 200 * time.Millisecond})
+			id := h.launch("wf", nil)
+			e := h.errorOf(id)
+			msg := fmt.Sprint(e["message"])
+			if e["code"] != "JS_INTERRUPTED" || strings.Contains(msg, "panic") || strings.Contains(msg, `task "spin"`) != c.named {
+				t.Fatalf("error %v; want JS_INTERRUPTED, naming task spin: %v", e, c.named)
+			}
+		})
+	}
+}
+
+// TestHeartbeatInAResultsGetterFollowsTheStart: code of a first attempt's
+// result that reaches the journal (a heartbeat from its "then" getter)
+// comes after the node's start.
+func TestHeartbeatInAResultsGetterFollowsTheStart(t *testing.T) {
+	h := newHarness(t, `
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    return await ctx.task("a", (t) => ({ n: 1, get then() { t.heartbeat({ from: "then" }); return undefined; } }));
+  });
+}`)
+	id := h.launch("wf", nil)
+	h.finish(id)
+	var names []string
+	for _, n := range h.eventNames(id) {
+		if n != "task.heartbeat:a" || len(names) == 0 || names[len(names)-1] != n {
+			names = append(names, n)
+		}
+	}
+	want := []string{"node.pending:a", "node.started:a", "task.heartbeat:a", "node.finished:a", "run.completed"}
+	if !reflect.DeepEqual(names, want) {
+		t.Fatalf("events %v, want %v", h.eventNames(id), want)
+	}
+}
+
+// TestRefusedStartAbortsTheBody: a first attempt still running when its
+// start is refused (the run ended meanwhile) hears it on t.signal.
+func TestRefusedStartAbortsTheBody(t *testing.T) {
+	h := newHarness(t, `
+let heard = "no";
+export default function (gateway) {
+  gateway.register("wf", async (ctx) => {
+    await new Promise((r) => setTimeout(r, 500));
+    await ctx.task("listens", (t) => new Promise((r) => {
+      t.signal.addEventListener("abort", () => { heard = "yes"; r(1); });
+      setTimeout(r, 60000);
+    }));
+  });
+  gateway.register("probe", async () => heard);
+}`)
+	id := h.launch("wf", nil)
+	time.Sleep(100 * time.Millisecond)
+	// The run ends behind the activation's back (as another process or a
+	// deadline would), before the task's start is journaled.
+	if _, err := h.store.Update(t.Context(), func(tx host.Tx) error {
+		r, _, err := tx.GetRun(id)
+		if err != nil {
+			return err
+		}
+		r.Status, r.FinishedAtMs = host.RunFailed, time.Now().UnixMilli()
+		return tx.UpdateRun(r)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the body to hear the abort", func() bool {
+		probe := h.launch("probe", nil)
+		return h.output(probe) == "yes"
+	})
+}

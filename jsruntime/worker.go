@@ -253,7 +253,9 @@ func (w *worker) uncatchable(err error) bool {
 	if ok {
 		w.broken = err
 		if w.brokenNode == "" {
-			w.brokenNode = w.node
+			// The code running now: a workflow continuation run from
+			// inside a body's call is the workflow's, not the task's.
+			w.brokenNode = w.asyncContextNow().node
 		}
 	}
 	return ok
