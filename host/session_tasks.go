@@ -60,18 +60,28 @@ func (s *Session) BeginFirstAttempt(nodeID string, iteration int, label, metaJSO
 		}
 		n.Attempts = 1
 		n.State = NodeInProgress
-		added, err := tx.InsertNode(n)
-		if err != nil {
+		if err := insertNew(tx, n); err != nil {
 			return n, err
-		}
-		if !added {
-			return n, errStaleJournal
 		}
 		if err := tx.PutAttempt(Attempt{RunID: s.runID, NodeID: nodeID, Iteration: iteration, Attempt: 1, State: AttemptInProgress, StartedAtMs: startedAtMs}); err != nil {
 			return n, err
 		}
 		return n, nodeEvent(tx, EventNodeStarted, n, now)
 	})
+}
+
+// insertNew writes a node the activation's journal does not have; the
+// store having one means the journal is old (errStaleJournal: the run
+// replays from the store's).
+func insertNew(tx Tx, n Node) error {
+	added, err := tx.InsertNode(n)
+	if err != nil {
+		return err
+	}
+	if !added {
+		return errStaleJournal
+	}
+	return nil
 }
 
 func (s *Session) startAttempt(tx Tx, nodeID string, iteration int, now int64) (Node, error) {
@@ -243,12 +253,8 @@ func (s *Session) finishedTask(nodeID string, iteration int, label, metaJSON str
 		n.State = NodeFinished
 		n.OutputJSON = outputJSON
 		if mustBeNew {
-			added, err := tx.InsertNode(n)
-			if err != nil {
-				return n, err
-			}
-			if !added {
-				return n, errStaleJournal // its events and attempt go with the function's rollback
+			if err := insertNew(tx, n); err != nil {
+				return n, err // its events and attempt go with the function's rollback
 			}
 		} else if err := tx.PutNode(n); err != nil {
 			return n, err

@@ -74,7 +74,7 @@ type attemptRun struct {
 	emitted   int  // bytes of output streamed by this attempt
 	truncated bool // the output passed MaxOutputBytes and was cut
 	// unjournaled is true while the attempt's start is not journaled yet:
-	// a first attempt runs its body before BeginTask (runFirstAttempt),
+	// a first attempt runs its body before its start is (runFirstAttempt),
 	// and the start is journaled with the result when the body settles in
 	// that turn, or on its own before anything else of the attempt.
 	unjournaled bool

@@ -34,29 +34,25 @@ func (t *taskRun) runFirstAttempt() {
 	// its storing run code of the body's.
 	w.node = t.key.id
 	defer func() { w.node = "" }()
-	if err != nil {
-		a.unjournaled = nil
-		if w.broken != nil {
-			return
-		}
-		t.journalStart(at)
-		t.onAttemptFailed(at, exceptionValue(w.rt, err))
-		return
-	}
-	if at.unjournaled {
-		out, ok := w.fulfilled(v)
-		a.unjournaled = nil
-		if w.broken != nil {
-			return
-		}
-		if ok && at.unjournaled {
-			t.onAttemptSucceeded(at, out)
-			return
-		}
-		t.journalStart(at)
+	var out goja.Value
+	settled := false
+	if err == nil && at.unjournaled {
+		// A "then" getter that reaches the journal still journals the
+		// start first.
+		out, settled = w.fulfilled(v)
 	}
 	a.unjournaled = nil
-	w.helpers.settle(v, func(v goja.Value) { t.onAttemptSucceeded(at, v) }, func(e goja.Value) { t.onAttemptFailed(at, e) })
+	switch {
+	case w.broken != nil:
+		return // the turn ran away: the worker is rebuilt
+	case err != nil:
+		t.onAttemptFailed(at, exceptionValue(w.rt, err))
+	case settled && at.unjournaled:
+		t.onAttemptSucceeded(at, out)
+	default:
+		t.journalStart(at)
+		w.helpers.settle(v, func(v goja.Value) { t.onAttemptSucceeded(at, v) }, func(e goja.Value) { t.onAttemptFailed(at, e) })
+	}
 }
 
 // fulfilled returns what v resolves to when that is known now: v itself

@@ -22,7 +22,7 @@ func (t *taskRun) newT(at *attemptRun) *goja.Object {
 	set("iteration", t.key.iteration)
 	set("attempt", at.number)
 	set("idempotencyKey", fmt.Sprintf("%s:%s:%d", a.run.RunID, t.key.id, t.key.iteration))
-	at.t.a.w.lazyProperty(o, "signal", at.signal.object)
+	a.w.lazyProperty(o, "signal", at.signal.object)
 	set("heartbeat", func(call goja.FunctionCall) goja.Value {
 		data := ""
 		if present(call.Argument(0)) {

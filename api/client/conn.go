@@ -1,11 +1,11 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -141,10 +141,9 @@ func (c *Conn) Connect(ctx context.Context, token string, subscribe []string) (*
 func (c *Conn) readLoop() {
 	defer close(c.done)
 	defer close(c.events)
-	var buf []byte // one frame's bytes, reused: decoding copies what it keeps
+	var buf bytes.Buffer // one frame's bytes, reused: decoding copies what it keeps
 	for {
-		var err error
-		buf, err = c.readFrame(buf[:0])
+		err := c.readFrame(&buf)
 		if err != nil {
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {
@@ -160,11 +159,11 @@ func (c *Conn) readLoop() {
 			return
 		}
 		received := time.Now()
-		if c.onFrame != nil && c.onFrame(buf, received) {
+		if c.onFrame != nil && c.onFrame(buf.Bytes(), received) {
 			continue
 		}
 		var f frame
-		if json.Unmarshal(buf, &f) != nil {
+		if json.Unmarshal(buf.Bytes(), &f) != nil {
 			continue
 		}
 		switch f.Type {
@@ -182,25 +181,15 @@ func (c *Conn) readLoop() {
 	}
 }
 
-// readFrame appends the next message's bytes to buf.
-func (c *Conn) readFrame(buf []byte) ([]byte, error) {
+// readFrame reads the next message into buf, in place of what it held.
+func (c *Conn) readFrame(buf *bytes.Buffer) error {
 	_, r, err := c.ws.NextReader()
 	if err != nil {
-		return buf, err
+		return err
 	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
+	buf.Reset()
+	_, err = buf.ReadFrom(r)
+	return err
 }
 
 // Call sends a request and waits for its response.

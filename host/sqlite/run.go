@@ -69,13 +69,6 @@ const (
 	output_json, idempotency_key, deadline_at_ms, lease_epoch, run_id, last_seq)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`
 
-	updateRunSQL = `UPDATE runs SET parent_run_id = ?, workflow_key = ?, workflow_path = ?,
-	workflow_hash = ?, status = ?, created_at_ms = ?, started_at_ms = ?, finished_at_ms = ?,
-	heartbeat_at_ms = ?, runtime_owner_id = ?, cancel_requested_at_ms = ?, error_json = ?,
-	config_json = ?, input_json = ?, output_json = ?, idempotency_key = ?, deadline_at_ms = ?,
-	lease_epoch = ?
-	WHERE run_id = ?`
-
 	runByIdempotencySQL = `SELECT ` + runColumns + ` FROM runs
 	WHERE workflow_key = ? AND idempotency_key = ?`
 )
@@ -105,12 +98,22 @@ func (t *tx) InsertRun(r host.Run) error {
 	return nil
 }
 
-// runUpdateColumns are the columns updateRunSQL sets, in runArgs order.
-var runUpdateColumns = [...]string{"parent_run_id", "workflow_key", "workflow_path",
+// runUpdateColumns are the columns UpdateRun can set, in runArgs order
+// (run_id follows them there).
+var runUpdateColumns = []string{"parent_run_id", "workflow_key", "workflow_path",
 	"workflow_hash", "status", "created_at_ms", "started_at_ms", "finished_at_ms",
 	"heartbeat_at_ms", "runtime_owner_id", "cancel_requested_at_ms", "error_json",
 	"config_json", "input_json", "output_json", "idempotency_key", "deadline_at_ms",
 	"lease_epoch"}
+
+// updateRunSQL sets every column of runUpdateColumns.
+var updateRunSQL = updateRunQuery(runUpdateColumns)
+
+// updateRunQuery is the UPDATE of cols of the run whose id is the last
+// parameter.
+func updateRunQuery(cols []string) string {
+	return "UPDATE runs SET " + strings.Join(cols, " = ?, ") + " = ? WHERE run_id = ?"
+}
 
 // UpdateRun overwrites every column of the run except last_seq. Updating a
 // run that does not exist is an error.
@@ -120,35 +123,23 @@ var runUpdateColumns = [...]string{"parent_run_id", "workflow_key", "workflow_pa
 // column an UPDATE sets, changed or not, and a run's finish (status,
 // times, output) would rewrite the entries of four indexes it leaves as
 // they are, in pages each commit then writes.
-func (t *tx) UpdateRun(r host.Run) (err error) {
+func (t *tx) UpdateRun(r host.Run) error {
 	t.touch(r.RunID)
-	args := runArgs(r)
-	query := updateRunSQL
+	row := runArgs(r)
+	query, args := updateRunSQL, row
 	if prev, ok := t.rows[r.RunID]; ok {
-		var set []string
-		var vals []any
+		var cols []string
+		args = nil
 		for i, col := range runUpdateColumns {
-			if args[i] != prev[i] {
-				set = append(set, col+" = ?")
-				vals = append(vals, args[i])
+			if row[i] != prev[i] {
+				cols = append(cols, col)
+				args = append(args, row[i])
 			}
 		}
-		if len(set) == 0 {
+		if len(cols) == 0 {
 			return nil // the row is as r has it
 		}
-		query = "UPDATE runs SET " + strings.Join(set, ", ") + " WHERE run_id = ?"
-		args, prev = append(vals, r.RunID), args
-		defer func() {
-			if err == nil {
-				t.rows[r.RunID] = prev
-			}
-		}()
-	} else {
-		defer func() {
-			if err == nil {
-				t.knowRow(r)
-			}
-		}()
+		query, args = updateRunQuery(cols), append(args, r.RunID)
 	}
 	res, err := t.exec(query, args...)
 	if err != nil {
@@ -159,6 +150,7 @@ func (t *tx) UpdateRun(r host.Run) (err error) {
 	} else if n == 0 {
 		return fmt.Errorf("update run %s: no such run", r.RunID)
 	}
+	t.know(r.RunID, row)
 	return nil
 }
 

@@ -40,11 +40,14 @@ type tx struct {
 }
 
 // knowRow records r's row as the function last read or wrote it.
-func (t *tx) knowRow(r host.Run) {
+func (t *tx) knowRow(r host.Run) { t.know(r.RunID, runArgs(r)) }
+
+// know records a run's row (runArgs) as the function last read or wrote it.
+func (t *tx) know(runID string, row []any) {
 	if t.rows == nil {
 		t.rows = map[string][]any{}
 	}
-	t.rows[r.RunID] = runArgs(r)
+	t.rows[runID] = row
 }
 
 // seqState is a run's last_seq as the function sees it.
